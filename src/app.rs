@@ -1,0 +1,131 @@
+//! The running server as a whole: what its threads share, and how it starts
+//! and stops.
+//!
+//! [`start`] opens and migrates the database, settles the secrets, creates
+//! the first superuser on an empty database, binds the listener and starts the
+//! workers (and the cleanup timer). Tests call it in-process with a manual
+//! clock and `127.0.0.1:0`; `sessiond serve` calls it and then waits for
+//! SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::clock::{Clock, SystemClock};
+use crate::http::server::HttpServer;
+use crate::secrets::Secrets;
+use crate::settings::Settings;
+use crate::throttle::Throttle;
+use crate::users::{self, DecoyHash, Role};
+use crate::web_sessions::Lifetime;
+
+/// What every worker and the timer share. Read-only but for the throttle
+/// and the shutdown flag.
+pub struct App {
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: Secrets,
+    pub lifetime: Lifetime,
+    pub throttle: Throttle,
+    pub decoy: DecoyHash,
+    /// Set once to stop the workers and the timer.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+/// How to start: the clock and the number of workers.
+pub struct StartOptions {
+    pub clock: Arc<dyn Clock>,
+    pub workers: usize,
+    /// The flag that stops the server; `serve` hands in the one its signal
+    /// handlers set.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+impl Default for StartOptions {
+    fn default() -> StartOptions {
+        StartOptions {
+            clock: Arc::new(SystemClock),
+            workers: default_workers(),
+            shutdown: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Enough workers that a slow password check does not stall other requests.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(4, 16)
+}
+
+/// A started server.
+pub struct Running {
+    app: Arc<App>,
+    http: Option<HttpServer>,
+    addr: SocketAddr,
+}
+
+/// Starts the server.
+pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Running> {
+    let conn = crate::db::open(&settings.db)?;
+    let secrets = crate::secrets::resolve(&conn, &settings)?;
+    let now = options.clock.now();
+    if users::none_exist(&conn)? {
+        let password = crate::random::password();
+        users::create(&conn, "admin", "", &password, Role::Admin, now)?;
+        eprintln!(
+            "created the first superuser `admin` with password {password} (shown only this once; change it with `sessiond changepassword admin`)"
+        );
+    }
+    drop(conn);
+    let lifetime =
+        Lifetime { idle: settings.session_cookie_age, absolute: settings.session_absolute_age };
+    let bind = settings.bind;
+    let app = Arc::new(App {
+        settings,
+        clock: options.clock,
+        secrets,
+        lifetime,
+        throttle: Throttle::new(),
+        decoy: DecoyHash::new(),
+        shutdown: options.shutdown,
+    });
+    let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;
+    let addr = http.addr();
+    Ok(Running { app, http: Some(http), addr })
+}
+
+impl Running {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Blocks until the shutdown flag is set, then stops.
+    pub fn wait(mut self) {
+        while !self.app.shutdown.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.stop_now();
+    }
+
+    /// Stops accepting, finishes requests in flight and joins every thread.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.app.shutdown.store(true, Ordering::SeqCst);
+        if let Some(http) = self.http.take() {
+            http.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

@@ -1,0 +1,32 @@
+//! `sessiond serve`: starts the server, logs what is in force, and stops
+//! cleanly on SIGINT or SIGTERM.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+
+use crate::app::{self, StartOptions};
+use crate::settings::Settings;
+
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&shutdown))
+            .context("failed to install the signal handlers")?;
+    }
+    for resolved in &settings.resolved {
+        eprintln!(
+            "setting {}={} ({})",
+            resolved.key.name,
+            resolved.display_value(),
+            resolved.source
+        );
+    }
+    let options = StartOptions { shutdown, ..StartOptions::default() };
+    let running = app::start(settings, options)?;
+    eprintln!("listening on http://{}", running.addr());
+    running.wait();
+    eprintln!("stopped");
+    Ok(())
+}

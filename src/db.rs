@@ -1,0 +1,147 @@
+//! Opening the SQLite file and migrating its schema.
+//!
+//! Every connection is opened here with the same pragmas (WAL, a busy
+//! timeout, foreign keys on), so that several threads and several processes
+//! can share one file. The schema is an append-only list of migrations tracked
+//! by `PRAGMA user_version`. This module knows the schema as a whole but runs
+//! no queries on behalf of other modules: each table's SQL lives with the
+//! module that owns it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+/// How long a writer waits for another writer (thread or process) before
+/// giving up with "database is locked".
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating when missing) the database file and brings its schema up
+/// to date. The folder is created too.
+pub fn open(path: &Path) -> anyhow::Result<Connection> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("failed to create folder `{}`", parent.display()))?;
+    }
+    let mut conn = open_connection(path)
+        .with_context(|| format!("failed to open database at `{}`", path.display()))?;
+    migrate(&mut conn)
+        .with_context(|| format!("failed to migrate database at `{}`", path.display()))?;
+    Ok(conn)
+}
+
+/// Opens one more connection to a database that [`open`] has already
+/// migrated; used by each worker thread.
+pub fn connect(path: &Path) -> anyhow::Result<Connection> {
+    open_connection(path)
+        .with_context(|| format!("failed to open database at `{}`", path.display()))
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets readers go on while one writer writes, across processes.
+    // synchronous=NORMAL in WAL mode keeps every committed transaction across
+    // a crash of the process; only a power loss can drop the last commits.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// The schema, one step per entry; never edit a step that has shipped, only
+/// append. Step N brings `user_version` from N to N+1.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, the key-value table for generated secrets and the schedule,
+    // web sessions and JWT sessions, and the record of cleanup runs.
+    "
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE,
+        email         TEXT NOT NULL DEFAULT '',
+        password_hash TEXT NOT NULL,
+        is_superuser  INTEGER NOT NULL DEFAULT 0,
+        is_staff      INTEGER NOT NULL DEFAULT 0,
+        is_active     INTEGER NOT NULL DEFAULT 1,
+        date_joined   INTEGER NOT NULL
+    );
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE web_sessions (
+        id            INTEGER PRIMARY KEY,
+        key_hash      BLOB NOT NULL UNIQUE,
+        user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created       INTEGER NOT NULL,
+        last_activity INTEGER NOT NULL,
+        expire_date   INTEGER NOT NULL,
+        client_addr   TEXT NOT NULL DEFAULT '',
+        user_agent    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX web_sessions_expire_date ON web_sessions(expire_date);
+    CREATE INDEX web_sessions_user ON web_sessions(user_id, id);
+    CREATE TABLE jwt_sessions (
+        seq         INTEGER PRIMARY KEY,
+        jti         TEXT NOT NULL UNIQUE,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created     INTEGER NOT NULL,
+        last_activity INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        revoked_at  INTEGER,
+        revoked_by  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        client_addr TEXT NOT NULL DEFAULT '',
+        user_agent  TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX jwt_sessions_expires_at ON jwt_sessions(expires_at);
+    CREATE INDEX jwt_sessions_user ON jwt_sessions(user_id, seq);
+    CREATE TABLE cleanup_runs (
+        id          INTEGER PRIMARY KEY,
+        trigger     TEXT NOT NULL,
+        started     INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        web_deleted INTEGER NOT NULL,
+        jwt_deleted INTEGER NOT NULL,
+        outcome     TEXT NOT NULL
+    );
+    ",
+];
+
+/// Applies the migrations that this file has not seen yet, all in one
+/// transaction; running it twice is a no-op.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    for step in MIGRATIONS.iter().skip(version) {
+        tx.execute_batch(step)?;
+    }
+    if version < MIGRATIONS.len() {
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/db.sqlite3");
+        let mut conn = open(&path).unwrap();
+        conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", []).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let value: String = conn.query_row("SELECT value FROM meta", [], |r| r.get(0)).unwrap();
+        assert_eq!(value, "v");
+    }
+}

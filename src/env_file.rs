@@ -1,0 +1,172 @@
+//! The `.env` file: reading its keys and changing one of them in place.
+//!
+//! Reading goes through `dotenvy`, so quoting and escapes follow the usual
+//! `.env` rules. Writing changes only the lines of the key being set and
+//! keeps every other line (comments, order, unknown keys) as it was; the new
+//! file replaces the old one atomically (temporary file, fsync, rename) and
+//! has mode 0600, since it holds secrets. This module knows nothing about what
+//! the keys mean; `settings` does.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// The key-value pairs of a `.env` file in file order; a missing file is
+/// empty. A key given twice keeps its last value, as the caller reads them.
+pub fn read(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let iter = match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter,
+        Err(dotenvy::Error::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new());
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("failed to read `{}`", path.display()));
+        }
+    };
+    let mut pairs = Vec::new();
+    for item in iter {
+        let pair = item.map_err(|error| describe_parse_error(path, error))?;
+        pairs.push(pair);
+    }
+    Ok(pairs)
+}
+
+/// Writes `key=value` into the file: replaces every line that sets `key`, or
+/// appends one line when none does. Creates the file when missing.
+pub fn set(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
+    let old_text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => {
+            return Err(error).with_context(|| format!("failed to read `{}`", path.display()));
+        }
+    };
+    let new_line = format!("{key}={}", quote(value));
+    let mut replaced = false;
+    let mut new_text = String::with_capacity(old_text.len() + new_line.len() + 1);
+    for line in old_text.split_inclusive('\n') {
+        if line_sets_key(line, key) {
+            new_text.push_str(&new_line);
+            new_text.push('\n');
+            replaced = true;
+        } else {
+            new_text.push_str(line);
+        }
+    }
+    if !replaced {
+        if !new_text.is_empty() && !new_text.ends_with('\n') {
+            new_text.push('\n');
+        }
+        new_text.push_str(&new_line);
+        new_text.push('\n');
+    }
+    write_atomically(path, new_text.as_bytes())
+}
+
+/// Writes a whole new file atomically with mode 0600.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".env.")
+        .suffix(".tmp")
+        .permissions(private_permissions())
+        .tempfile_in(folder)
+        .with_context(|| format!("failed to create a temporary file in `{}`", folder.display()))?;
+    temporary
+        .write_all(contents)
+        .and_then(|()| temporary.as_file().sync_all())
+        .with_context(|| format!("failed to write `{}`", temporary.path().display()))?;
+    temporary
+        .persist(path)
+        .map_err(|error| error.error)
+        .with_context(|| format!("failed to replace `{}`", path.display()))?;
+    Ok(())
+}
+
+/// True when the line assigns `key` (optionally after `export `).
+fn line_sets_key(line: &str, key: &str) -> bool {
+    let line = line.trim_start();
+    let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+    match line.split_once('=') {
+        Some((name, _)) => name.trim_end() == key,
+        None => false,
+    }
+}
+
+/// Quotes a value so that `dotenvy` reads back exactly the same text.
+fn quote(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,:/@+".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        value.to_owned()
+    } else if !value.contains('\'') && !value.contains('\n') {
+        // Single quotes take everything literally: no escapes, no `$VAR`.
+        format!("'{value}'")
+    } else {
+        let mut quoted = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '\\' | '"' | '$' => {
+                    quoted.push('\\');
+                    quoted.push(c);
+                }
+                '\n' => quoted.push_str("\\n"),
+                _ => quoted.push(c),
+            }
+        }
+        quoted.push('"');
+        quoted
+    }
+}
+
+fn describe_parse_error(path: &Path, error: dotenvy::Error) -> anyhow::Error {
+    match error {
+        dotenvy::Error::LineParse(line, index) => anyhow::anyhow!(
+            "failed to parse `{}`: malformed line at character {index}: `{}`",
+            path.display(),
+            line.lines().next().unwrap_or("").chars().take(80).collect::<String>()
+        ),
+        other => anyhow::anyhow!("failed to read `{}`: {other}", path.display()),
+    }
+}
+
+#[cfg(unix)]
+fn private_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o600)
+}
+
+#[cfg(not(unix))]
+fn private_permissions() -> std::fs::Permissions {
+    std::fs::metadata(".").map(|m| m.permissions()).expect("the working directory exists")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_keeps_comments_order_and_other_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "# settings\nA=1\n\nexport B=2 # two\nC='x y'\n").unwrap();
+        set(&path, "B", "3").unwrap();
+        set(&path, "D", "hello world").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "# settings\nA=1\n\nB=3\nC='x y'\nD='hello world'\n");
+    }
+
+    #[test]
+    fn quoted_values_read_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        for value in ["plain", "two words", "it's $HOME \"q\" \\", "", "#hash"] {
+            set(&path, "K", value).unwrap();
+            let pairs = read(&path).unwrap();
+            assert_eq!(pairs, vec![("K".to_owned(), value.to_owned())], "value {value:?}");
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Everything about HTTP: the server and its workers, requests and replies,
+//! the router, the handlers and the HTML views.
+//!
+//! Invariant: only `http::server` knows tiny_http; handlers see
+//! `request::Request` and return `reply::Reply`.
+
+pub mod bearer;
+pub mod csrf;
+pub mod pages;
+pub mod reply;
+pub mod request;
+pub mod router;
+pub mod server;
+pub mod views;
+pub mod web_auth;

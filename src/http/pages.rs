@@ -1,0 +1,187 @@
+//! The handlers of the browser pages and the small JSON endpoints: home,
+//! sign in, sign out, `/api/whoami` and `/healthz`.
+//!
+//! Each handler asks for what it needs (the session, a form) and returns a
+//! reply; the router has already refused cross-site POSTs.
+
+use crate::clock::rfc3339;
+use crate::http::bearer;
+use crate::http::reply::{HttpError, Reply};
+use crate::http::request::Request;
+use crate::http::server::Worker;
+use crate::http::views;
+use crate::http::web_auth::{self, WebAuth};
+use crate::users;
+use crate::web_sessions;
+
+/// The one message for every failed login, whatever was wrong.
+pub const LOGIN_FAILED: &str = "Please enter a correct username and password.";
+
+/// `GET /`: who is signed in, or a redirect to the sign-in page.
+pub fn home(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    let auth = web_auth::authenticate(worker, request)?;
+    let reply = match &auth.session {
+        Some(session) => Reply::html(
+            200,
+            views::home(&session.user, session, worker.app.settings.expire_at_browser_close),
+        ),
+        None => redirect_to_login(request),
+    };
+    Ok(finish(worker, auth, reply))
+}
+
+/// `GET /login`: the form.
+pub fn login_form(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    let auth = web_auth::authenticate(worker, request)?;
+    let next = request.query_param("next").unwrap_or_default();
+    let next = safe_next(&next);
+    let reply = Reply::html(200, views::login(next, "", None));
+    Ok(finish(worker, auth, reply))
+}
+
+/// `POST /login`: checks the credentials and starts a new session with a
+/// new key, ending the one the browser had (no fixation).
+pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    let app = &worker.app;
+    let form = request.form();
+    let username = form.get("username");
+    let password = form.get("password");
+    let next = safe_next(form.get("next"));
+    let client_addr = request.client_addr(app.settings.trust_proxy_headers);
+    let now = app.clock.now();
+
+    if let Err(retry_after) = app.throttle.check(username, &client_addr, now) {
+        let page =
+            views::login(next, username, Some("Too many failed attempts. Please try again later."));
+        return Ok(Reply::html(429, page).with_header("Retry-After", retry_after.0.to_string()));
+    }
+    let Some(user) = users::authenticate(&worker.conn, &app.decoy, username, password)? else {
+        app.throttle.record_failure(username, &client_addr, now);
+        return Ok(Reply::html(401, views::login(next, username, Some(LOGIN_FAILED))));
+    };
+    app.throttle.record_success(username);
+
+    // The session the browser had, if any, ends here: a new login always
+    // gets a new key.
+    if let Some(key_hash) =
+        request.cookie(&app.settings.cookie_name).and_then(|v| web_sessions::hash_cookie_value(&v))
+    {
+        web_sessions::delete(&worker.conn, &key_hash)?;
+    }
+    let (key, session) = web_sessions::create(
+        &worker.conn,
+        &user,
+        app.lifetime,
+        now,
+        &client_addr,
+        request.user_agent(),
+    )?;
+    let auth = WebAuth::logged_in(session, key);
+    Ok(finish(worker, auth, Reply::redirect(next)))
+}
+
+/// `POST /logout`: deletes the session row and the cookie.
+pub fn logout(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    if let Some(key_hash) = request
+        .cookie(&worker.app.settings.cookie_name)
+        .and_then(|value| web_sessions::hash_cookie_value(&value))
+    {
+        web_sessions::delete(&worker.conn, &key_hash)?;
+    }
+    Ok(finish(worker, WebAuth::signed_out(), Reply::redirect("/login")))
+}
+
+/// `GET /api/whoami`: the caller, by bearer token or by session cookie.
+pub fn whoami(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    if request.header("authorization").is_some() {
+        let caller = bearer::authenticate(worker, request)?;
+        return Ok(Reply::json(
+            200,
+            &serde_json::json!({
+                "username": caller.user.username,
+                "role": caller.user.role.as_str(),
+                "auth": "jwt",
+                "expires": rfc3339(caller.expires_at),
+            }),
+        ));
+    }
+    let auth = web_auth::authenticate(worker, request)?;
+    let reply = match &auth.session {
+        Some(session) => Reply::json(
+            200,
+            &serde_json::json!({
+                "username": session.user.username,
+                "role": session.user.role.as_str(),
+                "auth": "session",
+                "expires": rfc3339(session.expire_date),
+            }),
+        ),
+        None => HttpError::Unauthorized.into_reply(true),
+    };
+    Ok(finish(worker, auth, reply))
+}
+
+/// `GET /healthz`: 200 when the database answers.
+pub fn healthz(worker: &Worker) -> Result<Reply, HttpError> {
+    let one: i64 = worker.conn.query_row("SELECT 1", [], |row| row.get(0))?;
+    if one != 1 {
+        return Err(HttpError::Unavailable(String::from("the database gave a wrong answer")));
+    }
+    Ok(Reply::json(200, &serde_json::json!({ "status": "ok" })))
+}
+
+/// `GET /static/style.css`.
+pub fn stylesheet() -> Reply {
+    Reply::new(200, "text/css; charset=utf-8", include_str!("style.css"))
+        .with_header("Cache-Control", "public, max-age=3600")
+}
+
+/// Adds the session cookie this request calls for.
+pub fn finish(worker: &Worker, auth: WebAuth, reply: Reply) -> Reply {
+    auth.finish(reply, &worker.app.settings, worker.app.clock.now())
+}
+
+/// The redirect for an anonymous visitor to a page that needs a session.
+pub fn redirect_to_login(request: &Request) -> Reply {
+    let mut target = request.path.clone();
+    if !request.query.is_empty() {
+        target.push('?');
+        target.push_str(&request.query);
+    }
+    let next: String = form_urlencoded::byte_serialize(safe_next(&target).as_bytes()).collect();
+    Reply::redirect(&format!("/login?next={next}"))
+}
+
+/// `next` is followed only when it is a local path: one `/` followed by
+/// neither `/` nor `\`, with no control characters or spaces (browsers drop
+/// tabs and newlines, which would turn `/\t/evil` into `//evil`) and only
+/// ASCII. Anything else goes to `/`.
+pub fn safe_next(next: &str) -> &str {
+    let bytes = next.as_bytes();
+    let local = bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && bytes.iter().all(|b| b.is_ascii_graphic());
+    if local { next } else { "/" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_must_be_a_local_path() {
+        assert_eq!(safe_next("/account/sessions?x=1"), "/account/sessions?x=1");
+        assert_eq!(safe_next("/"), "/");
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "",
+            "evil",
+            "/\t/evil",
+            "/ä",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! What a handler returns: a status, headers and a body, plus the one error
+//! type of the request path and its mapping to statuses.
+//!
+//! An error becomes a response in exactly one place, [`HttpError::into_reply`].
+//! A 500 is logged there with its cause; the client sees a short generic
+//! message. Nothing here knows tiny_http.
+
+use std::fmt;
+
+/// A response under construction.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body: body.into(),
+        }
+    }
+
+    pub fn html(status: u16, markup: maud::Markup) -> Reply {
+        Reply::new(status, "text/html; charset=utf-8", markup.into_string())
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply::new(status, "application/json", value.to_string())
+    }
+
+    /// A `303 See Other` to a local path.
+    pub fn redirect(location: &str) -> Reply {
+        Reply::new(303, "text/plain; charset=utf-8", "").with_header("Location", location)
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|(header, _)| header.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The body of every 401 from the API.
+pub fn invalid_token_json() -> serde_json::Value {
+    serde_json::json!({
+        "message": "Received invalid authentication token",
+        "extensions": { "code": "AuthenticationInvalid" }
+    })
+}
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug)]
+pub enum HttpError {
+    BadRequest(String),
+    /// An API request without valid credentials.
+    Unauthorized,
+    Forbidden(&'static str),
+    NotFound,
+    MethodNotAllowed(&'static str),
+    PayloadTooLarge,
+    HeadersTooLarge,
+    TooManyRequests {
+        retry_after: i64,
+    },
+    /// The database cannot take writes right now (read-only file, disk full).
+    Unavailable(String),
+    Internal(anyhow::Error),
+}
+
+impl HttpError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::Unauthorized => 401,
+            HttpError::Forbidden(_) => 403,
+            HttpError::NotFound => 404,
+            HttpError::MethodNotAllowed(_) => 405,
+            HttpError::PayloadTooLarge => 413,
+            HttpError::HeadersTooLarge => 431,
+            HttpError::TooManyRequests { .. } => 429,
+            HttpError::Unavailable(_) => 503,
+            HttpError::Internal(_) => 500,
+        }
+    }
+
+    /// The response for this error, as JSON for API paths and as plain text
+    /// elsewhere.
+    pub fn into_reply(self, json: bool) -> Reply {
+        let status = self.status();
+        let message = match &self {
+            HttpError::Internal(error) => {
+                eprintln!("error: internal error: {error:#}");
+                String::from("internal server error")
+            }
+            HttpError::Unavailable(reason) => {
+                eprintln!("error: database unavailable for writes: {reason}");
+                String::from("service unavailable: the database cannot take writes right now")
+            }
+            other => other.to_string(),
+        };
+        let mut reply = if json {
+            let body = match &self {
+                HttpError::Unauthorized => invalid_token_json(),
+                _ => serde_json::json!({ "message": message }),
+            };
+            Reply::json(status, &body)
+        } else {
+            Reply::new(status, "text/plain; charset=utf-8", message)
+        };
+        match self {
+            HttpError::TooManyRequests { retry_after } => {
+                reply = reply.with_header("Retry-After", retry_after.to_string());
+            }
+            HttpError::MethodNotAllowed(allow) => reply = reply.with_header("Allow", allow),
+            _ => {}
+        }
+        reply
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::BadRequest(reason) => write!(f, "bad request: {reason}"),
+            HttpError::Unauthorized => f.write_str("Received invalid authentication token"),
+            HttpError::Forbidden(reason) => write!(f, "forbidden: {reason}"),
+            HttpError::NotFound => f.write_str("not found"),
+            HttpError::MethodNotAllowed(allow) => {
+                write!(f, "method not allowed (allowed: {allow})")
+            }
+            HttpError::PayloadTooLarge => f.write_str("request body larger than 1 MiB"),
+            HttpError::HeadersTooLarge => f.write_str("request headers too large"),
+            HttpError::TooManyRequests { retry_after } => {
+                write!(f, "too many failed logins; try again in {retry_after} s")
+            }
+            HttpError::Unavailable(_) => f.write_str("service unavailable"),
+            HttpError::Internal(_) => f.write_str("internal server error"),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for HttpError {
+    fn from(error: rusqlite::Error) -> HttpError {
+        use rusqlite::ErrorCode;
+        match error.sqlite_error_code() {
+            Some(ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::CannotOpen) => {
+                HttpError::Unavailable(error.to_string())
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                HttpError::Unavailable(error.to_string())
+            }
+            _ => HttpError::Internal(error.into()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for HttpError {
+    fn from(error: anyhow::Error) -> HttpError {
+        match error.downcast::<rusqlite::Error>() {
+            Ok(sqlite) => HttpError::from(sqlite),
+            Err(other) => HttpError::Internal(other),
+        }
+    }
+}

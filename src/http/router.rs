@@ -1,0 +1,70 @@
+//! The one place that maps a request to its handler, and the headers every
+//! response carries.
+//!
+//! `route` refuses cross-site POSTs (SPEC 4) before any handler runs, then a
+//! single `match (method, path)` picks the handler. Errors become responses
+//! here and nowhere else: JSON for API paths, plain text for pages.
+
+use crate::http::csrf;
+use crate::http::pages;
+use crate::http::reply::{HttpError, Reply};
+use crate::http::request::{Method, Request};
+use crate::http::server::Worker;
+
+/// Answers one request.
+pub fn route(worker: &Worker, request: &Request) -> Reply {
+    let api = request.path.starts_with("/api/") || request.path == "/graphql";
+    let reply = match dispatch(worker, request) {
+        Ok(reply) => reply,
+        Err(error) => error.into_reply(api),
+    };
+    with_common_headers(reply)
+}
+
+fn dispatch(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    if request.method == Method::Post
+        && !csrf::is_allowed(request, &worker.app.settings.csrf_trusted_origins)
+    {
+        return Err(HttpError::Forbidden("cross-origin request refused"));
+    }
+    use Method::{Get, Head, Post};
+    match (request.method, request.path.as_str()) {
+        (Get | Head, "/") => pages::home(worker, request),
+        (Get | Head, "/login") => pages::login_form(worker, request),
+        (Post, "/login") => pages::login_submit(worker, request),
+        (Post, "/logout") => pages::logout(worker, request),
+        (Get | Head, "/api/whoami") => pages::whoami(worker, request),
+        (Get | Head, "/healthz") => pages::healthz(worker),
+        (Get | Head, "/static/style.css") => Ok(pages::stylesheet()),
+        (_, "/" | "/login" | "/api/whoami" | "/healthz" | "/static/style.css") => {
+            Err(HttpError::MethodNotAllowed("GET, HEAD"))
+        }
+        (_, "/logout") => Err(HttpError::MethodNotAllowed("POST")),
+        _ => Err(HttpError::NotFound),
+    }
+}
+
+/// Headers on every response: responses depend on the cookie and are
+/// private; pages also get the browser protections.
+fn with_common_headers(mut reply: Reply) -> Reply {
+    reply.headers.push(("Vary", String::from("Cookie")));
+    if !reply.has_header("Cache-Control") {
+        reply.headers.push(("Cache-Control", String::from("private, no-store")));
+    }
+    let is_html = reply
+        .headers
+        .iter()
+        .any(|(name, value)| *name == "Content-Type" && value.starts_with("text/html"));
+    if is_html {
+        reply.headers.push((
+            "Content-Security-Policy",
+            String::from(
+                "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+            ),
+        ));
+        reply.headers.push(("X-Frame-Options", String::from("DENY")));
+    }
+    reply.headers.push(("X-Content-Type-Options", String::from("nosniff")));
+    reply.headers.push(("Referrer-Policy", String::from("same-origin")));
+    reply
+}

@@ -1,0 +1,142 @@
+//! Who a browser request belongs to: the session cookie, looked up, slid
+//! forward and sent back.
+//!
+//! [`authenticate`] runs once per request that cares about the browser
+//! session. It never creates a row: an unknown, expired, deleted or
+//! malformed cookie means "not signed in" and gets the deletion cookie. With
+//! SAVE_EVERY_REQUEST on, a live session's expiry slides (written only when
+//! the stored value lags by more than `Lifetime::allowed_lag`) and the
+//! cookie is sent again; [`WebAuth::finish`] adds that Set-Cookie to the
+//! reply.
+
+use cookie::{Cookie, SameSite};
+
+use crate::clock::UnixTime;
+use crate::http::reply::{HttpError, Reply};
+use crate::http::request::Request;
+use crate::http::server::Worker;
+use crate::settings::Settings;
+use crate::web_sessions::{self, WebSession};
+
+/// The result of looking at a request's session cookie.
+#[derive(Debug)]
+pub struct WebAuth {
+    pub session: Option<WebSession>,
+    /// The key from the cookie when it names a live session.
+    pub key: Option<String>,
+    cookie: CookieAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CookieAction {
+    Nothing,
+    /// Send the cookie for this key again (a save happened).
+    Send {
+        key: String,
+        expire_date: UnixTime,
+    },
+    /// The request carried a cookie that names no live session.
+    Delete,
+}
+
+/// Looks up the request's session, sliding its expiry when the settings
+/// say every request is a save.
+pub fn authenticate(worker: &Worker, request: &Request) -> Result<WebAuth, HttpError> {
+    let settings = &worker.app.settings;
+    let Some(value) = request.cookie(&settings.cookie_name) else {
+        return Ok(WebAuth::anonymous());
+    };
+    let Some(key_hash) = web_sessions::hash_cookie_value(&value) else {
+        return Ok(WebAuth::stale());
+    };
+    let now = worker.app.clock.now();
+    let Some(mut session) = web_sessions::find_live(&worker.conn, &key_hash, now)? else {
+        return Ok(WebAuth::stale());
+    };
+    let mut cookie = CookieAction::Nothing;
+    if settings.save_every_request {
+        let lifetime = worker.app.lifetime;
+        let exact = lifetime.expiry_after_save(session.created, now);
+        if (exact - session.expire_date).abs() > lifetime.allowed_lag() {
+            if !web_sessions::save(&worker.conn, session.row_id, exact, now)? {
+                // A logout deleted the row after we read it.
+                return Ok(WebAuth::stale());
+            }
+            session.expire_date = exact;
+            session.last_activity = now;
+        }
+        cookie = CookieAction::Send { key: value.clone(), expire_date: session.expire_date };
+    }
+    Ok(WebAuth { session: Some(session), key: Some(value), cookie })
+}
+
+impl WebAuth {
+    pub fn anonymous() -> WebAuth {
+        WebAuth { session: None, key: None, cookie: CookieAction::Nothing }
+    }
+
+    fn stale() -> WebAuth {
+        WebAuth { session: None, key: None, cookie: CookieAction::Delete }
+    }
+
+    /// A freshly logged-in session whose cookie must be sent.
+    pub fn logged_in(session: WebSession, key: String) -> WebAuth {
+        let cookie = CookieAction::Send { key: key.clone(), expire_date: session.expire_date };
+        WebAuth { session: Some(session), key: Some(key), cookie }
+    }
+
+    /// After logout or when this session was ended: delete the cookie.
+    pub fn signed_out() -> WebAuth {
+        WebAuth::stale()
+    }
+
+    /// Adds the Set-Cookie this request calls for to the reply.
+    pub fn finish(self, reply: Reply, settings: &Settings, now: UnixTime) -> Reply {
+        match self.cookie {
+            CookieAction::Nothing => reply,
+            CookieAction::Send { key, expire_date } => {
+                reply.with_header("Set-Cookie", session_cookie(settings, &key, expire_date, now))
+            }
+            CookieAction::Delete => reply.with_header("Set-Cookie", removal_cookie(settings)),
+        }
+    }
+}
+
+/// The Set-Cookie value for a session key.
+pub fn session_cookie(
+    settings: &Settings,
+    key: &str,
+    expire_date: UnixTime,
+    now: UnixTime,
+) -> String {
+    let mut builder = Cookie::build((settings.cookie_name.as_str(), key))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(settings.cookie_secure);
+    if !settings.expire_at_browser_close {
+        let max_age = (expire_date - now).max(0);
+        builder = builder
+            .max_age(cookie::time::Duration::seconds(max_age))
+            .expires(http_time(now + max_age));
+    }
+    builder.build().to_string()
+}
+
+/// The Set-Cookie value that deletes the session cookie.
+pub fn removal_cookie(settings: &Settings) -> String {
+    Cookie::build((settings.cookie_name.as_str(), ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(settings.cookie_secure)
+        .max_age(cookie::time::Duration::ZERO)
+        .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
+        .build()
+        .to_string()
+}
+
+fn http_time(time: UnixTime) -> cookie::time::OffsetDateTime {
+    cookie::time::OffsetDateTime::from_unix_timestamp(time)
+        .unwrap_or(cookie::time::OffsetDateTime::UNIX_EPOCH)
+}

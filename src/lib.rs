@@ -1,0 +1,25 @@
+//! sessiond: a self-hosted session server. It signs people in and keeps
+//! their browser sessions (a cookie) and API sessions (a JWT) in one SQLite
+//! file; administrators see and end any session; expired ones are cleaned up
+//! by a command and by a timer.
+//!
+//! The binary (`main.rs`) only calls [`cli::run`]; everything lives here so
+//! that tests can start the server in-process. See ARCHITECTURE.md for the
+//! map of modules.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod db;
+pub mod env_file;
+pub mod http;
+pub mod jwt_sessions;
+pub mod meta;
+pub mod random;
+pub mod secrets;
+pub mod settings;
+pub mod throttle;
+pub mod users;
+pub mod web_sessions;

@@ -1,0 +1,43 @@
+//! The `meta` table: small named values the program keeps in the database,
+//! such as generated secrets and the cleanup schedule.
+//!
+//! Only this module touches `meta`. Values are plain text; callers decide
+//! what they mean.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Reads one value.
+pub fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row(params![key], |row| row.get(0))
+        .optional()
+}
+
+/// Writes one value, replacing any earlier one.
+pub fn set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}
+
+/// Reads a value, or stores the one `make` returns when there is none yet.
+/// Safe against another process doing the same at once: the first writer wins
+/// and everyone reads its value.
+pub fn get_or_insert_with(
+    conn: &Connection,
+    key: &str,
+    make: impl FnOnce() -> String,
+) -> rusqlite::Result<String> {
+    if let Some(value) = get(conn, key)? {
+        return Ok(value);
+    }
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+    )?
+    .execute(params![key, make()])?;
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row(params![key], |row| row.get(0))
+}

@@ -1,0 +1,475 @@
+//! The settings: which keys exist, what values they accept, and where each
+//! value came from.
+//!
+//! Precedence is the process environment, then the `.env` file, then the
+//! fallback. The Django names are kept so that a Ghostwriter `.env` works as
+//! it is (its other keys are ignored). Every value is validated here, once, at
+//! load time; a bad one is refused with its key and value named (a secret is
+//! named by its key only). Secrets that are not configured are `None` here
+//! and are generated and kept in the database by `secrets`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// What kind of value a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Whole seconds greater than zero.
+    Seconds,
+    /// Whole seconds, zero meaning "no limit".
+    SecondsOrZero,
+    Bool,
+    CookieName,
+    /// A signing key of at least this many bytes.
+    Secret {
+        min_bytes: usize,
+    },
+    /// Space-separated origins such as `https://example.com`.
+    Origins,
+    SocketAddr,
+    Path,
+}
+
+/// One setting.
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The value used when neither the environment nor the file set it;
+    /// `None` for secrets, which are generated and kept in the database.
+    pub fallback: Option<&'static str>,
+    /// What `init` writes: `Some(value)`, or the kind of value to generate.
+    pub init: InitValue,
+    pub meaning: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitValue {
+    Value(&'static str),
+    FreshSecret,
+    NotWritten,
+}
+
+/// Every key sessiond reads, in the order `config` prints them.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "DJANGO_SESSION_COOKIE_AGE",
+        kind: Kind::Seconds,
+        fallback: Some("7200"),
+        init: InitValue::Value("32400"),
+        meaning: "seconds a web session lives after its last save",
+    },
+    Key {
+        name: "DJANGO_SESSION_SAVE_EVERY_REQUEST",
+        kind: Kind::Bool,
+        fallback: Some("true"),
+        init: InitValue::Value("true"),
+        meaning: "every authenticated request slides the expiry and re-sends the cookie",
+    },
+    Key {
+        name: "DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE",
+        kind: Kind::Bool,
+        fallback: Some("true"),
+        init: InitValue::Value("true"),
+        meaning: "the cookie has no Max-Age/Expires; the server-side expiry still applies",
+    },
+    Key {
+        name: "DJANGO_SESSION_COOKIE_SECURE",
+        kind: Kind::Bool,
+        fallback: Some("false"),
+        init: InitValue::Value("false"),
+        meaning: "add `Secure` to the cookie",
+    },
+    Key {
+        name: "DJANGO_SESSION_COOKIE_NAME",
+        kind: Kind::CookieName,
+        fallback: Some("sessionid"),
+        init: InitValue::NotWritten,
+        meaning: "cookie name",
+    },
+    Key {
+        name: "DJANGO_SECRET_KEY",
+        kind: Kind::Secret { min_bytes: 1 },
+        fallback: None,
+        init: InitValue::FreshSecret,
+        meaning: "key for anything the server signs besides JWTs",
+    },
+    Key {
+        name: "DJANGO_JWT_SECRET_KEY",
+        kind: Kind::Secret { min_bytes: 32 },
+        fallback: None,
+        init: InitValue::FreshSecret,
+        meaning: "HS256 key for login JWTs (at least 32 bytes)",
+    },
+    Key {
+        name: "DJANGO_CSRF_TRUSTED_ORIGINS",
+        kind: Kind::Origins,
+        fallback: Some(""),
+        init: InitValue::Value(""),
+        meaning: "space-separated extra origins allowed to POST",
+    },
+    Key {
+        name: "SESSIOND_SESSION_ABSOLUTE_AGE",
+        kind: Kind::SecondsOrZero,
+        fallback: Some("2592000"),
+        init: InitValue::Value("2592000"),
+        meaning: "hard cap on a web session's life since login; 0 = none",
+    },
+    Key {
+        name: "SESSIOND_JWT_LIFETIME",
+        kind: Kind::Seconds,
+        fallback: Some("900"),
+        init: InitValue::Value("900"),
+        meaning: "seconds a login JWT is valid",
+    },
+    Key {
+        name: "SESSIOND_BIND",
+        kind: Kind::SocketAddr,
+        fallback: Some("127.0.0.1:8000"),
+        init: InitValue::Value("127.0.0.1:8000"),
+        meaning: "listen address",
+    },
+    Key {
+        name: "SESSIOND_DB",
+        kind: Kind::Path,
+        fallback: Some("data/sessiond.sqlite3"),
+        init: InitValue::NotWritten,
+        meaning: "database file",
+    },
+    Key {
+        name: "SESSIOND_TRUST_PROXY_HEADERS",
+        kind: Kind::Bool,
+        fallback: Some("false"),
+        init: InitValue::Value("false"),
+        meaning: "take the client address from `X-Forwarded-For` (only behind a reverse proxy)",
+    },
+];
+
+/// Finds a key by name, ignoring case.
+pub fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name.eq_ignore_ascii_case(name))
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    CommandLine,
+    Environment,
+    EnvFile(PathBuf),
+    Fallback,
+    /// A secret that is not configured: generated once and kept in the
+    /// database.
+    Database,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::CommandLine => f.write_str("command line"),
+            Source::Environment => f.write_str("environment"),
+            Source::EnvFile(path) => write!(f, "{}", path.display()),
+            Source::Fallback => f.write_str("default"),
+            Source::Database => f.write_str("database"),
+        }
+    }
+}
+
+/// One resolved value with its origin.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub key: &'static Key,
+    /// `None` only for a secret that is not configured.
+    pub value: Option<String>,
+    pub source: Source,
+}
+
+impl Resolved {
+    /// The value as `config` shows it: secrets masked.
+    pub fn display_value(&self) -> String {
+        match (&self.value, self.key.kind) {
+            (None, _) => String::from("(generated, kept in the database)"),
+            (Some(value), Kind::Secret { .. }) => mask(value),
+            (Some(value), _) => value.clone(),
+        }
+    }
+}
+
+/// Masks a secret, showing only its length.
+pub fn mask(secret: &str) -> String {
+    format!("******** ({} bytes)", secret.len())
+}
+
+/// The settings in force, typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub session_cookie_age: i64,
+    pub save_every_request: bool,
+    pub expire_at_browser_close: bool,
+    pub cookie_secure: bool,
+    pub cookie_name: String,
+    pub secret_key: Option<String>,
+    pub jwt_secret_key: Option<String>,
+    pub csrf_trusted_origins: Vec<String>,
+    /// Zero means no cap.
+    pub session_absolute_age: i64,
+    pub jwt_lifetime: i64,
+    pub bind: SocketAddr,
+    pub db: PathBuf,
+    pub trust_proxy_headers: bool,
+    /// Every key with its value and source, in `KEYS` order.
+    pub resolved: Vec<Resolved>,
+}
+
+/// Values given on the command line, which win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub db: Option<PathBuf>,
+    pub bind: Option<String>,
+}
+
+impl Settings {
+    /// Loads the settings from the process environment and the `.env` file.
+    pub fn load(env_file: &Path, overrides: &Overrides) -> anyhow::Result<Settings> {
+        let file_pairs = crate::env_file::read(env_file)?;
+        let environment = |name: &str| std::env::var(name).ok();
+        Settings::resolve(env_file, &file_pairs, environment, overrides)
+    }
+
+    /// Resolves every key from the given sources; the environment is passed
+    /// in so that tests do not depend on the real one.
+    pub fn resolve(
+        env_file: &Path,
+        file_pairs: &[(String, String)],
+        environment: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Settings> {
+        let file_values: HashMap<&str, &str> =
+            file_pairs.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+        let mut resolved = Vec::with_capacity(KEYS.len());
+        for key in KEYS {
+            let from_command_line = match key.name {
+                "SESSIOND_DB" => overrides.db.as_ref().map(|path| path.display().to_string()),
+                "SESSIOND_BIND" => overrides.bind.clone(),
+                _ => None,
+            };
+            let (value, source) = if let Some(value) = from_command_line {
+                (Some(value), Source::CommandLine)
+            } else if let Some(value) = environment(key.name) {
+                (Some(value), Source::Environment)
+            } else if let Some(value) = file_values.get(key.name) {
+                (Some((*value).to_owned()), Source::EnvFile(env_file.to_path_buf()))
+            } else {
+                match key.fallback {
+                    Some(value) => (Some(value.to_owned()), Source::Fallback),
+                    None => (None, Source::Database),
+                }
+            };
+            // An empty secret counts as not configured.
+            let (value, source) = match value {
+                Some(empty) if empty.is_empty() && matches!(key.kind, Kind::Secret { .. }) => {
+                    (None, Source::Database)
+                }
+                other => (other, source),
+            };
+            if let Some(value) = &value {
+                validate(key, value).map_err(|error| anyhow::anyhow!("{error} (from {source})"))?;
+            }
+            resolved.push(Resolved { key, value, source });
+        }
+        Ok(Settings::from_resolved(resolved))
+    }
+
+    fn from_resolved(resolved: Vec<Resolved>) -> Settings {
+        let text = |name: &str| -> Option<String> {
+            resolved.iter().find(|r| r.key.name == name).and_then(|r| r.value.clone())
+        };
+        let required = |name: &str| text(name).expect("every key but the secrets has a fallback");
+        let seconds = |name: &str| parse_seconds(&required(name)).expect("validated");
+        let boolean = |name: &str| parse_bool(&required(name)).expect("validated");
+        Settings {
+            session_cookie_age: seconds("DJANGO_SESSION_COOKIE_AGE"),
+            save_every_request: boolean("DJANGO_SESSION_SAVE_EVERY_REQUEST"),
+            expire_at_browser_close: boolean("DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE"),
+            cookie_secure: boolean("DJANGO_SESSION_COOKIE_SECURE"),
+            cookie_name: required("DJANGO_SESSION_COOKIE_NAME"),
+            secret_key: text("DJANGO_SECRET_KEY"),
+            jwt_secret_key: text("DJANGO_JWT_SECRET_KEY"),
+            csrf_trusted_origins: required("DJANGO_CSRF_TRUSTED_ORIGINS")
+                .split_ascii_whitespace()
+                .map(|origin| origin.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            session_absolute_age: seconds("SESSIOND_SESSION_ABSOLUTE_AGE"),
+            jwt_lifetime: seconds("SESSIOND_JWT_LIFETIME"),
+            bind: required("SESSIOND_BIND").parse().expect("validated"),
+            db: PathBuf::from(required("SESSIOND_DB")),
+            trust_proxy_headers: boolean("SESSIOND_TRUST_PROXY_HEADERS"),
+            resolved,
+        }
+    }
+}
+
+/// Checks a value for a key; the error names the key, and the value unless
+/// it is a secret.
+pub fn validate(key: &Key, value: &str) -> Result<(), String> {
+    let refuse = |expected: &str| {
+        Err(format!("invalid value `{value}` for `{}`: expected {expected}", key.name))
+    };
+    match key.kind {
+        Kind::Seconds => match parse_seconds(value) {
+            Some(seconds) if seconds > 0 => Ok(()),
+            _ => refuse("whole seconds greater than 0"),
+        },
+        Kind::SecondsOrZero => match parse_seconds(value) {
+            Some(_) => Ok(()),
+            None => refuse("whole seconds, or 0 for none"),
+        },
+        Kind::Bool => match parse_bool(value) {
+            Some(_) => Ok(()),
+            None => refuse("true/false, 1/0, yes/no, on/off or y/n"),
+        },
+        Kind::CookieName => {
+            let token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if !value.is_empty() && value.len() <= 64 && value.chars().all(token_char) {
+                Ok(())
+            } else {
+                refuse("a cookie name of letters, digits and `-_.` (at most 64)")
+            }
+        }
+        Kind::Secret { min_bytes } => {
+            if value.len() >= min_bytes {
+                Ok(())
+            } else {
+                Err(format!("invalid value for `{}`: must be at least {min_bytes} bytes", key.name))
+            }
+        }
+        Kind::Origins => {
+            for origin in value.split_ascii_whitespace() {
+                if !is_origin(origin) {
+                    return Err(format!(
+                        "invalid value `{value}` for `{}`: `{origin}` is not an origin like `https://example.com`",
+                        key.name
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Kind::SocketAddr => match value.parse::<SocketAddr>() {
+            Ok(_) => Ok(()),
+            Err(_) => refuse("an address and port like `127.0.0.1:8000`"),
+        },
+        Kind::Path => {
+            if value.is_empty() {
+                refuse("a file path")
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Parses whole seconds: digits only, no sign, no unit.
+pub fn parse_seconds(value: &str) -> Option<i64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Beyond a century of seconds the value is surely a mistake, and keeping
+    // it small keeps `now + age` far from overflow.
+    value.parse::<i64>().ok().filter(|seconds| *seconds <= 100 * 365 * 24 * 3600)
+}
+
+/// Parses a boolean in any of the accepted spellings, in any case.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// True for `scheme://host[:port]` with nothing after it.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let host_ok = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
+    matches!(scheme, "http" | "https") && !rest.is_empty() && rest.chars().all(host_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(file: &[(&str, &str)], env: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let file: Vec<(String, String)> =
+            file.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::resolve(Path::new(".env"), &file, |k| env.get(k).cloned(), &Overrides::default())
+    }
+
+    #[test]
+    fn fallbacks_are_the_documented_values() {
+        let settings = resolve(&[], &[]).unwrap();
+        assert_eq!(settings.session_cookie_age, 7200);
+        assert!(settings.save_every_request);
+        assert!(settings.expire_at_browser_close);
+        assert!(!settings.cookie_secure);
+        assert_eq!(settings.cookie_name, "sessionid");
+        assert_eq!(settings.session_absolute_age, 2_592_000);
+        assert_eq!(settings.jwt_lifetime, 900);
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(settings.db, PathBuf::from("data/sessiond.sqlite3"));
+        assert!(settings.jwt_secret_key.is_none());
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let settings = resolve(
+            &[("DJANGO_SESSION_COOKIE_AGE", "60"), ("SESSIOND_JWT_LIFETIME", "30")],
+            &[("DJANGO_SESSION_COOKIE_AGE", "90")],
+        )
+        .unwrap();
+        assert_eq!(settings.session_cookie_age, 90);
+        assert_eq!(settings.jwt_lifetime, 30);
+    }
+
+    #[test]
+    fn every_boolean_spelling_is_accepted() {
+        for (text, expected) in
+            [("TRUE", true), ("1", true), ("Yes", true), ("on", true), ("y", true)]
+                .into_iter()
+                .chain([
+                    ("false", false),
+                    ("0", false),
+                    ("NO", false),
+                    ("Off", false),
+                    ("n", false),
+                ])
+        {
+            assert_eq!(parse_bool(text), Some(expected), "{text}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let error = resolve(&[("DJANGO_SESSION_COOKIE_AGE", "-5")], &[]).unwrap_err().to_string();
+        assert!(error.contains("DJANGO_SESSION_COOKIE_AGE") && error.contains("`-5`"), "{error}");
+        assert!(resolve(&[("DJANGO_SESSION_COOKIE_AGE", "0")], &[]).is_err());
+        assert!(resolve(&[("SESSIOND_SESSION_ABSOLUTE_AGE", "0")], &[]).is_ok());
+        assert!(resolve(&[("DJANGO_SESSION_COOKIE_AGE", "1.5")], &[]).is_err());
+        assert!(resolve(&[("DJANGO_SESSION_SAVE_EVERY_REQUEST", "maybe")], &[]).is_err());
+        assert!(resolve(&[("DJANGO_CSRF_TRUSTED_ORIGINS", "example.com")], &[]).is_err());
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_echoing_it() {
+        let error =
+            resolve(&[("DJANGO_JWT_SECRET_KEY", "tooshort-secret")], &[]).unwrap_err().to_string();
+        assert!(error.contains("DJANGO_JWT_SECRET_KEY"), "{error}");
+        assert!(!error.contains("tooshort-secret"), "{error}");
+    }
+}

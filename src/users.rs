@@ -1,0 +1,306 @@
+//! The `users` table: accounts, their roles and their password hashes.
+//!
+//! Passwords are hashed with Argon2id using OWASP's parameters (19 MiB,
+//! 2 iterations, 1 lane). Checking a password costs the same whether or not
+//! the user exists or is active, so that timing does not tell which part of
+//! a failed login was wrong. Only this module touches `users`; ending a
+//! user's sessions is the caller's job (see `accounts`).
+
+use std::fmt;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::clock::UnixTime;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A superuser (Django's `is_superuser`).
+    Admin,
+    /// Staff (Django's `is_staff`).
+    Manager,
+    User,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "manager" => Some(Role::Manager),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::User => "user",
+        }
+    }
+
+    fn from_flags(is_superuser: bool, is_staff: bool) -> Role {
+        if is_superuser {
+            Role::Admin
+        } else if is_staff {
+            Role::Manager
+        } else {
+            Role::User
+        }
+    }
+
+    fn flags(self) -> (bool, bool) {
+        match self {
+            Role::Admin => (true, true),
+            Role::Manager => (false, true),
+            Role::User => (false, false),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user as the rest of the program sees it (never the hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub is_active: bool,
+}
+
+impl User {
+    /// Staff and superusers may use the admin pages.
+    pub fn is_staff(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Manager)
+    }
+}
+
+/// Why a new user or password was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UserError {
+    InvalidUsername(String),
+    UsernameTaken(String),
+    InvalidEmail(String),
+    InvalidPassword(&'static str),
+    NoSuchUser(String),
+}
+
+impl fmt::Display for UserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserError::InvalidUsername(name) => {
+                write!(f, "invalid username `{name}`: use 1 to 150 letters, digits and `@.+-_`")
+            }
+            UserError::UsernameTaken(name) => write!(f, "a user named `{name}` already exists"),
+            UserError::InvalidEmail(email) => write!(f, "invalid email `{email}`"),
+            UserError::InvalidPassword(reason) => write!(f, "invalid password: {reason}"),
+            UserError::NoSuchUser(name) => write!(f, "no user named `{name}`"),
+        }
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// The longest password accepted; hashing is the expensive part, and nobody
+/// types more than this.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Checks a username the way Django does: 1 to 150 of `[A-Za-z0-9@.+-_]`.
+pub fn validate_username(username: &str) -> Result<(), UserError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "@.+-_".contains(c);
+    if username.is_empty() || username.len() > 150 || !username.chars().all(allowed) {
+        return Err(UserError::InvalidUsername(username.chars().take(160).collect()));
+    }
+    Ok(())
+}
+
+pub fn validate_password(password: &str) -> Result<(), UserError> {
+    if password.is_empty() {
+        return Err(UserError::InvalidPassword("it is empty"));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(UserError::InvalidPassword("it is longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
+fn validate_email(email: &str) -> Result<(), UserError> {
+    let plausible = email.is_empty()
+        || (email.len() <= 254
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !email.contains(char::is_whitespace)
+            }));
+    if plausible { Ok(()) } else { Err(UserError::InvalidEmail(email.to_owned())) }
+}
+
+/// The Argon2id hasher with OWASP's recommended parameters.
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP's Argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password into a PHC string.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&crate::random::secret_bytes::<16>())
+        .expect("16 bytes make a valid salt");
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("hashing with valid parameters cannot fail")
+        .to_string()
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash to check against when the user does not exist, so that a failed
+/// login takes the same time either way. Made once at start-up.
+#[derive(Debug, Clone)]
+pub struct DecoyHash(String);
+
+impl DecoyHash {
+    pub fn new() -> DecoyHash {
+        DecoyHash(hash_password(&crate::random::password()))
+    }
+}
+
+impl Default for DecoyHash {
+    fn default() -> DecoyHash {
+        DecoyHash::new()
+    }
+}
+
+/// Checks a username and password; `Some(user)` only for an active user
+/// whose password matches. Always runs one Argon2 verification.
+pub fn authenticate(
+    conn: &Connection,
+    decoy: &DecoyHash,
+    username: &str,
+    password: &str,
+) -> rusqlite::Result<Option<User>> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        // Still spend the time of one verification.
+        verify_password("", &decoy.0);
+        return Ok(None);
+    }
+    let found = conn
+        .prepare_cached(
+            "SELECT id, username, email, is_superuser, is_staff, is_active, password_hash
+             FROM users WHERE username = ?1",
+        )?
+        .query_row(params![username], |row| Ok((user_from_row(row)?, row.get::<_, String>(6)?)))
+        .optional()?;
+    match found {
+        Some((user, phc)) => {
+            let matches = verify_password(password, &phc);
+            Ok((matches && user.is_active).then_some(user))
+        }
+        None => {
+            verify_password(password, &decoy.0);
+            Ok(None)
+        }
+    }
+}
+
+/// Creates a user. The password is hashed here.
+pub fn create(
+    conn: &Connection,
+    username: &str,
+    email: &str,
+    password: &str,
+    role: Role,
+    now: UnixTime,
+) -> Result<User, anyhow::Error> {
+    validate_username(username)?;
+    validate_email(email)?;
+    validate_password(password)?;
+    let (is_superuser, is_staff) = role.flags();
+    let password_hash = hash_password(password);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO users (username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6) ON CONFLICT (username) DO NOTHING",
+        )?
+        .execute(params![username, email, password_hash, is_superuser, is_staff, now])?;
+    if inserted == 0 {
+        return Err(UserError::UsernameTaken(username.to_owned()).into());
+    }
+    Ok(User {
+        id: conn.last_insert_rowid(),
+        username: username.to_owned(),
+        email: email.to_owned(),
+        role,
+        is_active: true,
+    })
+}
+
+/// Finds a user by name.
+pub fn find_by_username(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(
+        "SELECT id, username, email, is_superuser, is_staff, is_active FROM users WHERE username = ?1",
+    )?
+    .query_row(params![username], user_from_row)
+    .optional()
+}
+
+/// Finds a user by id.
+pub fn find_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(
+        "SELECT id, username, email, is_superuser, is_staff, is_active FROM users WHERE id = ?1",
+    )?
+    .query_row(params![id], user_from_row)
+    .optional()
+}
+
+/// True when there is no user at all (a new database).
+pub fn none_exist(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM users)")?.query_row([], |row| row.get(0))
+}
+
+/// Replaces a user's password hash. Returns false when there is no such user.
+pub fn set_password(conn: &Connection, user_id: i64, password: &str) -> anyhow::Result<bool> {
+    validate_password(password)?;
+    let password_hash = hash_password(password);
+    let changed = conn
+        .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        .execute(params![user_id, password_hash])?;
+    Ok(changed == 1)
+}
+
+/// Marks a user active or inactive. Returns false when there is no such user.
+pub fn set_active(conn: &Connection, user_id: i64, active: bool) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached("UPDATE users SET is_active = ?2 WHERE id = ?1")?
+        .execute(params![user_id, active])?;
+    Ok(changed == 1)
+}
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    user_from_columns(row, 0)
+}
+
+/// Builds a `User` from six columns starting at `first`: `users.id,
+/// users.username, users.email, users.is_superuser, users.is_staff,
+/// users.is_active`, the order other modules select them in when they join
+/// `users`.
+pub fn user_from_columns(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(first)?,
+        username: row.get(first + 1)?,
+        email: row.get(first + 2)?,
+        role: Role::from_flags(row.get(first + 3)?, row.get(first + 4)?),
+        is_active: row.get(first + 5)?,
+    })
+}

@@ -1,0 +1,290 @@
+//! The `web_sessions` table: browser sessions, found by the hash of the
+//! cookie's key.
+//!
+//! A key is 32 bytes from the OS CSPRNG, sent to the browser as 64 hex
+//! characters; the table keeps only its SHA-256, so a copy of the database
+//! cannot be replayed as a cookie. A row is created only by a successful
+//! login; requests may slide its expiry but never create or revive one. Only
+//! this module touches `web_sessions`; it takes `now` from its callers.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::clock::UnixTime;
+use crate::users::{User, user_from_columns};
+
+/// Length of a key as the cookie carries it.
+pub const KEY_TEXT_LEN: usize = 64;
+
+/// The SHA-256 of a session key; the only form of the key that is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl KeyHash {
+    /// The public id of a web session: the hash in hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// A short fingerprint for lists: the first 12 hex characters.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.0[..6])
+    }
+
+    pub fn from_hex(text: &str) -> Option<KeyHash> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(KeyHash(bytes))
+    }
+}
+
+/// Makes a new key: the text for the cookie and its hash for the table.
+pub fn new_key() -> (String, KeyHash) {
+    let key = crate::random::secret_bytes::<32>();
+    (hex::encode(key), hash_key_bytes(&key))
+}
+
+/// Turns a cookie value into the hash to look up, or `None` when the value
+/// cannot be a key this server issued (wrong length or characters).
+pub fn hash_cookie_value(value: &str) -> Option<KeyHash> {
+    if value.len() != KEY_TEXT_LEN {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(value, &mut key).ok()?;
+    // Only the lowercase spelling is ever issued.
+    if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Some(hash_key_bytes(&key))
+}
+
+fn hash_key_bytes(key: &[u8; 32]) -> KeyHash {
+    KeyHash(Sha256::digest(key).into())
+}
+
+/// How long sessions live, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetime {
+    /// Seconds after the last save (DJANGO_SESSION_COOKIE_AGE).
+    pub idle: i64,
+    /// Seconds after login, whatever the activity; 0 = no cap.
+    pub absolute: i64,
+}
+
+impl Lifetime {
+    /// The exact expiry of a session saved at `now` that began at `created`.
+    pub fn expiry_after_save(&self, created: UnixTime, now: UnixTime) -> UnixTime {
+        let sliding = now + self.idle;
+        if self.absolute > 0 { sliding.min(created + self.absolute) } else { sliding }
+    }
+
+    /// How far the stored expiry may lag the exact one (1% of the idle age,
+    /// at most 60 s), so that most requests need no write.
+    pub fn allowed_lag(&self) -> i64 {
+        (self.idle / 100).min(60)
+    }
+}
+
+/// One stored web session with its user.
+#[derive(Debug, Clone)]
+pub struct WebSession {
+    pub row_id: i64,
+    pub key_hash: KeyHash,
+    pub user: User,
+    pub created: UnixTime,
+    pub last_activity: UnixTime,
+    pub expire_date: UnixTime,
+    pub client_addr: String,
+    pub user_agent: String,
+}
+
+/// The longest user agent kept; the rest is cut.
+const MAX_USER_AGENT: usize = 512;
+
+/// Stores a new session for `user` and returns the key for its cookie.
+pub fn create(
+    conn: &Connection,
+    user: &User,
+    lifetime: Lifetime,
+    now: UnixTime,
+    client_addr: &str,
+    user_agent: &str,
+) -> rusqlite::Result<(String, WebSession)> {
+    let (key, key_hash) = new_key();
+    let expire_date = lifetime.expiry_after_save(now, now);
+    let user_agent = truncate(user_agent, MAX_USER_AGENT);
+    conn.prepare_cached(
+        "INSERT INTO web_sessions (key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![&key_hash.0[..], user.id, now, expire_date, client_addr, user_agent])?;
+    let session = WebSession {
+        row_id: conn.last_insert_rowid(),
+        key_hash,
+        user: user.clone(),
+        created: now,
+        last_activity: now,
+        expire_date,
+        client_addr: client_addr.to_owned(),
+        user_agent: user_agent.to_owned(),
+    };
+    Ok((key, session))
+}
+
+/// The session for a key hash when it exists, has not expired and belongs to
+/// an active user.
+pub fn find_live(
+    conn: &Connection,
+    key_hash: &KeyHash,
+    now: UnixTime,
+) -> rusqlite::Result<Option<WebSession>> {
+    // The user columns are those of `users::user_from_columns`.
+    conn.prepare_cached(
+        "SELECT web_sessions.id, web_sessions.created, web_sessions.last_activity,
+                web_sessions.expire_date, web_sessions.client_addr, web_sessions.user_agent,
+                users.id, users.username, users.email, users.is_superuser, users.is_staff,
+                users.is_active
+         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
+         WHERE web_sessions.key_hash = ?1 AND web_sessions.expire_date > ?2 AND users.is_active",
+    )?
+    .query_row(params![&key_hash.0[..], now], |row| {
+        Ok(WebSession {
+            row_id: row.get(0)?,
+            key_hash: *key_hash,
+            created: row.get(1)?,
+            last_activity: row.get(2)?,
+            expire_date: row.get(3)?,
+            client_addr: row.get(4)?,
+            user_agent: row.get(5)?,
+            user: user_from_columns(row, 6)?,
+        })
+    })
+    .optional()
+}
+
+/// Records a save: sets the expiry and last activity of a session that still
+/// exists. Returns false when the row is gone (a logout won the race): the
+/// row is never brought back.
+pub fn save(
+    conn: &Connection,
+    row_id: i64,
+    expire_date: UnixTime,
+    now: UnixTime,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE web_sessions SET expire_date = ?2, last_activity = ?3 WHERE id = ?1",
+        )?
+        .execute(params![row_id, expire_date, now])?;
+    Ok(changed == 1)
+}
+
+/// Deletes one session by its key hash. Returns whether a row went.
+pub fn delete(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<bool> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1")?
+        .execute(params![&key_hash.0[..]])?;
+    Ok(deleted == 1)
+}
+
+/// Deletes every session of a user; returns how many went.
+pub fn delete_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1")?.execute(params![user_id])
+}
+
+/// Deletes every session of a user but one; returns how many went.
+pub fn delete_for_user_except(
+    conn: &Connection,
+    user_id: i64,
+    keep: &KeyHash,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1 AND key_hash <> ?2")?
+        .execute(params![user_id, &keep.0[..]])
+}
+
+/// A user's sessions, live and expired, newest first.
+pub fn list_for_user(conn: &Connection, user: &User) -> rusqlite::Result<Vec<WebSession>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, key_hash, created, last_activity, expire_date, client_addr, user_agent
+         FROM web_sessions WHERE user_id = ?1 ORDER BY id DESC LIMIT 500",
+    )?;
+    let rows = statement.query_map(params![user.id], |row| {
+        Ok(WebSession {
+            row_id: row.get(0)?,
+            key_hash: key_hash_from_column(row, 1)?,
+            created: row.get(2)?,
+            last_activity: row.get(3)?,
+            expire_date: row.get(4)?,
+            client_addr: row.get(5)?,
+            user_agent: row.get(6)?,
+            user: user.clone(),
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes up to `limit` sessions whose expiry has passed; returns how many.
+/// The cleanup calls this repeatedly, each call its own short transaction.
+pub fn delete_expired_batch(
+    conn: &Connection,
+    now: UnixTime,
+    limit: usize,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM web_sessions WHERE id IN
+           (SELECT id FROM web_sessions WHERE expire_date <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![now, limit as i64])
+}
+
+/// Reads a 32-byte key hash from a BLOB column.
+pub fn key_hash_from_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<KeyHash> {
+    let bytes: Vec<u8> = row.get(index)?;
+    let array: [u8; 32] = bytes.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Blob,
+            "a key hash is 32 bytes".into(),
+        )
+    })?;
+    Ok(KeyHash(array))
+}
+
+/// Cuts text to at most `max` bytes on a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_lowercase_keys_hash() {
+        let (key, hash) = new_key();
+        assert_eq!(hash_cookie_value(&key), Some(hash));
+        assert_eq!(hash_cookie_value(&key.to_uppercase()), None);
+        assert_eq!(hash_cookie_value(&key[1..]), None);
+        assert_eq!(hash_cookie_value(&format!("{key}0")), None);
+        assert_eq!(hash_cookie_value(&"z".repeat(64)), None);
+    }
+
+    #[test]
+    fn expiry_is_capped_by_the_absolute_age() {
+        let lifetime = Lifetime { idle: 100, absolute: 1000 };
+        assert_eq!(lifetime.expiry_after_save(0, 50), 150);
+        assert_eq!(lifetime.expiry_after_save(0, 950), 1000);
+        let uncapped = Lifetime { idle: 100, absolute: 0 };
+        assert_eq!(uncapped.expiry_after_save(0, 950), 1050);
+        assert_eq!(Lifetime { idle: 7200, absolute: 0 }.allowed_lag(), 60);
+        assert_eq!(Lifetime { idle: 300, absolute: 0 }.allowed_lag(), 3);
+    }
+}
