@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::http::server::HttpServer;
@@ -25,6 +26,8 @@ pub struct App {
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
     pub secrets: Secrets,
+    /// The HS256 key for login JWTs, made once from the secret.
+    pub jwt_key: jwt_simple::algorithms::HS256Key,
     pub lifetime: Lifetime,
     pub throttle: Throttle,
     pub decoy: DecoyHash,
@@ -60,6 +63,7 @@ pub fn default_workers() -> usize {
 pub struct Running {
     app: Arc<App>,
     http: Option<HttpServer>,
+    timer: Option<JoinHandle<()>>,
     addr: SocketAddr,
 }
 
@@ -79,9 +83,11 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
     let lifetime =
         Lifetime { idle: settings.session_cookie_age, absolute: settings.session_absolute_age };
     let bind = settings.bind;
+    let jwt_key = jwt_simple::algorithms::HS256Key::from_bytes(secrets.jwt_secret_key.as_bytes());
     let app = Arc::new(App {
         settings,
         clock: options.clock,
+        jwt_key,
         secrets,
         lifetime,
         throttle: Throttle::new(),
@@ -90,7 +96,8 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
     });
     let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;
     let addr = http.addr();
-    Ok(Running { app, http: Some(http), addr })
+    let timer = crate::schedule::spawn_timer(Arc::clone(&app))?;
+    Ok(Running { app, http: Some(http), timer, addr })
 }
 
 impl Running {
@@ -120,6 +127,9 @@ impl Running {
         self.app.shutdown.store(true, Ordering::SeqCst);
         if let Some(http) = self.http.take() {
             http.join();
+        }
+        if let Some(timer) = self.timer.take() {
+            let _ = timer.join();
         }
     }
 }

@@ -9,15 +9,18 @@
 
 pub mod accounts;
 pub mod app;
+pub mod cleanup;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod db;
 pub mod env_file;
 pub mod http;
+pub mod jwt;
 pub mod jwt_sessions;
 pub mod meta;
 pub mod random;
+pub mod schedule;
 pub mod secrets;
 pub mod settings;
 pub mod throttle;

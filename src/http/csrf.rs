@@ -14,7 +14,7 @@ pub fn is_allowed(request: &Request, trusted_origins: &[String]) -> bool {
     let origin = request.header("origin");
     if let Some(origin) = origin {
         let normalized = origin.trim_end_matches('/').to_ascii_lowercase();
-        if trusted_origins.iter().any(|trusted| *trusted == normalized) {
+        if trusted_origins.contains(&normalized) {
             return true;
         }
     }

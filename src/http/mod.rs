@@ -4,8 +4,11 @@
 //! Invariant: only `http::server` knows tiny_http; handlers see
 //! `request::Request` and return `reply::Reply`.
 
+pub mod account;
+pub mod admin;
 pub mod bearer;
 pub mod csrf;
+pub mod graphql;
 pub mod pages;
 pub mod reply;
 pub mod request;

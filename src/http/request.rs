@@ -75,10 +75,10 @@ impl Request {
     /// The client's address: the TCP peer, or with `trust_proxy_headers` the
     /// last address in `X-Forwarded-For` (the one our own proxy added).
     pub fn client_addr(&self, trust_proxy_headers: bool) -> String {
-        if trust_proxy_headers {
-            if let Some(forwarded) = self.header("x-forwarded-for").and_then(last_forwarded_addr) {
-                return forwarded.to_string();
-            }
+        if trust_proxy_headers
+            && let Some(forwarded) = self.header("x-forwarded-for").and_then(last_forwarded_addr)
+        {
+            return forwarded.to_string();
         }
         self.peer_addr.map(|addr| addr.to_string()).unwrap_or_default()
     }

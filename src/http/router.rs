@@ -5,11 +5,11 @@
 //! single `match (method, path)` picks the handler. Errors become responses
 //! here and nowhere else: JSON for API paths, plain text for pages.
 
-use crate::http::csrf;
 use crate::http::pages;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::server::Worker;
+use crate::http::{account, admin, csrf, graphql};
 
 /// Answers one request.
 pub fn route(worker: &Worker, request: &Request) -> Reply {
@@ -36,10 +36,15 @@ fn dispatch(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         (Get | Head, "/api/whoami") => pages::whoami(worker, request),
         (Get | Head, "/healthz") => pages::healthz(worker),
         (Get | Head, "/static/style.css") => Ok(pages::stylesheet()),
+        (Post, "/graphql") => graphql::handle(worker, request),
+        (_, path) if path.starts_with("/admin/") || path == "/admin" => {
+            admin::route(worker, request)
+        }
+        (_, path) if path.starts_with("/account/") => account::route(worker, request),
         (_, "/" | "/login" | "/api/whoami" | "/healthz" | "/static/style.css") => {
             Err(HttpError::MethodNotAllowed("GET, HEAD"))
         }
-        (_, "/logout") => Err(HttpError::MethodNotAllowed("POST")),
+        (_, "/logout" | "/graphql") => Err(HttpError::MethodNotAllowed("POST")),
         _ => Err(HttpError::NotFound),
     }
 }

@@ -1,0 +1,8 @@
+//! The one integration test binary: each module tests one area of sessiond
+//! from the outside, over real HTTP against an in-process server on
+//! `127.0.0.1:0` with a temporary database file, or by running the built
+//! binary.
+
+mod support;
+
+mod web_sessions;

@@ -1,0 +1,267 @@
+//! Test helpers: an in-process server with a manual clock and a temporary
+//! database, a small HTTP client, and a runner for the built binary.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessiond::app::{self, Running, StartOptions};
+use sessiond::clock::ManualClock;
+use sessiond::settings::{Overrides, Settings};
+use sessiond::users::{self, Role, User};
+
+/// 2026-11-27T12:00:00Z; tests start their clocks here.
+pub const START: i64 = 1_795_780_800;
+
+/// A server started for one test; stopped on drop.
+pub struct TestServer {
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+    pub db_path: PathBuf,
+    pub addr: SocketAddr,
+    pub settings: Settings,
+    running: Option<Running>,
+}
+
+impl TestServer {
+    /// A server with the fallback settings.
+    #[track_caller]
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[])
+    }
+
+    /// A server with these settings, as if from the `.env` file.
+    #[track_caller]
+    pub fn start_with(settings: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("sessiond.sqlite3");
+        // Create the schema and a superuser before start, so that no random
+        // first-run admin is made.
+        let conn = sessiond::db::open(&db_path).expect("open db");
+        users::create(&conn, "root", "root@example.com", "root-password", Role::Admin, START)
+            .expect("create root");
+        drop(conn);
+        let settings = settings_for(&db_path, settings);
+        let clock = Arc::new(ManualClock::new(START));
+        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let running = app::start(settings.clone(), options).expect("server starts");
+        let addr = running.addr();
+        TestServer { clock, dir, db_path, addr, settings, running: Some(running) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A new connection to the server's database.
+    pub fn conn(&self) -> rusqlite::Connection {
+        sessiond::db::connect(&self.db_path).expect("connect")
+    }
+
+    /// Creates a user with this password.
+    pub fn create_user(&self, username: &str, password: &str, role: Role) -> User {
+        users::create(&self.conn(), username, "", password, role, self.clock_now())
+            .expect("create user")
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        use sessiond::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Moves the server's clock.
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(seconds);
+    }
+
+    /// Signs in through the form and returns the session cookie's value.
+    #[track_caller]
+    pub fn login(&self, username: &str, password: &str) -> String {
+        let response =
+            self.post_form("/login", &[("username", username), ("password", password)], &[]);
+        assert_eq!(response.status, 303, "login of {username} failed: {}", response.body);
+        response.cookie_value("sessionid").expect("login sets the session cookie")
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr, "GET", path, headers, b"")
+    }
+
+    pub fn get_with_cookie(&self, path: &str, cookie: &str) -> Response {
+        let header = format!("sessionid={cookie}");
+        request(self.addr, "GET", path, &[("Cookie", &header)], b"")
+    }
+
+    pub fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        request(self.addr, "POST", path, &all, body.as_bytes())
+    }
+
+    pub fn post_json(
+        &self,
+        path: &str,
+        json: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        request(self.addr, "POST", path, &all, json.to_string().as_bytes())
+    }
+
+    /// Stops the server now (it is also stopped on drop).
+    pub fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Settings for a test database, from `.env`-style pairs.
+pub fn settings_for(db_path: &Path, pairs: &[(&str, &str)]) -> Settings {
+    let mut file: Vec<(String, String)> =
+        pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+    file.push(("SESSIOND_BIND".into(), "127.0.0.1:0".into()));
+    let overrides = Overrides { db: Some(db_path.to_path_buf()), bind: None };
+    Settings::resolve(Path::new(".env"), &file, |_| None, &overrides).expect("valid test settings")
+}
+
+/// A response as read off the wire.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Header names in lowercase, every value in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(header, _)| *header == name).map(|(_, value)| value.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().filter(|(header, _)| *header == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The `Set-Cookie` header for a cookie name, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}=");
+        self.headers_named("set-cookie").into_iter().find(|value| value.starts_with(&prefix))
+    }
+
+    /// The value a `Set-Cookie` gives a cookie, if any.
+    pub fn cookie_value(&self, name: &str) -> Option<String> {
+        let header = self.set_cookie(name)?;
+        let pair = header.split(';').next()?;
+        Some(pair[name.len() + 1..].to_owned())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends one HTTP/1.1 request on a new connection and reads the response.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "POST" || !body.is_empty() {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    let response = send_raw(addr, &bytes);
+    parse_response(&response)
+        .unwrap_or_else(|| panic!("unparseable response: {:?}", String::from_utf8_lossy(&response)))
+}
+
+/// Writes raw bytes to the server and reads until it closes the connection.
+pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    response
+}
+
+/// Parses a raw HTTP/1.1 response (Content-Length bodies only).
+pub fn parse_response(raw: &[u8]) -> Option<Response> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(body.len());
+    let body = body.get(..length.min(body.len())).unwrap_or(body).to_owned();
+    Some(Response { status, headers, body })
+}
+
+/// Runs the built binary in `dir` with `env` and optional stdin.
+pub fn run_cli(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run sessiond");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().expect("sessiond finishes")
+}
+
+/// Counts rows in a table.
+pub fn count(conn: &rusqlite::Connection, table: &str) -> i64 {
+    let tables: HashMap<&str, &str> = [
+        ("web_sessions", "SELECT count(*) FROM web_sessions"),
+        ("jwt_sessions", "SELECT count(*) FROM jwt_sessions"),
+        ("users", "SELECT count(*) FROM users"),
+        ("cleanup_runs", "SELECT count(*) FROM cleanup_runs"),
+    ]
+    .into_iter()
+    .collect();
+    conn.query_row(tables[table], [], |row| row.get(0)).expect("count")
+}
