@@ -5,4 +5,6 @@
 
 mod support;
 
+mod cli_users;
+mod csrf;
 mod web_sessions;

@@ -1,19 +1,367 @@
-//! Browser sessions (SPEC 3): login, cookies, sliding expiry, logout.
+//! Browser sessions (SPEC 3): login, the cookie, sliding and absolute
+//! expiry, logout, bad cookies, the login throttle and `next`.
 
-use crate::support::{TestServer, count};
+use sessiond::users::Role;
+
+use crate::support::{START, TestServer, count};
+
+fn stored_expiry(server: &TestServer) -> i64 {
+    server.conn().query_row("SELECT expire_date FROM web_sessions", [], |r| r.get(0)).unwrap()
+}
+
+fn assert_signed_out(server: &TestServer, key: &str) {
+    let home = server.get_with_cookie("/", key);
+    assert_eq!(home.status, 303, "expected a redirect to login: {}", home.body);
+    assert_eq!(home.header("location"), Some("/login?next=%2F"));
+}
+
+#[track_caller]
+fn assert_deletion_cookie(response: &crate::support::Response) {
+    let cookie = response.set_cookie("sessionid").expect("a deletion cookie");
+    assert!(cookie.starts_with("sessionid=;"), "{cookie}");
+    assert!(cookie.contains("Max-Age=0"), "{cookie}");
+    assert!(cookie.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+}
 
 #[test]
-fn login_creates_one_row_and_sets_a_hashed_key_cookie() {
+fn login_creates_one_row_and_stores_only_a_hash_of_the_key() {
     let server = TestServer::start();
-    assert_eq!(count(&server.conn(), "web_sessions"), 0);
     let key = server.login("root", "root-password");
     assert_eq!(key.len(), 64);
     let conn = server.conn();
     assert_eq!(count(&conn, "web_sessions"), 1);
-    let stored: Vec<u8> =
-        conn.query_row("SELECT key_hash FROM web_sessions", [], |r| r.get(0)).unwrap();
+    let stored: Vec<u8> = conn.query_row("SELECT key_hash FROM web_sessions", [], |r| r.get(0)).unwrap();
     assert_ne!(hex::encode(&stored), key, "the key itself is never stored");
+    let dump: String = conn
+        .query_row("SELECT group_concat(hex(key_hash) || client_addr || user_agent) FROM web_sessions", [], |r| r.get(0))
+        .unwrap();
+    assert!(!dump.to_lowercase().contains(&key), "the key appears nowhere in the row");
     let home = server.get_with_cookie("/", &key);
     assert_eq!(home.status, 200);
-    assert!(home.body.contains("root"));
+    assert!(home.body.contains("Signed in as root"), "{}", home.body);
+}
+
+#[test]
+fn anonymous_visits_create_no_row_and_no_cookie() {
+    let server = TestServer::start();
+    for path in ["/", "/login", "/api/whoami", "/healthz"] {
+        let response = server.get(path, &[]);
+        assert_eq!(response.set_cookie("sessionid"), None, "{path}");
+    }
+    assert_eq!(server.get("/", &[]).header("location"), Some("/login?next=%2F"));
+    assert_eq!(count(&server.conn(), "web_sessions"), 0);
+}
+
+#[test]
+fn login_always_issues_a_new_key_and_ends_the_old_session() {
+    let server = TestServer::start();
+    let first = server.login("root", "root-password");
+    let cookie = format!("sessionid={first}");
+    let again = server.post_form(
+        "/login",
+        &[("username", "root"), ("password", "root-password")],
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(again.status, 303);
+    let second = again.cookie_value("sessionid").unwrap();
+    assert_ne!(first, second);
+    assert_eq!(count(&server.conn(), "web_sessions"), 1, "the old row is gone");
+    assert_signed_out(&server, &first);
+    assert_eq!(server.get_with_cookie("/", &second).status, 200);
+}
+
+#[test]
+fn a_key_the_server_did_not_issue_is_never_adopted() {
+    let server = TestServer::start();
+    let planted = "ab".repeat(32);
+    let cookie = format!("sessionid={planted}");
+    let response = server.post_form(
+        "/login",
+        &[("username", "root"), ("password", "root-password")],
+        &[("Cookie", &cookie)],
+    );
+    let issued = response.cookie_value("sessionid").unwrap();
+    assert_ne!(issued, planted);
+    assert_signed_out(&server, &planted);
+}
+
+#[test]
+fn cookie_has_the_documented_attributes_and_no_lifetime_by_default() {
+    let server = TestServer::start();
+    let response = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    let cookie = response.set_cookie("sessionid").unwrap();
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    for expected in ["Path=/", "HttpOnly", "SameSite=Lax"] {
+        assert!(attributes.contains(&expected), "{cookie}");
+    }
+    assert!(!cookie.contains("Max-Age") && !cookie.contains("Expires"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+#[test]
+fn secure_flag_and_cookie_name_follow_the_settings() {
+    let server = TestServer::start_with(&[
+        ("DJANGO_SESSION_COOKIE_SECURE", "yes"),
+        ("DJANGO_SESSION_COOKIE_NAME", "gw_session"),
+    ]);
+    let response = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    let cookie = response.set_cookie("gw_session").expect("cookie under the configured name");
+    assert!(cookie.split("; ").any(|part| part == "Secure"), "{cookie}");
+    assert_eq!(response.set_cookie("sessionid"), None);
+}
+
+#[test]
+fn persistent_cookie_max_age_and_expires_match_the_stored_expiry() {
+    let server = TestServer::start_with(&[
+        ("DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE", "false"),
+        ("DJANGO_SESSION_COOKIE_AGE", "3600"),
+    ]);
+    let key = server.login("root", "root-password");
+    server.advance(1000);
+    let response = server.get_with_cookie("/", &key);
+    let cookie = response.set_cookie("sessionid").unwrap();
+    let stored = stored_expiry(&server);
+    let now = server.clock_now();
+    assert!(cookie.contains(&format!("Max-Age={}", stored - now)), "{cookie} vs stored {stored}");
+    let expires = chrono::DateTime::from_timestamp(stored, 0).unwrap().format("%a, %d %b %Y %H:%M:%S GMT");
+    assert!(cookie.contains(&format!("Expires={expires}")), "{cookie}");
+    assert!(stored >= now + 3600 - 36, "stored expiry lags at most 1% of the age");
+}
+
+#[test]
+fn activity_slides_the_expiry_past_the_cookie_age() {
+    let server = TestServer::start_with(&[("DJANGO_SESSION_COOKIE_AGE", "1000")]);
+    let key = server.login("root", "root-password");
+    for _ in 0..5 {
+        server.advance(900);
+        let home = server.get_with_cookie("/", &key);
+        assert_eq!(home.status, 200, "still signed in while active");
+        assert!(home.set_cookie("sessionid").is_some(), "every request re-sends the cookie");
+        let lag = server.clock_now() + 1000 - stored_expiry(&server);
+        assert!((0..=10).contains(&lag), "stored expiry lags by {lag} s (at most 1% of 1000)");
+    }
+    assert!(server.clock_now() > START + 1000 * 4);
+}
+
+#[test]
+fn idle_past_the_cookie_age_signs_out() {
+    let server = TestServer::start_with(&[("DJANGO_SESSION_COOKIE_AGE", "1000")]);
+    let key = server.login("root", "root-password");
+    server.advance(999);
+    assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 200);
+    server.advance(1000);
+    let response = server.get_with_cookie("/", &key);
+    assert_eq!(response.status, 303);
+    assert_deletion_cookie(&response);
+}
+
+#[test]
+fn without_save_every_request_requests_neither_write_nor_send_the_cookie() {
+    let server = TestServer::start_with(&[
+        ("DJANGO_SESSION_COOKIE_AGE", "1000"),
+        ("DJANGO_SESSION_SAVE_EVERY_REQUEST", "off"),
+    ]);
+    let key = server.login("root", "root-password");
+    let before = stored_expiry(&server);
+    server.advance(600);
+    let home = server.get_with_cookie("/", &key);
+    assert_eq!(home.status, 200);
+    assert_eq!(home.set_cookie("sessionid"), None);
+    assert_eq!(stored_expiry(&server), before, "no write");
+    server.advance(500);
+    assert_signed_out(&server, &key);
+}
+
+#[test]
+fn the_absolute_age_caps_an_active_session() {
+    let server = TestServer::start_with(&[
+        ("DJANGO_SESSION_COOKIE_AGE", "1000"),
+        ("SESSIOND_SESSION_ABSOLUTE_AGE", "2500"),
+    ]);
+    let key = server.login("root", "root-password");
+    server.advance(900);
+    assert_eq!(server.get_with_cookie("/", &key).status, 200);
+    server.advance(900);
+    assert_eq!(server.get_with_cookie("/", &key).status, 200);
+    assert_eq!(stored_expiry(&server), START + 2500, "capped at login + absolute age");
+    server.advance(700);
+    assert_signed_out(&server, &key);
+}
+
+#[test]
+fn bad_cookies_mean_signed_out_and_are_deleted() {
+    let server = TestServer::start();
+    let key = server.login("root", "root-password");
+    let overlong = "a".repeat(5000);
+    let unknown = "cd".repeat(32);
+    let uppercase = key.to_uppercase();
+    for bad in ["garbage", "", overlong.as_str(), unknown.as_str(), uppercase.as_str(), "%00%ff"] {
+        let page = server.get_with_cookie("/", bad);
+        assert_eq!(page.status, 303, "page with cookie {bad:.20}");
+        let api = server.get_with_cookie("/api/whoami", bad);
+        assert_eq!(api.status, 401, "api with cookie {bad:.20}");
+        assert_eq!(api.json()["extensions"]["code"], "AuthenticationInvalid");
+        if !bad.is_empty() {
+            assert_deletion_cookie(&api);
+        }
+    }
+    assert_eq!(count(&server.conn(), "web_sessions"), 1, "no row created or removed");
+}
+
+#[test]
+fn expired_cookie_is_deleted_and_creates_nothing() {
+    let server = TestServer::start_with(&[("DJANGO_SESSION_COOKIE_AGE", "100")]);
+    let key = server.login("root", "root-password");
+    server.advance(101);
+    let response = server.get_with_cookie("/api/whoami", &key);
+    assert_eq!(response.status, 401);
+    assert_deletion_cookie(&response);
+    assert_eq!(count(&server.conn(), "web_sessions"), 1, "the expired row waits for cleanup");
+}
+
+#[test]
+fn logout_deletes_row_and_cookie() {
+    let server = TestServer::start();
+    let key = server.login("root", "root-password");
+    let cookie = format!("sessionid={key}");
+    let response = server.post_form("/logout", &[], &[("Cookie", &cookie)]);
+    assert_eq!(response.status, 303);
+    assert_deletion_cookie(&response);
+    assert_eq!(count(&server.conn(), "web_sessions"), 0);
+    assert_signed_out(&server, &key);
+    assert_eq!(count(&server.conn(), "web_sessions"), 0, "a late request never brings the row back");
+}
+
+#[test]
+fn pages_are_private_and_vary_on_cookie() {
+    let server = TestServer::start();
+    let key = server.login("root", "root-password");
+    for response in [server.get_with_cookie("/", &key), server.get("/login", &[]), server.get_with_cookie("/api/whoami", &key)] {
+        assert_eq!(response.header("vary"), Some("Cookie"));
+        assert_eq!(response.header("cache-control"), Some("private, no-store"));
+    }
+}
+
+#[test]
+fn failed_login_says_the_same_for_unknown_user_and_wrong_password() {
+    let server = TestServer::start();
+    let wrong_password = server.post_form("/login", &[("username", "root"), ("password", "nope")], &[]);
+    let unknown_user = server.post_form("/login", &[("username", "nobody"), ("password", "nope")], &[]);
+    for response in [&wrong_password, &unknown_user] {
+        assert_eq!(response.status, 401);
+        assert!(response.body.contains("Please enter a correct username and password."));
+        assert_eq!(response.set_cookie("sessionid"), None);
+    }
+    assert_eq!(
+        wrong_password.body.replace("value=\"root\"", "value=\"nobody\""),
+        unknown_user.body,
+        "no hint which part was wrong"
+    );
+    assert_eq!(count(&server.conn(), "web_sessions"), 0);
+}
+
+#[test]
+fn inactive_user_cannot_sign_in() {
+    let server = TestServer::start();
+    let user = server.create_user("carol", "carol-password", Role::User);
+    sessiond::users::set_active(&server.conn(), user.id, false).unwrap();
+    let response = server.post_form("/login", &[("username", "carol"), ("password", "carol-password")], &[]);
+    assert_eq!(response.status, 401);
+}
+
+#[test]
+fn five_failures_lock_the_username_until_the_window_passes() {
+    let server = TestServer::start();
+    for _ in 0..5 {
+        let response = server.post_form("/login", &[("username", "root"), ("password", "bad")], &[]);
+        assert_eq!(response.status, 401);
+    }
+    let locked = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    assert_eq!(locked.status, 429, "even the right password is refused");
+    let retry_after: i64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert_eq!(count(&server.conn(), "web_sessions"), 0);
+    server.advance(retry_after);
+    server.login("root", "root-password");
+}
+
+#[test]
+fn fifty_failures_from_one_address_lock_that_address() {
+    let server = TestServer::start();
+    for n in 0..50 {
+        let user = format!("user{n}");
+        let response = server.post_form("/login", &[("username", &user), ("password", "bad")], &[]);
+        assert_eq!(response.status, 401);
+    }
+    let locked = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    assert_eq!(locked.status, 429);
+    assert!(locked.header("retry-after").is_some());
+}
+
+#[test]
+fn next_is_followed_only_to_local_paths() {
+    let server = TestServer::start();
+    let cases = [
+        ("/account/sessions", "/account/sessions"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("javascript:alert(1)", "/"),
+    ];
+    for (next, expected) in cases {
+        let response = server.post_form(
+            "/login",
+            &[("username", "root"), ("password", "root-password"), ("next", next)],
+            &[],
+        );
+        assert_eq!(response.header("location"), Some(expected), "next={next}");
+    }
+}
+
+#[test]
+fn login_form_keeps_a_local_next_and_drops_a_foreign_one() {
+    let server = TestServer::start();
+    let local = server.get("/login?next=%2Faccount%2Fsessions", &[]);
+    assert!(local.body.contains("value=\"/account/sessions\""), "{}", local.body);
+    let foreign = server.get("/login?next=%2F%2Fevil.example", &[]);
+    assert!(!foreign.body.contains("evil.example"));
+}
+
+#[test]
+fn whoami_answers_for_a_cookie_and_slides_the_expiry() {
+    let server = TestServer::start_with(&[("DJANGO_SESSION_COOKIE_AGE", "1000")]);
+    let key = server.login("root", "root-password");
+    server.advance(500);
+    let response = server.get_with_cookie("/api/whoami", &key);
+    assert_eq!(response.status, 200);
+    let body = response.json();
+    assert_eq!(body["username"], "root");
+    assert_eq!(body["role"], "admin");
+    assert_eq!(body["auth"], "session");
+    assert_eq!(stored_expiry(&server), START + 500 + 1000);
+    assert_eq!(body["expires"], sessiond::clock::rfc3339(START + 1500));
+    assert!(response.set_cookie("sessionid").is_some());
+}
+
+#[test]
+fn password_change_and_deactivation_end_web_sessions() {
+    let server = TestServer::start();
+    let user = server.create_user("dave", "dave-password", Role::User);
+    let key = server.login("dave", "dave-password");
+    let mut conn = server.conn();
+    sessiond::accounts::change_password(&mut conn, &user, "new-password", server.clock_now()).unwrap();
+    assert_signed_out(&server, &key);
+    let key = server.login("dave", "new-password");
+    sessiond::accounts::set_active(&mut conn, &user, false, server.clock_now()).unwrap();
+    assert_signed_out(&server, &key);
+    assert_eq!(count(&conn, "web_sessions"), 0);
+}
+
+#[test]
+fn healthz_answers_ok() {
+    let server = TestServer::start();
+    let response = server.get("/healthz", &[]);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"status": "ok"}));
 }

@@ -1,0 +1,252 @@
+//! The binary as a user runs it: `serve` start-up and shutdown, settings
+//! precedence and refusals, and the user commands.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use sessiond::users::{self, DecoyHash, Role};
+
+use crate::support::{TestServer, request, run_cli};
+
+fn authenticates(db: &std::path::Path, username: &str, password: &str) -> Option<users::User> {
+    let conn = sessiond::db::connect(db).unwrap();
+    users::authenticate(&conn, &DecoyHash::new(), username, password).unwrap()
+}
+
+#[test]
+fn createsuperuser_takes_the_password_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["createsuperuser", "--username", "boss", "--email", "boss@example.com"],
+        &[("DJANGO_SUPERUSER_PASSWORD", "boss-password")],
+        None,
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let db = dir.path().join("data/sessiond.sqlite3");
+    assert!(db.exists(), "the default database is data/sessiond.sqlite3");
+    let user = authenticates(&db, "boss", "boss-password").expect("boss signs in");
+    assert_eq!(user.role, Role::Admin);
+    assert_eq!(user.email, "boss@example.com");
+}
+
+#[test]
+fn createuser_reads_one_line_of_stdin_when_it_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.sqlite3");
+    let db_arg = db.to_str().unwrap();
+    let output = run_cli(
+        dir.path(),
+        &["--db", db_arg, "createuser", "--username", "mia", "--role", "manager"],
+        &[],
+        Some("mia password\n"),
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(authenticates(&db, "mia", "mia password").unwrap().role, Role::Manager);
+}
+
+#[test]
+fn a_duplicate_user_is_refused_with_status_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DJANGO_SUPERUSER_PASSWORD", "pw-12345")];
+    assert!(run_cli(dir.path(), &["createuser", "--username", "sam"], &env, None).status.success());
+    let output = run_cli(dir.path(), &["createuser", "--username", "sam"], &env, None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("`sam`"), "{stderr}");
+}
+
+#[test]
+fn bad_username_and_empty_password_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(dir.path(), &["createuser", "--username", "bad name"], &[("DJANGO_SUPERUSER_PASSWORD", "x")], None);
+    assert_eq!(output.status.code(), Some(1));
+    let output = run_cli(dir.path(), &["createuser", "--username", "ok"], &[], Some("\n"));
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["frobnicate"][..], &["serve", "--no-such-flag"], &["createuser"], &["changepassword"]] {
+        let output = run_cli(dir.path(), args, &[], None);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn changepassword_of_an_unknown_user_fails_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(dir.path(), &["changepassword", "ghost"], &[("DJANGO_SUPERUSER_PASSWORD", "x")], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`ghost`"));
+}
+
+#[test]
+fn changepassword_from_another_process_ends_the_users_sessions() {
+    let server = TestServer::start();
+    server.create_user("erin", "erin-password", Role::User);
+    let key = server.login("erin", "erin-password");
+    let db = server.db_path.to_str().unwrap();
+    let output = run_cli(
+        server.dir.path(),
+        &["--db", db, "changepassword", "erin"],
+        &[("DJANGO_SUPERUSER_PASSWORD", "erin-new-password")],
+        None,
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 401);
+    server.login("erin", "erin-new-password");
+}
+
+#[test]
+fn deactivateuser_ends_sessions_and_activateuser_lets_them_back() {
+    let server = TestServer::start();
+    server.create_user("finn", "finn-password", Role::User);
+    let key = server.login("finn", "finn-password");
+    let db = server.db_path.to_str().unwrap();
+    let output = run_cli(server.dir.path(), &["--db", db, "deactivateuser", "finn"], &[], None);
+    assert!(output.status.success());
+    assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 401);
+    let refused = server.post_form("/login", &[("username", "finn"), ("password", "finn-password")], &[]);
+    assert_eq!(refused.status, 401);
+    let output = run_cli(server.dir.path(), &["--db", db, "activateuser", "finn"], &[], None);
+    assert!(output.status.success());
+    server.login("finn", "finn-password");
+}
+
+#[test]
+fn serve_refuses_a_bad_setting_naming_key_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "DJANGO_SESSION_COOKIE_AGE=soon\n").unwrap();
+    let output = run_cli(dir.path(), &["serve", "--bind", "127.0.0.1:0"], &[], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DJANGO_SESSION_COOKIE_AGE") && stderr.contains("`soon`"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+#[test]
+fn serve_refuses_a_short_jwt_secret_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_cli(dir.path(), &["serve"], &[("DJANGO_JWT_SECRET_KEY", "short-secret-value")], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DJANGO_JWT_SECRET_KEY"), "{stderr}");
+    assert!(!stderr.contains("short-secret-value"), "{stderr}");
+}
+
+/// A `sessiond serve` process and what it printed before listening.
+struct ServeProcess {
+    child: Child,
+    addr: std::net::SocketAddr,
+    startup: Vec<String>,
+}
+
+impl ServeProcess {
+    #[track_caller]
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> ServeProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+        command.current_dir(dir).args(["serve", "--bind", "127.0.0.1:0"]);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(env.iter().copied());
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut startup = Vec::new();
+        loop {
+            let line = lines.next().expect("serve printed `listening on`").unwrap();
+            startup.push(line.clone());
+            if let Some(addr) = line.strip_prefix("listening on http://") {
+                let addr = addr.parse().unwrap();
+                // Keep draining stderr so the server never blocks on it.
+                std::thread::spawn(move || lines.for_each(drop));
+                return ServeProcess { child, addr, startup };
+            }
+        }
+    }
+
+    fn first_admin_password(&self) -> String {
+        let line = self.startup.iter().find(|l| l.contains("superuser `admin`")).expect("first admin line");
+        line.split("password ").nth(1).unwrap().split(' ').next().unwrap().to_owned()
+    }
+
+    fn login_cookie_header(&self, password: &str) -> String {
+        let body = format!("username=admin&password={password}");
+        let response = request(
+            self.addr,
+            "POST",
+            "/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        );
+        assert_eq!(response.status, 303, "{}", response.body);
+        response.headers_named("set-cookie")[0].to_owned()
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.child.wait().unwrap()
+    }
+}
+
+#[test]
+fn first_serve_creates_admin_prints_real_port_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path(), &[]);
+    assert_ne!(server.addr.port(), 0);
+    let password = server.first_admin_password();
+    assert!(password.len() >= 16);
+    server.login_cookie_header(&password);
+    let healthz = request(server.addr, "GET", "/healthz", &[], b"");
+    assert_eq!(healthz.status, 200);
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0));
+
+    // A second start finds the admin and prints no password.
+    let again = ServeProcess::start(dir.path(), &[]);
+    assert!(again.startup.iter().all(|l| !l.contains("superuser `admin`")));
+    again.terminate();
+}
+
+#[test]
+fn startup_log_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-very-long-jwt-secret-that-must-never-be-printed";
+    let server = ServeProcess::start(dir.path(), &[("DJANGO_JWT_SECRET_KEY", secret)]);
+    let log = server.startup.join("\n");
+    assert!(log.contains("DJANGO_JWT_SECRET_KEY"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+    server.terminate();
+}
+
+#[test]
+fn environment_wins_over_env_file_which_wins_over_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "# a Ghostwriter .env\nDJANGO_SESSION_COOKIE_NAME=from_file\nDJANGO_SESSION_COOKIE_SECURE=true\nDJANGO_ALLOWED_HOSTS=*\n",
+    )
+    .unwrap();
+    let server = ServeProcess::start(dir.path(), &[("DJANGO_SESSION_COOKIE_NAME", "from_env")]);
+    let cookie = server.login_cookie_header(&server.first_admin_password());
+    assert!(cookie.starts_with("from_env="), "{cookie}");
+    assert!(cookie.contains("Secure"), "the file's value applies: {cookie}");
+    server.terminate();
+
+    let server = ServeProcess::start(dir.path(), &[]);
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
+    let conn = sessiond::db::connect(&dir.path().join("data/sessiond.sqlite3")).unwrap();
+    let admin = users::find_by_username(&conn, "admin").unwrap().unwrap();
+    users::set_password(&conn, admin.id, "known-password").unwrap();
+    let cookie = server.login_cookie_header("known-password");
+    assert!(cookie.starts_with("from_file="), "{cookie}");
+    server.terminate();
+}
