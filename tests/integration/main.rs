@@ -5,4 +5,6 @@
 
 mod support;
 
+mod graphql;
+mod jwt;
 mod web_sessions;
