@@ -276,26 +276,30 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
     let app = &worker.app;
     let client_addr = context.request.client_addr(app.settings.trust_proxy_headers);
     let now = app.clock.now();
+    // No username is longer than 150 characters (see `users`); a longer one
+    // must not make the throttle keep up to a megabyte per failed attempt.
+    let throttle_name: String = username.chars().take(150).collect();
 
-    if let Err(retry_after) = app.throttle.check(username, &client_addr, now) {
+    if let Err(retry_after) = app.throttle.check(&throttle_name, &client_addr, now) {
         context.throttled.set(Some(retry_after.0));
+        let seconds = i32::try_from(retry_after.0).unwrap_or(i32::MAX);
         return Err(FieldError::new(
             "Too many failed attempts. Please try again later.",
-            graphql_value!({ "code": "Throttled", "retryAfter": (i32::try_from(retry_after.0).unwrap_or(i32::MAX)) }),
+            graphql_value!({ "code": "Throttled", "retryAfter": seconds }),
         ));
     }
     let user = users::authenticate(&worker.conn, &app.decoy, username, password)
         .map_err(|error| context.fail(error))?;
     let Some(user) = user else {
-        app.throttle.record_failure(username, &client_addr, now);
+        app.throttle.record_failure(&throttle_name, &client_addr, now);
         return Err(coded_error("Invalid credentials", "InvalidCredentials"));
     };
-    app.throttle.record_success(username);
+    app.throttle.record_success(&throttle_name);
 
     let jti = uuid::Uuid::new_v4().to_string();
     let expires_at = now + app.settings.jwt_lifetime;
-    let token =
-        jwt::issue(&app.jwt_key, &user, &jti, now, expires_at).map_err(|e| context.fail(e))?;
+    let token = jwt::issue(&app.jwt_key, &user, &jti, now, expires_at)
+        .map_err(|error| context.fail(error))?;
     jwt_sessions::create(
         &worker.conn,
         &jti,

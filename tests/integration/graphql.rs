@@ -129,7 +129,10 @@ fn unknown_and_inactive_users_get_the_same_invalid_credentials() {
     let server = TestServer::start();
     let alice = server.create_user("alice", "alice-password", sessiond::users::Role::User);
     sessiond::users::set_active(&server.conn(), alice.id, false).unwrap();
-    for (username, password) in [("nobody", "root-password"), ("alice", "alice-password")] {
+    let long_name = "x".repeat(100_000);
+    for (username, password) in
+        [("nobody", "root-password"), ("alice", "alice-password"), (&long_name, "password")]
+    {
         let response = login(&server, username, password);
         assert_eq!(response.json()["errors"][0]["message"], "Invalid credentials");
         assert_eq!(first_error_code(&response), "InvalidCredentials");
