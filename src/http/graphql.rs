@@ -64,9 +64,11 @@ pub fn handle(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         // The query did not parse or validate, or named no operation.
         None => 400,
     };
-    let body = serde_json::to_value(&response)
+    // Straight to bytes: a `serde_json::Value` would sort the fields, and
+    // GraphQL answers them in the order the query asked for them.
+    let body = serde_json::to_vec(&response)
         .map_err(|error| anyhow::anyhow!("failed to serialize a GraphQL response: {error}"))?;
-    let mut reply = Reply::json(status, &body);
+    let mut reply = Reply::new(status, "application/json", body);
     if let Some(retry_after) = context.throttled.get() {
         reply = reply.with_header("Retry-After", retry_after.to_string());
     }

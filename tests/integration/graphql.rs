@@ -44,6 +44,18 @@ fn login_with_variables_returns_token_and_expiry() {
 }
 
 #[test]
+fn fields_are_answered_in_the_order_asked() {
+    let server = TestServer::start();
+    let token = jwt_login(&server, "root", "root-password");
+    let response =
+        post_graphql(&server, "{ whoami { username role expires } }", json!({}), Some(&token));
+    assert_eq!(
+        response.body,
+        r#"{"data":{"whoami":{"username":"root","role":"admin","expires":"2026-11-27T12:15:00Z"}}}"#
+    );
+}
+
+#[test]
 fn operation_name_picks_the_operation_to_run() {
     let server = TestServer::start();
     let token = jwt_login(&server, "root", "root-password");
