@@ -1,2 +1,165 @@
 //! Login JWTs: issuing and verifying the tokens themselves (HS256 via
-//! jwt-simple). Which rows back them lives in `jwt_sessions`.
+//! jwt-simple). Which rows back them lives in `jwt_sessions`; turning a
+//! request's `Authorization` header into a caller is `http::bearer`'s job.
+//!
+//! A token carries the header `typ: sessiond-user+jwt` and the claims `sub`
+//! (the user id as a string), `sub_name`, `sub_email`, `aud: "sessiond"`,
+//! `iat`, `exp` and `jti` (a UUID v4, the id of its row). [`verify`] checks
+//! everything that can be checked without the database: the algorithm is
+//! HS256 and the signature verifies, `typ` and `aud` match, `exp` is present
+//! and has not passed (no leeway: issuer and verifier read one clock), and
+//! `sub` and `jti` are present. Time is passed in; nothing here reads a
+//! clock or prints a token.
+
+use std::collections::HashSet;
+
+use jwt_simple::algorithms::{HS256Key, MACLike};
+use jwt_simple::claims::{Audiences, JWTClaims};
+use jwt_simple::common::{HeaderOptions, VerificationOptions};
+use jwt_simple::prelude::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::users::User;
+
+/// The `aud` every login token carries and every verification requires.
+pub const AUDIENCE: &str = "sessiond";
+
+/// The `typ` header of a login token (RFC 8725 section 3.11: explicit typing,
+/// so that no other kind of JWT signed with the same key passes as one).
+pub const TOKEN_TYPE: &str = "sessiond-user+jwt";
+
+/// The longest token looked at. Ours are about 400 bytes; anything far
+/// longer is refused before it is decoded.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The claims of a verified token that the request path needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The user id as a string, exactly as signed.
+    pub sub: String,
+    pub jti: String,
+    pub exp: UnixTime,
+}
+
+/// The claims jwt-simple does not know about.
+#[derive(Debug, Serialize, Deserialize)]
+struct UserClaims {
+    sub_name: String,
+    sub_email: String,
+}
+
+/// Signs a new login token for `user`, valid from `now` until `expires_at`.
+pub fn issue(
+    key: &HS256Key,
+    user: &User,
+    jti: &str,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> anyhow::Result<String> {
+    let claims = JWTClaims {
+        issued_at: Some(timestamp(now)),
+        expires_at: Some(timestamp(expires_at)),
+        invalid_before: None,
+        issuer: None,
+        subject: Some(user.id.to_string()),
+        audiences: Some(Audiences::AsString(AUDIENCE.to_owned())),
+        jwt_id: Some(jti.to_owned()),
+        nonce: None,
+        custom: UserClaims { sub_name: user.username.clone(), sub_email: user.email.clone() },
+    };
+    let header = HeaderOptions { signature_type: Some(TOKEN_TYPE.to_owned()), content_type: None };
+    key.authenticate_with_options(claims, &header)
+        .map_err(|error| anyhow::anyhow!("failed to sign a login token: {error}"))
+}
+
+/// Checks a token's algorithm, signature, `typ`, `aud`, `exp`, `sub` and
+/// `jti` at time `now`. `None` for any token that fails; why is not said,
+/// since the caller answers every failure the same way.
+///
+/// jwt-simple compares `typ` (case-insensitively, as media types are) while
+/// reading the header, just before it checks the algorithm and the
+/// signature; the claims are only decoded once the signature holds. Every
+/// failure is the same refusal, so that order is not visible outside.
+pub fn verify(key: &HS256Key, token: &str, now: UnixTime) -> Option<VerifiedToken> {
+    let options = VerificationOptions {
+        artificial_time: Some(timestamp(now)),
+        time_tolerance: Some(Duration::from_secs(0)),
+        allowed_audiences: Some(HashSet::from([AUDIENCE.to_owned()])),
+        required_signature_type: Some(TOKEN_TYPE.to_owned()),
+        max_token_length: Some(MAX_TOKEN_BYTES),
+        ..VerificationOptions::default()
+    };
+    // HS256Key only accepts `alg: HS256`: `none`, HS384, HS512 and the
+    // asymmetric algorithms are refused before the signature is looked at.
+    let claims = key.verify_token::<UserClaims>(token, Some(options)).ok()?;
+    // jwt-simple accepts a token without `exp`, and one whose `exp` is now.
+    let exp = UnixTime::try_from(claims.expires_at?.as_secs()).ok()?;
+    if now >= exp {
+        return None;
+    }
+    Some(VerifiedToken { sub: claims.subject?, jti: claims.jwt_id?, exp })
+}
+
+fn timestamp(time: UnixTime) -> Duration {
+    Duration::from_secs(u64::try_from(time).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::users::Role;
+
+    const NOW: UnixTime = 1_795_780_800;
+
+    fn key() -> HS256Key {
+        HS256Key::from_bytes(b"0123456789abcdef0123456789abcdef")
+    }
+
+    fn alice() -> User {
+        User {
+            id: 7,
+            username: String::from("alice"),
+            email: String::from("alice@example.com"),
+            role: Role::User,
+            is_active: true,
+        }
+    }
+
+    #[test]
+    fn issued_token_verifies_until_its_exp() {
+        let token = issue(&key(), &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        let expected =
+            VerifiedToken { sub: String::from("7"), jti: String::from("jti-1"), exp: NOW + 900 };
+        assert_eq!(verify(&key(), &token, NOW), Some(expected.clone()));
+        assert_eq!(verify(&key(), &token, NOW + 899), Some(expected));
+        assert_eq!(verify(&key(), &token, NOW + 900), None, "no leeway at exp");
+        assert_eq!(verify(&key(), &token, NOW + 901), None);
+    }
+
+    #[test]
+    fn token_from_another_key_is_refused() {
+        let other = HS256Key::from_bytes(b"another key, also 32 bytes long!");
+        let token = issue(&other, &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        assert_eq!(verify(&key(), &token, NOW), None);
+    }
+
+    #[test]
+    fn token_without_exp_is_refused() {
+        let claims = JWTClaims {
+            issued_at: Some(timestamp(NOW)),
+            expires_at: None,
+            invalid_before: None,
+            issuer: None,
+            subject: Some(String::from("7")),
+            audiences: Some(Audiences::AsString(AUDIENCE.to_owned())),
+            jwt_id: Some(String::from("jti-1")),
+            nonce: None,
+            custom: UserClaims { sub_name: String::from("alice"), sub_email: String::new() },
+        };
+        let header =
+            HeaderOptions { signature_type: Some(TOKEN_TYPE.to_owned()), content_type: None };
+        let token = key().authenticate_with_options(claims, &header).unwrap();
+        assert_eq!(verify(&key(), &token, NOW), None);
+    }
+}

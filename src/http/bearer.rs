@@ -1,9 +1,20 @@
 //! Bearer-token authentication for API requests (`Authorization: Bearer`).
+//!
+//! [`authenticate`] applies the rules of SPEC 5 in their order: the token
+//! itself first (HS256 and its signature, `typ`, `aud`, `exp` without
+//! leeway; see `jwt::verify`), and only then the database: the row named by
+//! `jti` must exist, be neither revoked nor expired, belong to an active
+//! user, and that user must be the token's `sub`. The row is read on every
+//! request, so a revocation or deletion by any process counts on the very
+//! next one. Every failure is the same `HttpError::Unauthorized`, and
+//! nothing is written, whether the token passes or not.
 
 use crate::clock::UnixTime;
 use crate::http::reply::HttpError;
 use crate::http::request::Request;
 use crate::http::server::Worker;
+use crate::jwt;
+use crate::jwt_sessions;
 use crate::users::User;
 
 /// The caller behind a valid bearer token.
@@ -15,6 +26,53 @@ pub struct BearerCaller {
 }
 
 /// Checks the request's bearer token.
-pub fn authenticate(_worker: &Worker, _request: &Request) -> Result<BearerCaller, HttpError> {
-    Err(HttpError::Unauthorized)
+pub fn authenticate(worker: &Worker, request: &Request) -> Result<BearerCaller, HttpError> {
+    let token = bearer_token(request).ok_or(HttpError::Unauthorized)?;
+    let now = worker.app.clock.now();
+    let verified = jwt::verify(&worker.app.jwt_key, token, now).ok_or(HttpError::Unauthorized)?;
+    let (session, user) = jwt_sessions::find_live(&worker.conn, &verified.jti, now)?
+        .ok_or(HttpError::Unauthorized)?;
+    if session.user_id.to_string() != verified.sub || user.id != session.user_id {
+        return Err(HttpError::Unauthorized);
+    }
+    Ok(BearerCaller { user, jti: session.jti, expires_at: session.expires_at })
+}
+
+/// The token of the one `Authorization: Bearer <token>` header. Two
+/// `Authorization` headers are ambiguous and count as none.
+fn bearer_token(request: &Request) -> Option<&str> {
+    let mut values =
+        request.headers.iter().filter(|(name, _)| name == "authorization").map(|(_, v)| v);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::Method;
+
+    fn with_headers(values: &[&str]) -> Request {
+        let mut request = Request::new(Method::Get, "/api/whoami");
+        for value in values {
+            request.headers.push((String::from("authorization"), (*value).to_owned()));
+        }
+        request
+    }
+
+    #[test]
+    fn bearer_token_is_read_from_one_header() {
+        assert_eq!(bearer_token(&with_headers(&["Bearer abc.def.ghi"])), Some("abc.def.ghi"));
+        assert_eq!(bearer_token(&with_headers(&["bearer  abc"])), Some("abc"));
+        assert_eq!(bearer_token(&with_headers(&[])), None);
+        assert_eq!(bearer_token(&with_headers(&["Bearer "])), None);
+        assert_eq!(bearer_token(&with_headers(&["Bearer"])), None);
+        assert_eq!(bearer_token(&with_headers(&["Basic abc"])), None);
+        assert_eq!(bearer_token(&with_headers(&["Bearer a", "Bearer b"])), None);
+    }
 }

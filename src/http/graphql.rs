@@ -1,9 +1,340 @@
-//! `POST /graphql`: the GraphQL endpoint (login, logout, whoami).
+//! `POST /graphql`: the GraphQL endpoint (login, logout, whoami) of SPEC 5,
+//! executed synchronously by juniper.
+//!
+//! The handler reads the JSON body (400 when it is not JSON or has no string
+//! `query`), looks at the bearer token once, runs the operation, and picks
+//! the HTTP status from what the resolvers reported in the [`Context`]: 401
+//! with the fixed body when `whoami` or `logout` ran without a valid token,
+//! 429 with `Retry-After` when `login` was throttled. A query that fails to
+//! parse or validate gets juniper's `errors` response with 400. Resolvers
+//! never see tiny_http; the SQL they need lives in `users` and
+//! `jwt_sessions`.
 
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+
+use juniper::http::GraphQLRequest;
+use juniper::meta::MetaType;
+use juniper::{
+    ArcStr, Arguments, EmptySubscription, ExecutionResult, Executor, FieldError, FieldResult,
+    GraphQLObject, GraphQLType, GraphQLValue, Registry, RootNode, arcstr, graphql_value,
+};
+
+use crate::clock::rfc3339;
+use crate::http::bearer::{self, BearerCaller};
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::Request;
 use crate::http::server::Worker;
+use crate::jwt;
+use crate::jwt_sessions;
+use crate::users;
 
-pub fn handle(_worker: &Worker, _request: &Request) -> Result<Reply, HttpError> {
-    Err(HttpError::NotFound)
+/// Answers one GraphQL request.
+pub fn handle(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    let graphql_request = parse_body(&request.body)?;
+    let caller = match bearer::authenticate(worker, request) {
+        Ok(caller) => Some(caller),
+        Err(HttpError::Unauthorized) => None,
+        Err(other) => return Err(other),
+    };
+    let context = Context {
+        worker,
+        request,
+        caller,
+        unauthenticated: Cell::new(false),
+        throttled: Cell::new(None),
+        login_attempted: Cell::new(false),
+        issued_jti: RefCell::new(None),
+        failure: RefCell::new(None),
+    };
+    let schema = schema();
+    let response = graphql_request.execute_sync(&schema, &context);
+    let failure = context.failure.into_inner();
+    if failure.is_some() || context.unauthenticated.get() {
+        // The client gets no token, so the row of a `login` earlier in this
+        // operation must not outlive the request either.
+        if let Some(jti) = context.issued_jti.into_inner() {
+            jwt_sessions::delete(&worker.conn, &jti)?;
+        }
+        return Err(failure.unwrap_or(HttpError::Unauthorized));
+    }
+    let status = match context.throttled.get() {
+        Some(_) => 429,
+        None if response.is_ok() => 200,
+        // The query did not parse or validate, or named no operation.
+        None => 400,
+    };
+    // Straight to bytes: a `serde_json::Value` would sort the fields, and
+    // GraphQL answers them in the order the query asked for them.
+    let body = serde_json::to_vec(&response)
+        .map_err(|error| anyhow::anyhow!("failed to serialize a GraphQL response: {error}"))?;
+    let mut reply = Reply::new(status, "application/json", body);
+    if let Some(retry_after) = context.throttled.get() {
+        reply = reply.with_header("Retry-After", retry_after.to_string());
+    }
+    Ok(reply)
+}
+
+/// What the resolvers of one request share: the worker (its connection and
+/// the app), the request, the caller behind the bearer token if it is
+/// valid, and what went wrong that the HTTP status must show.
+pub struct Context<'a> {
+    worker: &'a Worker,
+    request: &'a Request,
+    caller: Option<BearerCaller>,
+    /// Set when a field that needs a token ran without a valid one.
+    unauthenticated: Cell<bool>,
+    /// Set to the seconds to wait when `login` was throttled.
+    throttled: Cell<Option<i64>>,
+    /// One `login` per request: each costs a password hash.
+    login_attempted: Cell<bool>,
+    /// The `jti` of the row `login` stored, if it did.
+    issued_jti: RefCell<Option<String>>,
+    /// A database error in a resolver; it becomes the response (500 or 503).
+    failure: RefCell<Option<HttpError>>,
+}
+
+impl juniper::Context for Context<'_> {}
+
+impl Context<'_> {
+    /// The caller, or the error that makes the response a 401.
+    fn require_caller(&self) -> FieldResult<&BearerCaller> {
+        match &self.caller {
+            Some(caller) => Ok(caller),
+            None => {
+                self.unauthenticated.set(true);
+                Err(coded_error("Received invalid authentication token", "AuthenticationInvalid"))
+            }
+        }
+    }
+
+    /// Keeps a database error for the handler and gives the resolver a
+    /// generic field error (the cause is logged once, by the handler).
+    fn fail(&self, error: impl Into<HttpError>) -> FieldError {
+        self.failure.borrow_mut().get_or_insert(error.into());
+        coded_error("internal server error", "InternalServerError")
+    }
+}
+
+/// The schema of SPEC 5.
+///
+/// `Query` and `Mutation` implement juniper's traits by hand rather than
+/// through `#[graphql_object]`: the macro also generates the async
+/// resolvers, which require a `Sync` context, and ours holds the worker's
+/// SQLite connection, which is not. Execution here is synchronous only.
+type Schema<'a> = RootNode<Query<'a>, Mutation<'a>, EmptySubscription<Context<'a>>>;
+
+fn schema<'a>() -> Schema<'a> {
+    RootNode::new(Query(PhantomData), Mutation(PhantomData), EmptySubscription::new())
+}
+
+/// `type Query { whoami: Whoami! }`
+pub struct Query<'a>(PhantomData<&'a ()>);
+
+impl<'a> GraphQLType for Query<'a> {
+    fn name(_: &()) -> Option<ArcStr> {
+        Some(arcstr::literal!("Query"))
+    }
+
+    fn meta(_: &(), registry: &mut Registry) -> MetaType {
+        let fields = [registry
+            .field::<Whoami>(arcstr::literal!("whoami"), &())
+            .description("The user behind the bearer token, and when the token expires.")];
+        registry.build_object_type::<Query<'a>>(&(), &fields).into_meta()
+    }
+}
+
+impl<'a> GraphQLValue for Query<'a> {
+    type Context = Context<'a>;
+    type TypeInfo = ();
+
+    fn type_name(&self, _: &()) -> Option<ArcStr> {
+        <Query<'a> as GraphQLType>::name(&())
+    }
+
+    // Fragments on the type ask for it.
+    fn concrete_type_name(&self, _: &Context<'a>, _: &()) -> String {
+        String::from("Query")
+    }
+
+    fn resolve_field(
+        &self,
+        _: &(),
+        field_name: &str,
+        _: &Arguments,
+        executor: &Executor<Context<'a>>,
+    ) -> ExecutionResult {
+        let context = executor.context();
+        match field_name {
+            "whoami" => executor.resolve_with_ctx(&(), &whoami(context)?),
+            // Validation only lets through the fields `meta` declares.
+            other => Err(FieldError::from(format!("unknown field `{other}` on `Query`"))),
+        }
+    }
+}
+
+/// `type Mutation { login(username: String!, password: String!): LoginResponse!  logout: Boolean! }`
+pub struct Mutation<'a>(PhantomData<&'a ()>);
+
+impl<'a> GraphQLType for Mutation<'a> {
+    fn name(_: &()) -> Option<ArcStr> {
+        Some(arcstr::literal!("Mutation"))
+    }
+
+    fn meta(_: &(), registry: &mut Registry) -> MetaType {
+        let username = registry.arg::<String>(arcstr::literal!("username"), &());
+        let password = registry.arg::<String>(arcstr::literal!("password"), &());
+        let fields = [
+            registry
+                .field::<LoginResponse>(arcstr::literal!("login"), &())
+                .argument(username)
+                .argument(password)
+                .description("Signs in and returns a new token. Throttled like the sign-in form."),
+            registry
+                .field::<bool>(arcstr::literal!("logout"), &())
+                .description("Revokes the calling token."),
+        ];
+        registry.build_object_type::<Mutation<'a>>(&(), &fields).into_meta()
+    }
+}
+
+impl<'a> GraphQLValue for Mutation<'a> {
+    type Context = Context<'a>;
+    type TypeInfo = ();
+
+    fn type_name(&self, _: &()) -> Option<ArcStr> {
+        <Mutation<'a> as GraphQLType>::name(&())
+    }
+
+    // Fragments on the type ask for it.
+    fn concrete_type_name(&self, _: &Context<'a>, _: &()) -> String {
+        String::from("Mutation")
+    }
+
+    fn resolve_field(
+        &self,
+        _: &(),
+        field_name: &str,
+        arguments: &Arguments,
+        executor: &Executor<Context<'a>>,
+    ) -> ExecutionResult {
+        let context = executor.context();
+        match field_name {
+            "login" => {
+                let username = required_string(arguments, "username")?;
+                let password = required_string(arguments, "password")?;
+                executor.resolve_with_ctx(&(), &login(context, &username, &password)?)
+            }
+            "logout" => executor.resolve_with_ctx(&(), &logout(context)?),
+            other => Err(FieldError::from(format!("unknown field `{other}` on `Mutation`"))),
+        }
+    }
+}
+
+/// A new login token.
+#[derive(GraphQLObject)]
+pub struct LoginResponse {
+    token: String,
+    /// When the token expires, RFC 3339 in UTC.
+    expires: String,
+}
+
+/// Who the caller is.
+#[derive(GraphQLObject)]
+pub struct Whoami {
+    username: String,
+    /// `admin`, `manager` or `user`.
+    role: String,
+    /// When the token expires, RFC 3339 in UTC.
+    expires: String,
+}
+
+/// The `whoami` query.
+fn whoami(context: &Context<'_>) -> FieldResult<Whoami> {
+    let caller = context.require_caller()?;
+    Ok(Whoami {
+        username: caller.user.username.clone(),
+        role: caller.user.role.as_str().to_owned(),
+        expires: rfc3339(caller.expires_at),
+    })
+}
+
+/// The `logout` mutation: revokes the calling token's row.
+fn logout(context: &Context<'_>) -> FieldResult<bool> {
+    let caller = context.require_caller()?;
+    let now = context.worker.app.clock.now();
+    jwt_sessions::revoke(&context.worker.conn, &caller.jti, now, Some(caller.user.id))
+        .map_err(|error| context.fail(error))?;
+    Ok(true)
+}
+
+/// The `login` mutation: the same throttle and checks as the sign-in form,
+/// then a row and a token.
+fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<LoginResponse> {
+    if context.login_attempted.replace(true) {
+        return Err(coded_error("only one `login` per request", "BadRequest"));
+    }
+    let worker = context.worker;
+    let app = &worker.app;
+    let client_addr = context.request.client_addr(app.settings.trust_proxy_headers);
+    let now = app.clock.now();
+    // No username is longer than 150 characters (see `users`); a longer one
+    // must not make the throttle keep up to a megabyte per failed attempt.
+    let throttle_name: String = username.chars().take(150).collect();
+
+    if let Err(retry_after) = app.throttle.check(&throttle_name, &client_addr, now) {
+        context.throttled.set(Some(retry_after.0));
+        let seconds = i32::try_from(retry_after.0).unwrap_or(i32::MAX);
+        return Err(FieldError::new(
+            "Too many failed attempts. Please try again later.",
+            graphql_value!({ "code": "Throttled", "retryAfter": seconds }),
+        ));
+    }
+    let user = users::authenticate(&worker.conn, &app.decoy, username, password)
+        .map_err(|error| context.fail(error))?;
+    let Some(user) = user else {
+        app.throttle.record_failure(&throttle_name, &client_addr, now);
+        return Err(coded_error("Invalid credentials", "InvalidCredentials"));
+    };
+    app.throttle.record_success(&throttle_name);
+
+    let jti = uuid::Uuid::new_v4().to_string();
+    let expires_at = now + app.settings.jwt_lifetime;
+    let token = jwt::issue(&app.jwt_key, &user, &jti, now, expires_at)
+        .map_err(|error| context.fail(error))?;
+    jwt_sessions::create(
+        &worker.conn,
+        &jti,
+        user.id,
+        now,
+        expires_at,
+        &client_addr,
+        context.request.user_agent(),
+    )
+    .map_err(|error| context.fail(error))?;
+    context.issued_jti.replace(Some(jti));
+    Ok(LoginResponse { token, expires: rfc3339(expires_at) })
+}
+
+/// A required `String!` argument (validation has checked it is there).
+fn required_string(arguments: &Arguments, name: &str) -> FieldResult<String> {
+    arguments.get::<String>(name)?.ok_or_else(|| FieldError::from(format!("missing `{name}`")))
+}
+
+/// A field error with `extensions.code`.
+fn coded_error(message: &str, code: &str) -> FieldError {
+    FieldError::new(message, graphql_value!({ "code": code }))
+}
+
+/// The body as a GraphQL request: a JSON object with a string `query` and
+/// optional `variables` and `operationName`.
+fn parse_body(body: &[u8]) -> Result<GraphQLRequest, HttpError> {
+    let bad = |reason: &str| HttpError::BadRequest(reason.to_owned());
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
+    if !value.get("query").is_some_and(serde_json::Value::is_string) {
+        return Err(bad("the body has no string `query`"));
+    }
+    serde_json::from_value(value)
+        .map_err(|_| bad("`operationName` must be a string and `variables` an object"))
 }

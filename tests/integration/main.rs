@@ -7,4 +7,6 @@ mod support;
 
 mod cli_users;
 mod csrf;
+mod graphql;
+mod jwt;
 mod web_sessions;

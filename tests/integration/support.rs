@@ -265,3 +265,31 @@ pub fn count(conn: &rusqlite::Connection, table: &str) -> i64 {
     .collect();
     conn.query_row(tables[table], [], |row| row.get(0)).expect("count")
 }
+
+/// Posts a GraphQL request to `/graphql`, with a bearer token when given.
+pub fn post_graphql(
+    server: &TestServer,
+    query: &str,
+    variables: serde_json::Value,
+    token: Option<&str>,
+) -> Response {
+    let body = serde_json::json!({ "query": query, "variables": variables });
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> =
+        authorization.iter().map(|value| ("Authorization", value.as_str())).collect();
+    server.post_json("/graphql", &body, &headers)
+}
+
+/// Logs in through the GraphQL `login` mutation and returns the token.
+#[track_caller]
+pub fn jwt_login(server: &TestServer, username: &str, password: &str) -> String {
+    let response = post_graphql(
+        server,
+        "mutation ($u: String!, $p: String!) { login(username: $u, password: $p) { token } }",
+        serde_json::json!({ "u": username, "p": password }),
+        None,
+    );
+    assert_eq!(response.status, 200, "GraphQL login of {username} failed: {}", response.body);
+    let token = response.json()["data"]["login"]["token"].as_str().map(str::to_owned);
+    token.unwrap_or_else(|| panic!("no token in {}", response.body))
+}
