@@ -6,11 +6,12 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{Limits, Request};
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -34,6 +35,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // limits on each request's head (a sessiond patch)
+    limits: Limits,
 }
 
 /// Error that can happen when reading a request.
@@ -44,6 +48,17 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// the request line is longer than the limit (sessiond patch)
+    RequestLineTooLong,
+    /// the headers are larger or more than the limits (sessiond patch)
+    HeadersTooLarge(HTTPVersion),
+}
+
+/// Why a line could not be read (sessiond patch).
+enum LineError {
+    Io(IoError),
+    TooLong,
+    NotAscii,
 }
 
 impl ClientConnection {
@@ -51,6 +66,7 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: Limits,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -65,6 +81,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
         }
     }
 
@@ -77,7 +94,17 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// sessiond patch: a line longer than `max_bytes` (CRLF included) is
+    /// `LineError::TooLong`; `deadline` is set by the first byte of a request
+    /// (from `Limits::head_timeout`) and a head still unread by then is a
+    /// `TimedOut` error. Checking the clock per byte bounds the overshoot by
+    /// one read timeout even when a client sends one byte at a time.
+    fn read_next_line(
+        &mut self,
+        max_bytes: usize,
+        deadline: &mut Option<Instant>,
+    ) -> Result<AsciiString, LineError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,29 +112,59 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(Ok(b)) => b,
+                // A stall in the middle of a request is a timeout (408); a
+                // silent idle connection is just closed.
+                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock && deadline.is_some() => {
+                    return Err(LineError::Io(IoError::new(ErrorKind::TimedOut, e)))
+                }
+                Some(Err(e)) => return Err(LineError::Io(e)),
+                None => {
+                    return Err(LineError::Io(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+
+            match *deadline {
+                None => *deadline = self.limits.head_timeout.map(|t| Instant::now() + t),
+                Some(limit) if Instant::now() > limit => {
+                    return Err(LineError::Io(IoError::new(
+                        ErrorKind::TimedOut,
+                        "request head not received in time",
+                    )))
+                }
+                Some(_) => {}
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| LineError::NotAscii);
             }
 
             prev_byte_was_cr = byte == b'\r';
 
             buf.push(byte);
+            if buf.len() + 1 > max_bytes {
+                return Err(LineError::TooLong);
+            }
         }
     }
 
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        let mut deadline = None;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = match self.read_next_line(self.limits.max_request_line_bytes, &mut deadline) {
+                    Ok(line) => line,
+                    Err(LineError::Io(e)) => return Err(ReadError::ReadIoError(e)),
+                    Err(LineError::TooLong) => return Err(ReadError::RequestLineTooLong),
+                    Err(LineError::NotAscii) => return Err(ReadError::WrongRequestLine),
+                };
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -117,12 +174,26 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
+                let mut header_bytes_left = self.limits.max_header_bytes;
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    // The CRLF that ends the headers is not a header: room
+                    // for it is always left.
+                    let line = match self.read_next_line(header_bytes_left.saturating_add(2), &mut deadline) {
+                        Ok(line) => line,
+                        Err(LineError::Io(e)) => return Err(ReadError::ReadIoError(e)),
+                        Err(LineError::TooLong) => return Err(ReadError::HeadersTooLarge(version)),
+                        Err(LineError::NotAscii) => return Err(ReadError::WrongHeader(version)),
+                    };
 
                     if line.is_empty() {
                         break;
                     };
+                    if line.len() + 2 > header_bytes_left
+                        || headers.len() >= self.limits.max_header_lines
+                    {
+                        return Err(ReadError::HeadersTooLarge(version));
+                    }
+                    header_bytes_left -= line.len() + 2;
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -153,10 +224,18 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            deadline,
+            self.limits.max_buffered_body,
         )
         .map_err(|e| {
             use crate::request;
             match e {
+                // sessiond patch: a malformed chunked body is a bad request
+                request::RequestCreationError::CreationIoError(e)
+                    if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::InvalidData) =>
+                {
+                    ReadError::WrongHeader(version)
+                }
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
@@ -211,6 +290,24 @@ impl Iterator for ClientConnection {
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
                     return None; // closing the connection
+                }
+
+                Err(ReadError::RequestLineTooLong) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::from_string("request line too long")
+                        .with_status_code(StatusCode(414));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the request is not read: close
+                }
+
+                Err(ReadError::HeadersTooLarge(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::from_string("request headers too large")
+                        .with_status_code(StatusCode(431));
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None; // the rest of the request is not read: close
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {

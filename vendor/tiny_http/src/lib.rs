@@ -90,6 +90,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
+// sessiond patch: newer compilers find these in the upstream 0.12.0 code.
+#![allow(unused_imports, dead_code)]
 
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use zeroize::Zeroizing;
@@ -99,7 +101,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -159,6 +161,22 @@ impl From<Request> for Message {
     }
 }
 
+/// Counts a connection as open until dropped (a sessiond patch).
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(count: &Arc<AtomicUsize>) -> OpenConnection {
+        count.fetch_add(1, Relaxed);
+        OpenConnection(Arc::clone(count))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
 trait MustBeShareDummy: Sync + Send {}
@@ -177,6 +195,54 @@ pub struct ServerConfig {
 
     /// If `Some`, then the server will use SSL to encode the communications.
     pub ssl: Option<SslConfig>,
+}
+
+/// Limits on the connections of a server (a sessiond patch, see SESSIOND.md).
+///
+/// The default is what upstream tiny_http 0.12 does: no limit at all.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Read timeout set on every accepted socket: a client silent for this
+    /// long (idle between requests, or stalled mid-request) is disconnected.
+    pub read_timeout: Option<Duration>,
+    /// Write timeout set on every accepted socket: a client that does not
+    /// read its response for this long is disconnected.
+    pub write_timeout: Option<Duration>,
+    /// Time allowed from the first byte of a request to the end of its
+    /// headers; a client that trickles its headers is answered 408 and
+    /// disconnected.
+    pub head_timeout: Option<Duration>,
+    /// The longest request line; longer gets 414 and the connection closed.
+    pub max_request_line_bytes: usize,
+    /// The most bytes of header lines (after the request line, counting each
+    /// line's CRLF); more gets 431 and the connection closed.
+    pub max_header_bytes: usize,
+    /// The most header lines; more gets 431 and the connection closed.
+    pub max_header_lines: usize,
+    /// The most connections open at once; a connection over the limit is
+    /// answered 503 and closed at once.
+    pub max_connections: usize,
+    /// Bodies up to this size (by Content-Length, or chunked once decoded)
+    /// are read by the connection's own thread, within the head deadline,
+    /// before the request is handed out; a chunked body longer than this is
+    /// cut at this size plus one byte, so the reader can tell it is too long.
+    /// Upstream reads only Content-Length bodies up to 1024 bytes this way.
+    pub max_buffered_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            read_timeout: None,
+            write_timeout: None,
+            head_timeout: None,
+            max_request_line_bytes: usize::MAX,
+            max_header_bytes: usize::MAX,
+            max_header_lines: usize::MAX,
+            max_connections: usize::MAX,
+            max_buffered_body: 1024,
+        }
+    }
 }
 
 /// Configuration of the server for SSL.
@@ -243,7 +309,18 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// Builds a new server using the specified listener, with limits on its
+    /// connections (a sessiond patch).
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let open_connections = Arc::new(AtomicUsize::new(0));
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -292,8 +369,21 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    Ok((mut sock, _)) => {
                         use util::RefinedTcpStream;
+                        if sock
+                            .set_timeouts(limits.read_timeout, limits.write_timeout)
+                            .is_err()
+                        {
+                            continue;
+                        }
+                        if open_connections.load(Relaxed) >= limits.max_connections {
+                            use std::io::Write;
+                            let _ = sock.write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                            );
+                            continue;
+                        }
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -311,7 +401,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, limits.clone()))
                     }
                     Err(e) => Err(e),
                 };
@@ -320,7 +410,9 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let mut open = Some(OpenConnection::new(&open_connections));
                         tasks_pool.spawn(Box::new(move || {
+                            let _open = open.take();
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
+use std::time::Instant;
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -133,8 +134,10 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R,
     writer: W,
+    deadline: Option<Instant>,
+    max_buffered_body: usize,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -189,9 +192,10 @@ where
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
+        let mut source_data = DeadlineReader { inner: source_data, deadline };
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= max_buffered_body && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
 
             let mut buffer = vec![0; content_length];
@@ -212,9 +216,18 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let (data_reader, _) = EqualReader::new(source_data.inner, content_length); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
+    } else if transfer_encoding.is_some() && !expects_continue && max_buffered_body > 1024 {
+        // sessiond patch: decode the chunked body here, within the deadline,
+        // keeping at most one byte more than the limit.
+        let source_data = DeadlineReader { inner: source_data, deadline };
+        let mut buffer = Vec::new();
+        Decoder::new(source_data)
+            .take(max_buffered_body as u64 + 1)
+            .read_to_end(&mut buffer)?;
+        Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
@@ -239,6 +252,23 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
     })
+}
+
+/// A reader that fails with `TimedOut` once its deadline has passed (a
+/// sessiond patch): with a socket read timeout, each read blocks at most that
+/// long, so a client trickling its body is cut off soon after the deadline.
+struct DeadlineReader<R> {
+    inner: R,
+    deadline: Option<Instant>,
+}
+
+impl<R: Read> Read for DeadlineReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.deadline.is_some_and(|deadline| Instant::now() > deadline) {
+            return Err(IoError::new(ErrorKind::TimedOut, "request not received in time"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 impl Request {

@@ -64,12 +64,18 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
+        // sessiond patch: upstream allocated a buffer of the whole unread
+        // length here (a client-chosen Content-Length: an allocation failure
+        // aborts the process) and read until all of it came. Now at most
+        // 64 KiB is drained, through a small buffer; what is left makes the
+        // next "request" on the connection malformed, which closes it.
+        let mut remaining_to_read = self.size.min(64 * 1024);
+        let mut buf = [0u8; 8192];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
+            let buf = &mut buf[..remaining_to_read.min(8192)];
 
-            match self.reader.read(&mut buf) {
+            match self.reader.read(buf) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
