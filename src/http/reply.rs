@@ -154,9 +154,15 @@ impl From<rusqlite::Error> for HttpError {
     fn from(error: rusqlite::Error) -> HttpError {
         use rusqlite::ErrorCode;
         match error.sqlite_error_code() {
-            Some(ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::CannotOpen) => {
-                HttpError::Unavailable(error.to_string())
-            }
+            // A database file made read-only while open fails its next write
+            // with SQLITE_IOERR (the WAL cannot be written), a new connection
+            // with SQLITE_READONLY; both pass once it is writable again.
+            Some(
+                ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure,
+            ) => HttpError::Unavailable(error.to_string()),
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 HttpError::Unavailable(error.to_string())
             }

@@ -187,14 +187,14 @@ fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request
         // with `Expect: 100-continue` is read here, within its own deadline.
         let deadline = Instant::now() + request_timeout(&worker.app);
         let reader = DeadlineReader { inner: raw.as_reader(), deadline };
-        reader.take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut body).map_err(|error| {
-            match error.kind() {
+        reader.take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut body).map_err(
+            |error| match error.kind() {
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
                     HttpError::RequestTimeout
                 }
                 _ => HttpError::BadRequest(String::from("failed to read the body")),
-            }
-        })?;
+            },
+        )?;
         if body.len() > MAX_BODY_BYTES {
             return Err(HttpError::PayloadTooLarge);
         }
@@ -219,7 +219,10 @@ struct DeadlineReader<R> {
 impl<R: Read> Read for DeadlineReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if Instant::now() > self.deadline {
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "body not received in time"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "body not received in time",
+            ));
         }
         self.inner.read(buf)
     }

@@ -8,5 +8,6 @@ mod support;
 mod cli_users;
 mod csrf;
 mod graphql;
+mod hardening;
 mod jwt;
 mod web_sessions;

@@ -64,30 +64,18 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        // sessiond patch: upstream allocated a buffer of the whole unread
-        // length here (a client-chosen Content-Length: an allocation failure
-        // aborts the process) and read until all of it came. Now at most
-        // 64 KiB is drained, through a small buffer; what is left makes the
-        // next "request" on the connection malformed, which closes it.
-        let mut remaining_to_read = self.size.min(64 * 1024);
-        let mut buf = [0u8; 8192];
-
-        while remaining_to_read > 0 {
-            let buf = &mut buf[..remaining_to_read.min(8192)];
-
-            match self.reader.read(buf) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
-            }
+        // sessiond patch: upstream drained the rest of the body here, with a
+        // buffer as large as the unread part of a client-chosen
+        // Content-Length (an allocation that can abort the process), in
+        // whichever thread dropped the request, for as long as the client
+        // kept sending. Now nothing is drained: the unread rest makes the
+        // next "request" on the connection malformed, which closes it. Only
+        // a body the handler chose not to read is affected.
+        if self.size > 0 {
+            let info = "the rest of the body was not read";
+            self.last_read_signal.send(Err(std::io::Error::new(std::io::ErrorKind::Other, info))).ok();
+        } else {
+            self.last_read_signal.send(Ok(())).ok();
         }
     }
 }
