@@ -6,8 +6,10 @@
 mod support;
 
 mod cli_users;
+mod crash;
 mod csrf;
 mod graphql;
 mod hardening;
 mod jwt;
+mod logs;
 mod web_sessions;
