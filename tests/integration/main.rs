@@ -12,4 +12,5 @@ mod graphql;
 mod hardening;
 mod jwt;
 mod logs;
+mod properties;
 mod web_sessions;
