@@ -6,6 +6,7 @@
 mod support;
 
 mod cli_users;
+mod concurrency;
 mod crash;
 mod csrf;
 mod graphql;
