@@ -89,13 +89,16 @@ fn user_commands_under_load_never_see_a_locked_database() {
         let (carol_cookie, carol_bearer) = sign_in(&server, "carol", &old_carol_password);
         let (dave_cookie, dave_bearer) = sign_in(&server, "dave", "dave-password");
 
-        let commands: [(Vec<&str>, Vec<(&str, &str)>); 3] = [
+        type Command<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+        let commands: [Command<'_>; 5] = [
             (
                 vec!["--db", &db, "changepassword", "carol"],
                 vec![("DJANGO_SUPERUSER_PASSWORD", carol_password.as_str())],
             ),
             (vec!["--db", &db, "deactivateuser", "dave"], vec![]),
             (vec!["--db", &db, "activateuser", "dave"], vec![]),
+            (vec!["--db", &db, "clear_expired_sessions"], vec![]),
+            (vec!["--db", &db, "config"], vec![]),
         ];
         for (number, (args, env)) in commands.iter().enumerate() {
             let output = run_cli(dir.path(), args, env, None);
