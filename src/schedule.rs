@@ -225,25 +225,31 @@ impl<Tz: TimeZone> TimerPlan<Tz> {
 }
 
 /// Starts the timer thread; it stops when the app's shutdown flag is set.
+/// The schedule and the start time are read before the thread starts, so a
+/// test that moves the clock right after `start` cannot race the thread.
 pub fn spawn_timer(app: Arc<App>) -> anyhow::Result<Option<JoinHandle<()>>> {
     let conn = crate::db::connect(&app.settings.db)?;
+    let started = app.clock.now();
+    let schedule = load(&conn).unwrap_or_else(|error| {
+        eprintln!("cleanup timer: failed to read the schedule: {error}");
+        Schedule::Off
+    });
+    let plan = TimerPlan::new(schedule, started, chrono::Local);
     let handle = std::thread::Builder::new()
         .name(String::from("cleanup-timer"))
-        .spawn(move || run_timer(&app, conn))
+        .spawn(move || run_timer(&app, conn, plan, started))
         .context("failed to start the cleanup timer thread")?;
     Ok(Some(handle))
 }
 
 /// The timer thread's loop: look at the clock, re-read the schedule now and
 /// then, run the cleanup when it is due, and sleep a little.
-fn run_timer(app: &App, mut conn: Connection) {
-    let started = app.clock.now();
-    let schedule = load(&conn).unwrap_or_else(|error| {
-        eprintln!("cleanup timer: failed to read the schedule: {error}");
-        Schedule::Off
-    });
-    let mut plan = TimerPlan::new(schedule, started, chrono::Local);
-    let mut last_read = started;
+fn run_timer(
+    app: &App,
+    mut conn: Connection,
+    mut plan: TimerPlan<chrono::Local>,
+    mut last_read: UnixTime,
+) {
     while !app.shutdown.load(Ordering::SeqCst) {
         let now = app.clock.now();
         if now - last_read >= RELOAD_EVERY || now < last_read {

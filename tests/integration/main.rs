@@ -5,4 +5,7 @@
 
 mod support;
 
+mod cleanup;
+mod cli_config;
+mod schedule;
 mod web_sessions;
