@@ -28,13 +28,16 @@ pub fn schedule(settings: &Settings, action: ScheduleAction) -> anyhow::Result<(
     match action {
         ScheduleAction::Show => {
             let current = schedule::load(&conn)?;
-            println!("Schedule: {current}");
-            match schedule::next_run(&current, now) {
-                Some(next) => println!(
-                    "Next run: {} ({}, server time zone)",
-                    schedule::local_time(next),
-                    rfc3339(next)
+            match &current {
+                Schedule::Off => println!("Schedule: off"),
+                Schedule::Cron(expression) => println!(
+                    "Schedule: {expression} (minute hour day-of-month month day-of-week, server time zone)"
                 ),
+            }
+            match schedule::next_run(&current, now) {
+                Some(next) => {
+                    println!("Next run: {} ({})", schedule::local_time(next), rfc3339(next));
+                }
                 None => println!("Next run: none"),
             }
             let runs = cleanup::recent_runs(&conn, RUNS_SHOWN)?;

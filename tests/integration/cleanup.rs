@@ -112,6 +112,21 @@ fn cleanup_records_each_run_newest_first() {
 }
 
 #[test]
+fn cleanup_keeps_only_the_newest_records() {
+    let (_dir, mut conn, _user) = open_temp();
+    let kept = usize::try_from(cleanup::RUNS_KEPT).unwrap();
+    for minute in 0..=cleanup::RUNS_KEPT {
+        cleanup::clear_expired(&mut conn, START + 60 * minute, Trigger::Timer).unwrap();
+    }
+
+    let runs = cleanup::recent_runs(&conn, kept + 10).unwrap();
+
+    assert_eq!(runs.len(), kept);
+    assert_eq!(runs[0].started, START + 60 * cleanup::RUNS_KEPT);
+    assert_eq!(runs[kept - 1].started, START + 60);
+}
+
+#[test]
 fn cleanup_deletes_more_rows_than_one_batch_holds() {
     let (_dir, mut conn, user) = open_temp();
     let total = 2 * BATCH_SIZE + 1;
@@ -204,7 +219,7 @@ fn clear_expired_sessions_runs_while_the_server_serves_the_same_file() {
     // earlier, so sessions made at START are live for both.
     let server = TestServer::start();
     let cookie = server.login("root", "root-password");
-    let expired = 3 * BATCH_SIZE;
+    let expired = 2 * BATCH_SIZE + 1;
     {
         let mut conn = server.conn();
         let root = users::find_by_username(&conn, "root").unwrap().unwrap();
