@@ -69,14 +69,16 @@ pub fn parse(expression: &str) -> Result<Schedule, String> {
     let fields: Vec<&str> = expression.split_whitespace().collect();
     if fields.len() != 5 {
         return Err(format!(
-            "invalid cron expression `{}`: expected 5 fields (minute hour day-of-month month day-of-week), found {}",
+            "invalid cron expression `{}`: expected 5 fields ({}), found {}",
             expression.trim(),
+            FIELD_NAMES.join(" "),
             fields.len()
         ));
     }
     let normalised = fields.join(" ");
-    let cron = parse_cron(&normalised)
-        .map_err(|reason| format!("invalid cron expression `{normalised}`: {reason}"))?;
+    let cron = parse_cron(&normalised).map_err(|reason| {
+        format!("invalid cron expression `{normalised}`: {}", name_bad_field(&fields, reason))
+    })?;
     // An expression such as `0 0 30 2 *` parses but never matches a date.
     let reference = chrono::Utc.timestamp_opt(946_684_800, 0).single().expect("a valid time");
     if cron.find_next_occurrence(&reference, false).is_err() {
@@ -281,6 +283,22 @@ fn run_timer(
 fn parse_cron(expression: &str) -> Result<Cron, String> {
     let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
     parser.parse(expression).map_err(|error| lowercase_first(&error.to_string()))
+}
+
+/// The names of the five fields, in order.
+const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+
+/// Says which field croner refused, when one field alone is refused: croner
+/// tells what is wrong but not where.
+fn name_bad_field(fields: &[&str], reason: String) -> String {
+    for (index, field) in fields.iter().enumerate() {
+        let mut alone = ["*"; 5];
+        alone[index] = field;
+        if parse_cron(&alone.join(" ")).is_err() {
+            return format!("the {} field `{field}`: {reason}", FIELD_NAMES[index]);
+        }
+    }
+    reason
 }
 
 /// croner's messages start with a capital and end with a period; ours do

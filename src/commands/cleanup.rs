@@ -61,7 +61,14 @@ pub fn schedule(settings: &Settings, action: ScheduleAction) -> anyhow::Result<(
         ScheduleAction::Set { cron } => {
             let new = schedule::parse(&cron).map_err(anyhow::Error::msg)?;
             schedule::store(&conn, &new)?;
-            println!("Schedule set to `{new}`; {}.", schedule::describe_next_run(&new, now));
+            match schedule::next_run(&new, now) {
+                Some(next) => println!(
+                    "Schedule set to `{new}`; next run at {} ({}).",
+                    schedule::local_time(next),
+                    rfc3339(next)
+                ),
+                None => println!("Schedule set to `{new}`; it has no next run."),
+            }
         }
         ScheduleAction::Off => {
             schedule::store(&conn, &Schedule::Off)?;

@@ -112,6 +112,10 @@ fn parse_refuses_out_of_range_and_impossible_fields_with_the_reason() {
         );
         assert!(reason.len() > expression.len() + 30, "a reason is given: {reason}");
     }
+    let reason = schedule::parse("0 99 * * *").unwrap_err();
+    assert!(reason.contains("the hour field `99`"), "{reason}");
+    let reason = schedule::parse("0 5 * * 8").unwrap_err();
+    assert!(reason.contains("the day-of-week field `8`"), "{reason}");
     let reason = schedule::parse("0 5 30 2 *").unwrap_err();
     assert!(reason.contains("never matches"), "{reason}");
 }
