@@ -5,8 +5,11 @@
 
 mod support;
 
+mod cleanup;
+mod cli_config;
 mod cli_users;
 mod csrf;
 mod graphql;
 mod jwt;
+mod schedule;
 mod web_sessions;
