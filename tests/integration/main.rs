@@ -5,6 +5,8 @@
 
 mod support;
 
+mod cleanup;
+mod cli_config;
 mod cli_users;
 mod concurrency;
 mod crash;
@@ -14,4 +16,5 @@ mod hardening;
 mod jwt;
 mod logs;
 mod properties;
+mod schedule;
 mod web_sessions;
