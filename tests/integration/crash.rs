@@ -106,34 +106,30 @@ fn api_load(addr: SocketAddr, acknowledged: &Mutex<Acknowledged>) {
     }
 }
 
-#[test]
-fn sigkill_under_load_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = prepare_database(dir.path());
-    let mut server = ServeProcess::start(dir.path(), &[]);
-    let addr = server.addr;
-    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
-    let mut load = Vec::new();
-    for number in 0..4 {
-        let acknowledged = Arc::clone(&acknowledged);
-        load.push(std::thread::spawn(move || {
-            if number % 2 == 0 {
-                web_load(addr, &acknowledged)
-            } else {
-                api_load(addr, &acknowledged)
-            }
-        }));
-    }
-    // Let the load run, then kill in the middle of it.
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server.signal_and_wait("KILL");
-    for thread in load {
-        thread.join().expect("the load threads saw only well-formed answers");
-    }
-    let acknowledged = acknowledged.lock().unwrap();
+/// Starts the load threads against `addr`: two sign in and out through the
+/// form, two through GraphQL.
+fn start_load(
+    addr: SocketAddr,
+    acknowledged: &Arc<Mutex<Acknowledged>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..4)
+        .map(|number| {
+            let acknowledged = Arc::clone(acknowledged);
+            std::thread::spawn(move || {
+                if number % 2 == 0 {
+                    web_load(addr, &acknowledged)
+                } else {
+                    api_load(addr, &acknowledged)
+                }
+            })
+        })
+        .collect()
+}
+
+/// After a crash: the file is sound, and a restarted server honours every
+/// acknowledged login, logout and revocation.
+#[track_caller]
+fn assert_nothing_acknowledged_was_lost(dir: &std::path::Path, acknowledged: &Acknowledged) {
     assert!(
         acknowledged.live_cookies.len() + acknowledged.ended_cookies.len() >= 4,
         "too little load to mean anything"
@@ -142,13 +138,12 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
         acknowledged.live_tokens.len() + acknowledged.revoked_tokens.len() >= 4,
         "too little load to mean anything"
     );
-
-    let conn = sessiond::db::connect(&db_path).expect("the file opens after the crash");
+    let conn = sessiond::db::connect(&dir.join("sessiond.sqlite3")).expect("the file opens");
     let integrity: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
     assert_eq!(integrity, "ok");
     drop(conn);
 
-    let restarted = ServeProcess::start(dir.path(), &[]);
+    let restarted = ServeProcess::start(dir, &[]);
     let whoami_cookie = |cookie: &str| {
         restarted.get("/api/whoami", &[("Cookie", &format!("sessionid={cookie}"))]).status
     };
@@ -167,4 +162,111 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
     for token in &acknowledged.revoked_tokens {
         assert_eq!(whoami_token(token), 401, "an acknowledged revocation was undone");
     }
+}
+
+#[test]
+fn sigkill_under_load_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare_database(dir.path());
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let load = start_load(server.addr, &acknowledged);
+    // Let the load run, then kill in the middle of it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.signal_and_wait("KILL");
+    for thread in load {
+        thread.join().expect("the load threads saw only well-formed answers");
+    }
+    assert_nothing_acknowledged_was_lost(dir.path(), &acknowledged.lock().unwrap());
+}
+
+/// Expired web sessions left in the database (a real clock is used by the
+/// processes of this test).
+fn expired_web_sessions(conn: &rusqlite::Connection) -> i64 {
+    let now = chrono::Utc::now().timestamp();
+    conn.query_row("SELECT count(*) FROM web_sessions WHERE expire_date <= ?1", [now], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+#[test]
+fn sigkill_during_a_large_cleanup_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = prepare_database(dir.path());
+    let backlog = 8 * sessiond::cleanup::BATCH_SIZE as i64;
+    {
+        let mut conn = sessiond::db::open(&db_path).unwrap();
+        let alice = sessiond::users::find_by_username(&conn, "alice").unwrap().unwrap();
+        let long_ago = chrono::Utc::now().timestamp() - 100_000;
+        let lifetime = sessiond::web_sessions::Lifetime { idle: 100, absolute: 0 };
+        let tx = conn.transaction().unwrap();
+        for _ in 0..backlog {
+            sessiond::web_sessions::create(&tx, &alice, lifetime, long_ago, "127.0.0.1", "test")
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(expired_web_sessions(&conn), backlog);
+    }
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let load = start_load(server.addr, &acknowledged);
+    // The load gets going first.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let so_far = acknowledged.lock().unwrap();
+        let web = so_far.live_cookies.len() + so_far.ended_cookies.len();
+        let api = so_far.live_tokens.len() + so_far.revoked_tokens.len();
+        if web >= 4 && api >= 4 {
+            break;
+        }
+        drop(so_far);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut cleanup = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .current_dir(dir.path())
+        .arg("--db")
+        .arg(&db_path)
+        .arg("clear_expired_sessions")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run clear_expired_sessions");
+    // Kill both once the cleanup is well under way.
+    let conn = sessiond::db::connect(&db_path).unwrap();
+    let started = Instant::now();
+    while expired_web_sessions(&conn) > backlog * 3 / 4
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for pid in [cleanup.id(), server.pid()] {
+        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+    let _ = cleanup.wait();
+    server.signal_and_wait("KILL");
+    for thread in load {
+        thread.join().expect("the load threads saw only well-formed answers");
+    }
+    let left = expired_web_sessions(&conn);
+    drop(conn);
+    assert!(
+        left > 0 && left < backlog,
+        "the kill did not land mid-cleanup: {left} of {backlog} left"
+    );
+
+    assert_nothing_acknowledged_was_lost(dir.path(), &acknowledged.lock().unwrap());
+    // A second run finishes the job.
+    let output = crate::support::run_cli(
+        dir.path(),
+        &["--db", &db_path.display().to_string(), "clear_expired_sessions"],
+        &[],
+        None,
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let conn = sessiond::db::connect(&db_path).unwrap();
+    assert_eq!(expired_web_sessions(&conn), 0);
 }
