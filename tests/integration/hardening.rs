@@ -372,3 +372,21 @@ fn failed_login_costs_the_same_whether_the_user_exists_or_not() {
     // bounds are wide so that a busy machine cannot make this flaky.
     assert!(unknown * 4 > known && known * 4 > unknown, "known {known:?}, unknown {unknown:?}");
 }
+
+#[test]
+fn a_refused_write_is_logged_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = crate::support::prepare_database(dir.path());
+    let mut server = crate::support::ServeProcess::start(dir.path(), &[]);
+    // A first login makes sure the WAL file exists.
+    let fields = [("username", "alice"), ("password", "alice-password")];
+    assert_eq!(server.post_form("/login", &fields, &[]).status, 303);
+    let read_only = Immutable::set(&[db_path.clone(), db_path.with_extension("sqlite3-wal")]);
+    assert_eq!(server.post_form("/login", &fields, &[]).status, 503);
+    drop(read_only);
+    let output = server.signal_and_wait("TERM");
+    let logged: Vec<&str> =
+        output.lines().filter(|line| line.contains("database unavailable for writes")).collect();
+    assert_eq!(logged.len(), 1, "{output}");
+    assert!(logged[0].contains("I/O error") || logged[0].contains("readonly"), "{output}");
+}
