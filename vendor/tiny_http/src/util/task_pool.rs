@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // sessiond patch: a woken thread counts as waiting until it takes
+        // the lock again, so upstream's `waiting_tasks == 0` test could queue
+        // a connection behind one already handed to that thread, where it
+        // waited for a busy thread (an idle client: its whole read timeout).
+        // Each queued task has a waiting thread of its own or a new one.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
