@@ -434,6 +434,7 @@ mod tests {
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(settings.db, PathBuf::from("data/sessiond.sqlite3"));
         assert!(settings.jwt_secret_key.is_none());
+        assert_eq!(settings.request_timeout, 10);
     }
 
     #[test]
