@@ -215,9 +215,10 @@ fn clear_expired_sessions_on_an_empty_database_reports_zero() {
 
 #[test]
 fn clear_expired_sessions_runs_while_the_server_serves_the_same_file() {
-    // The server's clock stands at START; the CLI's is the real one, which is
-    // earlier, so sessions made at START are live for both.
+    // The CLI reads the real clock: start the server's there too, so that the
+    // session made now is live for both.
     let server = TestServer::start();
+    server.clock.set(real_now());
     let cookie = server.login("root", "root-password");
     let expired = 2 * BATCH_SIZE + 1;
     {

@@ -10,7 +10,7 @@ use crate::support::{TestServer, request, run_cli};
 
 fn authenticates(db: &std::path::Path, username: &str, password: &str) -> Option<users::User> {
     let conn = sessiond::db::connect(db).unwrap();
-    users::authenticate(&conn, &DecoyHash::new(), username, password).unwrap()
+    users::authenticate(&conn, &DecoyHash::new(), username, password).unwrap().map(|v| v.user)
 }
 
 #[test]
@@ -60,7 +60,12 @@ fn a_duplicate_user_is_refused_with_status_1() {
 #[test]
 fn bad_username_and_empty_password_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["createuser", "--username", "bad name"], &[("DJANGO_SUPERUSER_PASSWORD", "x")], None);
+    let output = run_cli(
+        dir.path(),
+        &["createuser", "--username", "bad name"],
+        &[("DJANGO_SUPERUSER_PASSWORD", "x")],
+        None,
+    );
     assert_eq!(output.status.code(), Some(1));
     let output = run_cli(dir.path(), &["createuser", "--username", "ok"], &[], Some("\n"));
     assert_eq!(output.status.code(), Some(1));
@@ -69,7 +74,9 @@ fn bad_username_and_empty_password_are_refused() {
 #[test]
 fn usage_errors_exit_with_status_2() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["frobnicate"][..], &["serve", "--no-such-flag"], &["createuser"], &["changepassword"]] {
+    for args in
+        [&["frobnicate"][..], &["serve", "--no-such-flag"], &["createuser"], &["changepassword"]]
+    {
         let output = run_cli(dir.path(), args, &[], None);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
@@ -78,7 +85,12 @@ fn usage_errors_exit_with_status_2() {
 #[test]
 fn changepassword_of_an_unknown_user_fails_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["changepassword", "ghost"], &[("DJANGO_SUPERUSER_PASSWORD", "x")], None);
+    let output = run_cli(
+        dir.path(),
+        &["changepassword", "ghost"],
+        &[("DJANGO_SUPERUSER_PASSWORD", "x")],
+        None,
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("`ghost`"));
 }
@@ -109,7 +121,8 @@ fn deactivateuser_ends_sessions_and_activateuser_lets_them_back() {
     let output = run_cli(server.dir.path(), &["--db", db, "deactivateuser", "finn"], &[], None);
     assert!(output.status.success());
     assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 401);
-    let refused = server.post_form("/login", &[("username", "finn"), ("password", "finn-password")], &[]);
+    let refused =
+        server.post_form("/login", &[("username", "finn"), ("password", "finn-password")], &[]);
     assert_eq!(refused.status, 401);
     let output = run_cli(server.dir.path(), &["--db", db, "activateuser", "finn"], &[], None);
     assert!(output.status.success());
@@ -131,7 +144,8 @@ fn serve_refuses_a_bad_setting_naming_key_and_value() {
 #[test]
 fn serve_refuses_a_short_jwt_secret_without_echoing_it() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["serve"], &[("DJANGO_JWT_SECRET_KEY", "short-secret-value")], None);
+    let output =
+        run_cli(dir.path(), &["serve"], &[("DJANGO_JWT_SECRET_KEY", "short-secret-value")], None);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DJANGO_JWT_SECRET_KEY"), "{stderr}");
@@ -173,7 +187,11 @@ impl ServeProcess {
     }
 
     fn first_admin_password(&self) -> String {
-        let line = self.startup.iter().find(|l| l.contains("superuser `admin`")).expect("first admin line");
+        let line = self
+            .startup
+            .iter()
+            .find(|l| l.contains("superuser `admin`"))
+            .expect("first admin line");
         line.split("password ").nth(1).unwrap().split(' ').next().unwrap().to_owned()
     }
 
@@ -249,4 +267,49 @@ fn environment_wins_over_env_file_which_wins_over_fallback() {
     let cookie = server.login_cookie_header("known-password");
     assert!(cookie.starts_with("from_file="), "{cookie}");
     server.terminate();
+}
+
+#[test]
+fn a_malformed_env_line_is_named_by_its_key_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cr3t-value-that-must-not-leak-0123456789";
+    std::fs::write(dir.path().join(".env"), format!("DJANGO_JWT_SECRET_KEY=\"{secret}\n")).unwrap();
+    let output = run_cli(dir.path(), &["config"], &[], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DJANGO_JWT_SECRET_KEY"), "{stderr}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DJANGO_SUPERUSER_PASSWORD", "pw-12345")];
+    assert!(run_cli(dir.path(), &["createuser", "--username", "sam"], &env, None).status.success());
+    let db = dir.path().join("data/sessiond.sqlite3");
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let folder = std::fs::metadata(dir.path().join("data")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(folder, 0o700, "{folder:o}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .current_dir(dir.path())
+        .arg("config")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
