@@ -175,7 +175,11 @@ impl ServeProcess {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut startup = Vec::new();
         loop {
-            let line = lines.next().expect("serve printed `listening on`").unwrap();
+            let Some(line) = lines.next() else {
+                let status = child.wait().unwrap();
+                panic!("serve exited ({status}) before `listening on`: {startup:?}");
+            };
+            let line = line.unwrap();
             startup.push(line.clone());
             if let Some(addr) = line.strip_prefix("listening on http://") {
                 let addr = addr.parse().unwrap();
@@ -212,6 +216,16 @@ impl ServeProcess {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    /// A test that fails half-way must not leave a server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
