@@ -111,6 +111,14 @@ const MIGRATIONS: &[&str] = &[
         outcome     TEXT NOT NULL
     );
     ",
+    // 2: partial indexes for the admin lists and counts of JWT sessions:
+    // revoked rows newest first, and the expiries of unrevoked rows (so that
+    // counting and listing expired ones reads only those).
+    "
+    CREATE INDEX jwt_sessions_revoked ON jwt_sessions(seq) WHERE revoked_at IS NOT NULL;
+    CREATE INDEX jwt_sessions_unrevoked_expiry ON jwt_sessions(expires_at)
+        WHERE revoked_at IS NULL;
+    ",
 ];
 
 /// Applies the migrations that this file has not seen yet, all in one
