@@ -183,7 +183,7 @@ pub fn list(
     let sql = match (query.status, query.user_id) {
         (None, None) => "SELECT seq FROM jwt_sessions WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
         (None, Some(_)) => {
-            "SELECT seq FROM jwt_sessions WHERE user_id = ?4 AND seq < ?1
+            "SELECT seq FROM jwt_sessions WHERE user_id = ?3 AND seq < ?1
              ORDER BY seq DESC LIMIT ?2"
         }
         (Some(Status::Revoked), None) => {
@@ -192,7 +192,7 @@ pub fn list(
         }
         (Some(Status::Revoked), Some(_)) => {
             "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
-             WHERE user_id = ?4 AND revoked_at IS NOT NULL AND seq < ?1
+             WHERE user_id = ?3 AND revoked_at IS NOT NULL AND seq < ?1
              ORDER BY seq DESC LIMIT ?2"
         }
         (Some(Status::Expired), None) => {
@@ -216,9 +216,12 @@ pub fn list(
              ORDER BY seq DESC LIMIT ?2"
         }
     };
+    // The values in the order the chosen statement numbers them: ?3 is `now`
+    // when the status needs it, then the user id.
+    let values = list_values(query, before, limit, now);
     let seqs: Vec<i64> = conn
         .prepare_cached(sql)?
-        .query_map(params![before, limit, now, query.user_id.unwrap_or(0)], |row| row.get(0))?
+        .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut rows = Vec::with_capacity(seqs.len());
     for seq in seqs {
@@ -264,8 +267,9 @@ pub struct Counts {
 /// Counts the sessions from indexes only: the b-tree count of the table,
 /// and the partial indexes of revoked rows and of unrevoked expiries.
 pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
-    let total: i64 =
-        conn.prepare_cached("SELECT count(*) FROM jwt_sessions")?.query_row([], |row| row.get(0))?;
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM jwt_sessions")?
+        .query_row([], |row| row.get(0))?;
     let revoked: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM jwt_sessions INDEXED BY jwt_sessions_revoked
@@ -297,4 +301,17 @@ pub fn revoke_own(
         )?
         .execute(params![jti, user_id, now])?;
     Ok(changed == 1)
+}
+
+/// The values bound to a `list` statement: `before`, `limit`, then `now`
+/// when the status filter compares times, then the user id when filtered.
+fn list_values(query: &ListQuery, before: i64, limit: i64, now: UnixTime) -> Vec<i64> {
+    let mut values = vec![before, limit];
+    if matches!(query.status, Some(Status::Active | Status::Expired)) {
+        values.push(now);
+    }
+    if let Some(user_id) = query.user_id {
+        values.push(user_id);
+    }
+    values
 }

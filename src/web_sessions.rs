@@ -364,11 +364,9 @@ pub fn list(
     let before = query.before.unwrap_or(i64::MAX);
     let limit = query.limit as i64;
     let sql = match (query.status, query.user_id) {
-        (None, None) => {
-            "SELECT id FROM web_sessions WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
-        }
+        (None, None) => "SELECT id FROM web_sessions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
         (None, Some(_)) => {
-            "SELECT id FROM web_sessions WHERE user_id = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            "SELECT id FROM web_sessions WHERE user_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
         (Some(Status::Expired), None) => {
             "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
@@ -387,9 +385,12 @@ pub fn list(
              WHERE user_id = ?4 AND +expire_date > ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
     };
+    // The values in the order the chosen statement numbers them: ?3 is `now`
+    // when the status needs it, then the user id.
+    let values = list_values(query, before, limit, now);
     let ids: Vec<i64> = conn
         .prepare_cached(sql)?
-        .query_map(params![before, limit, now, query.user_id.unwrap_or(0)], |row| row.get(0))?
+        .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut sessions = Vec::with_capacity(ids.len());
     for id in ids {
@@ -437,8 +438,9 @@ pub struct Counts {
 /// SQLite's b-tree count of the smallest index, the expired ones from a
 /// range of the covering `expire_date` index (the cleanup keeps them few).
 pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
-    let total: i64 =
-        conn.prepare_cached("SELECT count(*) FROM web_sessions")?.query_row([], |row| row.get(0))?;
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM web_sessions")?
+        .query_row([], |row| row.get(0))?;
     let expired: i64 = conn
         .prepare_cached("SELECT count(*) FROM web_sessions WHERE expire_date <= ?1")?
         .query_row(params![now], |row| row.get(0))?;
@@ -456,4 +458,17 @@ pub fn delete_for_user_by_hash(
         .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
         .execute(params![&key_hash.0[..], user_id])?;
     Ok(deleted == 1)
+}
+
+/// The values bound to a `list` statement: `before`, `limit`, then `now`
+/// when the status filter compares times, then the user id when filtered.
+fn list_values(query: &ListQuery, before: i64, limit: i64, now: UnixTime) -> Vec<i64> {
+    let mut values = vec![before, limit];
+    if matches!(query.status, Some(Status::Active | Status::Expired)) {
+        values.push(now);
+    }
+    if let Some(user_id) = query.user_id {
+        values.push(user_id);
+    }
+    values
 }

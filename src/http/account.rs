@@ -27,9 +27,10 @@ pub fn route(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         (Post, "/account/sessions/revoke") => revoke_one(worker, request),
         (Post, "/account/sessions/end-others") => end_others(worker, request),
         (_, "/account/sessions") => Err(HttpError::MethodNotAllowed("GET, HEAD")),
-        (_, "/account/sessions/end" | "/account/sessions/revoke" | "/account/sessions/end-others") => {
-            Err(HttpError::MethodNotAllowed("POST"))
-        }
+        (
+            _,
+            "/account/sessions/end" | "/account/sessions/revoke" | "/account/sessions/end-others",
+        ) => Err(HttpError::MethodNotAllowed("POST")),
         _ => Err(HttpError::NotFound),
     }
 }
@@ -68,7 +69,11 @@ fn sessions_page(worker: &Worker, request: &Request) -> Result<Reply, HttpError>
 fn end_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let auth = web_auth::authenticate(worker, request)?;
     let Some(session) = &auth.session else {
-        return Ok(pages::finish(worker, auth, Reply::redirect("/login?next=%2Faccount%2Fsessions")));
+        return Ok(pages::finish(
+            worker,
+            auth,
+            Reply::redirect("/login?next=%2Faccount%2Fsessions"),
+        ));
     };
     let form = request.form();
     let key_hash = KeyHash::from_hex(form.get("id"))
@@ -86,7 +91,11 @@ fn end_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 fn revoke_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let auth = web_auth::authenticate(worker, request)?;
     let Some(session) = &auth.session else {
-        return Ok(pages::finish(worker, auth, Reply::redirect("/login?next=%2Faccount%2Fsessions")));
+        return Ok(pages::finish(
+            worker,
+            auth,
+            Reply::redirect("/login?next=%2Faccount%2Fsessions"),
+        ));
     };
     let form = request.form();
     let jti = form.get("jti");
@@ -104,7 +113,11 @@ fn revoke_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 fn end_others(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let auth = web_auth::authenticate(worker, request)?;
     let Some(session) = &auth.session else {
-        return Ok(pages::finish(worker, auth, Reply::redirect("/login?next=%2Faccount%2Fsessions")));
+        return Ok(pages::finish(
+            worker,
+            auth,
+            Reply::redirect("/login?next=%2Faccount%2Fsessions"),
+        ));
     };
     let now = worker.app.clock.now();
     let user_id = session.user.id;

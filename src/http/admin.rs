@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::clock::UnixTime;
 use crate::cleanup;
+use crate::clock::UnixTime;
 use crate::http::admin_views::{self, AdminCounts, ListPage, Notice};
 use crate::http::pages;
 use crate::http::reply::{HttpError, Reply};
@@ -68,8 +68,8 @@ pub fn route(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// `GET /admin/`: the counts, the schedule, its next run and the last runs.
 fn dashboard(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let page = dashboard_page(worker, &admin, notice_from(request), None)?;
     Ok(pages::finish(worker, auth, Reply::html(200, page)))
@@ -78,8 +78,8 @@ fn dashboard(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// `GET /admin/sessions/web`.
 fn web_list(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let filters = Filters::from_query(request)?;
     let now = worker.app.clock.now();
@@ -116,8 +116,8 @@ fn web_list(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// `GET /admin/sessions/jwt`.
 fn jwt_list(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let filters = Filters::from_query(request)?;
     let now = worker.app.clock.now();
@@ -154,8 +154,8 @@ fn jwt_list(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// (`one`), or every checked row (`id`).
 fn web_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, _admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let form = request.form();
     let mut hashes = Vec::new();
@@ -184,8 +184,8 @@ fn web_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// a row revoked before keeps its first `revoked_at`.
 fn jwt_revoke(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let form = request.form();
     let jtis = selected_jtis(&form)?;
@@ -209,8 +209,8 @@ fn jwt_revoke(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// `POST /admin/sessions/jwt/delete`: deletes the pressed or checked rows.
 fn jwt_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, _admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let form = request.form();
     let jtis = selected_jtis(&form)?;
@@ -234,8 +234,8 @@ fn jwt_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// every JWT session of the user named in `username`.
 fn end_user_sessions(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let form = request.form();
     let username = form.get("username").trim();
@@ -264,8 +264,8 @@ fn end_user_sessions(worker: &Worker, request: &Request) -> Result<Reply, HttpEr
 /// `POST /admin/cleanup`: "Clear expired sessions now".
 fn clear_expired_now(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, _admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let mut conn = crate::db::connect(&worker.app.settings.db)?;
     let now = worker.app.clock.now();
@@ -284,8 +284,8 @@ fn clear_expired_now(worker: &Worker, request: &Request) -> Result<Reply, HttpEr
 /// schedule off (`action=off`).
 fn change_schedule(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let (auth, admin) = match require_staff(worker, request)? {
-        Access::Staff(auth, admin) => (auth, admin),
-        Access::Refused(reply) => return Ok(reply),
+        Ok(staff) => staff,
+        Err(refused) => return Ok(refused),
     };
     let form = request.form();
     let new_schedule = if form.get("action") == "off" {
@@ -301,24 +301,21 @@ fn change_schedule(worker: &Worker, request: &Request) -> Result<Reply, HttpErro
         }
     };
     schedule::store(&worker.conn, &new_schedule)?;
-    let done = if new_schedule == schedule::Schedule::Off { "schedule-off" } else { "schedule-set" };
+    let done =
+        if new_schedule == schedule::Schedule::Off { "schedule-off" } else { "schedule-set" };
     Ok(pages::finish(worker, auth, Reply::redirect(&format!("/admin/?done={done}"))))
 }
 
 // ---------------------------------------------------------------------------
 // Helpers, in the order the handlers use them.
 
-/// Who may see the admin pages.
-enum Access {
-    /// A signed-in manager or admin.
-    Staff(WebAuth, User),
-    /// The reply for anyone else: a redirect to sign in, or 403.
-    Refused(Reply),
-}
-
-/// Lets staff and superusers through; sends anonymous visitors to sign in
-/// and answers 403 to anyone else.
-fn require_staff(worker: &Worker, request: &Request) -> Result<Access, HttpError> {
+/// Lets staff and superusers through (`Ok` with their session and user);
+/// for anyone else the inner `Err` is the reply: a redirect to sign in for
+/// anonymous visitors, 403 for a signed-in `user`.
+fn require_staff(
+    worker: &Worker,
+    request: &Request,
+) -> Result<Result<(WebAuth, User), Reply>, HttpError> {
     let auth = web_auth::authenticate(worker, request)?;
     let Some(session) = &auth.session else {
         // After signing in, a refused POST's page is the one to return to.
@@ -327,7 +324,7 @@ fn require_staff(worker: &Worker, request: &Request) -> Result<Access, HttpError
         } else {
             pages::redirect_to_login(request)
         };
-        return Ok(Access::Refused(pages::finish(worker, auth, reply)));
+        return Ok(Err(pages::finish(worker, auth, reply)));
     };
     let user = session.user.clone();
     if !user.is_staff() {
@@ -336,9 +333,9 @@ fn require_staff(worker: &Worker, request: &Request) -> Result<Access, HttpError
             Some(&user),
             "Only staff and superusers may use the admin pages.",
         );
-        return Ok(Access::Refused(pages::finish(worker, auth, Reply::html(403, page))));
+        return Ok(Err(pages::finish(worker, auth, Reply::html(403, page))));
     }
-    Ok(Access::Staff(auth, user))
+    Ok(Ok((auth, user)))
 }
 
 /// The filters of a list page, from its query string.
@@ -429,8 +426,7 @@ fn page_end<T>(rows: &mut Vec<T>, id: impl Fn(&T) -> i64) -> Option<i64> {
 /// else every checked row (`id`). None selected is an empty list.
 fn selected(form: &crate::http::request::Form) -> Result<Vec<&str>, HttpError> {
     let one = form.get("one");
-    let ids: Vec<&str> =
-        if one.is_empty() { form.get_all("id").collect() } else { vec![one] };
+    let ids: Vec<&str> = if one.is_empty() { form.get_all("id").collect() } else { vec![one] };
     if ids.len() > MAX_SELECTED {
         return Err(HttpError::BadRequest(format!("at most {MAX_SELECTED} sessions at once")));
     }
@@ -456,12 +452,7 @@ fn selected_jtis(form: &crate::http::request::Form) -> Result<Vec<String>, HttpE
 
 /// The redirect after an action: back to the list with its filters, and
 /// what was done.
-fn back_to_list(
-    path: &str,
-    form: &crate::http::request::Form,
-    done: &str,
-    count: usize,
-) -> Reply {
+fn back_to_list(path: &str, form: &crate::http::request::Form, done: &str, count: usize) -> Reply {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.append_pair("done", done).append_pair("count", &count.to_string());
     if let Some(status) = Status::parse(form.get("status")) {

@@ -5,4 +5,7 @@
 
 mod support;
 
+mod account;
+mod admin;
+mod cli_sessions;
 mod web_sessions;
