@@ -481,3 +481,16 @@ fn button_words_and_labels_are_those_of_the_spec() {
         }
     }
 }
+
+#[test]
+fn plain_user_cannot_clear_or_change_the_schedule() {
+    let server = TestServer::start();
+    server.create_user("alice", "alice-password", Role::User);
+    let alice = server.login("alice", "alice-password");
+    let before = sessiond::schedule::load(&server.conn()).unwrap();
+    assert_eq!(post_as(&server, &alice, "/admin/cleanup", &[]).status, 403);
+    let refused = post_as(&server, &alice, "/admin/schedule", &[("action", "off")]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(count(&server.conn(), "cleanup_runs"), 0);
+    assert_eq!(sessiond::schedule::load(&server.conn()).unwrap(), before);
+}

@@ -7,5 +7,6 @@ mod support;
 
 mod account;
 mod admin;
+mod browser;
 mod cli_sessions;
 mod web_sessions;
