@@ -196,9 +196,7 @@ pub fn list(
              ORDER BY seq DESC LIMIT ?2"
         }
         (Some(Status::Expired), None) => {
-            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
-             WHERE revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1
-             ORDER BY seq DESC LIMIT ?2"
+            return find_all(conn, list_expired(conn, before, limit, now)?);
         }
         (Some(Status::Expired), Some(_)) => {
             "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
@@ -223,6 +221,43 @@ pub fn list(
         .prepare_cached(sql)?
         .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    find_all(conn, seqs)
+}
+
+/// The `seq`s of the newest expired, unrevoked sessions below `before`,
+/// without sorting every expired row: a first walk down the expiry index
+/// takes the `limit` most recently expired rows; the smallest `seq` among
+/// them is a floor that the newest `limit` expired rows cannot be below.
+/// Only rows above the floor are then sorted, and since `seq` and
+/// `expires_at` grow together those are few.
+fn list_expired(
+    conn: &Connection,
+    before: i64,
+    limit: i64,
+    now: UnixTime,
+) -> rusqlite::Result<Vec<i64>> {
+    let recent: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
+             WHERE revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1
+             ORDER BY expires_at DESC LIMIT ?2",
+        )?
+        .query_map(params![before, limit, now], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let floor = match recent.iter().min() {
+        Some(&smallest) if recent.len() as i64 == limit => smallest,
+        _ => i64::MIN,
+    };
+    conn.prepare_cached(
+        "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
+         WHERE revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1 AND seq >= ?4
+         ORDER BY seq DESC LIMIT ?2",
+    )?
+    .query_map(params![before, limit, now, floor], |row| row.get(0))?
+    .collect()
+}
+
+fn find_all(conn: &Connection, seqs: Vec<i64>) -> rusqlite::Result<Vec<JwtSessionRow>> {
     let mut rows = Vec::with_capacity(seqs.len());
     for seq in seqs {
         if let Some(row) = find_row_by_seq(conn, seq)? {

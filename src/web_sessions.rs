@@ -349,9 +349,10 @@ pub struct ListQuery {
 ///
 /// Paging is by keyset on the row id, never OFFSET. The plans are chosen in
 /// the SQL: without a status filter the rowid (or `web_sessions_user`) index
-/// gives the order directly; `expired` walks the covering `expire_date`
-/// index over expired rows only (which the cleanup keeps few) and keeps the
-/// top rows; `active` walks the rows newest first (`+expire_date` keeps the
+/// gives the order directly; `expired` walks a covering expiry index
+/// (`web_sessions_expire_date`, or `web_sessions_user_expiry` for one user)
+/// over expired rows only, which the cleanup keeps few, and keeps the top
+/// rows; `active` walks the rows newest first (`+expire_date` keeps the
 /// planner off the expiry index), since live sessions are the newest ones.
 pub fn list(
     conn: &Connection,
@@ -369,12 +370,11 @@ pub fn list(
             "SELECT id FROM web_sessions WHERE user_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
         (Some(Status::Expired), None) => {
-            "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
-             WHERE expire_date <= ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            return find_all(conn, list_expired(conn, before, limit, now)?);
         }
         (Some(Status::Expired), Some(_)) => {
-            "SELECT id FROM web_sessions
-             WHERE user_id = ?4 AND +expire_date <= ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            "SELECT id FROM web_sessions INDEXED BY web_sessions_user_expiry
+             WHERE user_id = ?4 AND expire_date <= ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
         (_, None) => {
             "SELECT id FROM web_sessions
@@ -392,6 +392,41 @@ pub fn list(
         .prepare_cached(sql)?
         .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    find_all(conn, ids)
+}
+
+/// The ids of the newest expired sessions below `before`, without sorting
+/// every expired row: a first walk down the expiry index takes the `limit`
+/// most recently expired rows; the smallest id among them is a floor that
+/// the newest `limit` expired rows cannot be below (at least `limit` expired
+/// rows are at or above it). Only rows above the floor are then sorted by id,
+/// and since ids and expiries grow together those are few.
+fn list_expired(
+    conn: &Connection,
+    before: i64,
+    limit: i64,
+    now: UnixTime,
+) -> rusqlite::Result<Vec<i64>> {
+    let recent: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
+             WHERE expire_date <= ?3 AND id < ?1 ORDER BY expire_date DESC LIMIT ?2",
+        )?
+        .query_map(params![before, limit, now], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let floor = match recent.iter().min() {
+        Some(&smallest) if recent.len() as i64 == limit => smallest,
+        _ => i64::MIN,
+    };
+    conn.prepare_cached(
+        "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
+         WHERE expire_date <= ?3 AND id < ?1 AND id >= ?4 ORDER BY id DESC LIMIT ?2",
+    )?
+    .query_map(params![before, limit, now, floor], |row| row.get(0))?
+    .collect()
+}
+
+fn find_all(conn: &Connection, ids: Vec<i64>) -> rusqlite::Result<Vec<WebSession>> {
     let mut sessions = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(session) = find_by_row_id(conn, id)? {

@@ -132,7 +132,7 @@ pub fn dashboard(page: &Dashboard<'_>) -> Markup {
             p {
                 "Next run: "
                 @match page.next_run {
-                    Some(next) => { (when(next)) }
+                    Some(next) => { (when(next)) " UTC" }
                     None => { "none" }
                 }
             }
@@ -179,7 +179,7 @@ pub fn dashboard(page: &Dashboard<'_>) -> Markup {
             h2 #end-user { "End every session of a user" }
             (end_user_form("dashboard", ""))
         }
-        p.muted { "Counted at " (when(page.now)) "; counts may lag by a few seconds." }
+        p.muted.small { "Counted at " (when(page.now)) " UTC; counts may lag by a few seconds." }
     };
     layout("Sessions admin", Some(page.admin), content)
 }
@@ -208,6 +208,7 @@ pub fn web_list(page: &ListPage<'_>) -> Markup {
         (notice_box(page.notice))
         (list_toolbar("/admin/sessions/web", page.filters, false))
         (empty_note(page, page.web_rows.is_empty()))
+        p.muted.small { "Newest first, " (crate::http::admin::PAGE_SIZE) " a page. Times are UTC." }
         form method="post" action="/admin/sessions/web/delete" {
             (filter_fields(page.filters, "web"))
             div.scroll {
@@ -282,6 +283,7 @@ pub fn jwt_list(page: &ListPage<'_>) -> Markup {
         (notice_box(page.notice))
         (list_toolbar("/admin/sessions/jwt", page.filters, true))
         (empty_note(page, page.jwt_rows.is_empty()))
+        p.muted.small { "Newest first, " (crate::http::admin::PAGE_SIZE) " a page. Times are UTC." }
         form method="post" action="/admin/sessions/jwt/revoke" {
             (filter_fields(page.filters, "jwt"))
             div.scroll {
@@ -370,6 +372,7 @@ pub fn account_sessions(page: &AccountPage<'_>) -> Markup {
     let content = html! {
         h1 { "Your sessions" }
         (notice_box(page.notice))
+        p.muted.small { "Every place you are signed in. Times are UTC." }
         section.card aria-labelledby="browser-sessions" {
             h2 #browser-sessions { "Browsers" }
             div.scroll {
@@ -525,7 +528,7 @@ fn end_user_form(back: &str, username: &str) -> Markup {
         form.toolbar method="post" action="/admin/users/end-sessions" {
             input type="hidden" name="back" value=(back);
             div {
-                label for=(id) { "Username" }
+                label for=(id) { "End every session of user" }
                 input type="text" id=(id) name="username" value=(username) required
                     autocomplete="off" autocapitalize="none";
             }
@@ -577,11 +580,12 @@ fn status_badge(status: Status) -> Markup {
     }
 }
 
-/// A time as a `<time>` element: RFC 3339 inside, readable UTC outside.
+/// A time as a `<time>` element: RFC 3339 inside, readable UTC outside
+/// (the pages say once that times are UTC).
 fn when(time: UnixTime) -> Markup {
     let text = rfc3339(time);
-    let readable = text.replacen('T', " ", 1).replacen('Z', " UTC", 1);
-    html! { time datetime=(text) { (readable) } }
+    let readable = text.replacen('T', " ", 1).replacen('Z', "", 1);
+    html! { time datetime=(text) title=(text) { (readable) } }
 }
 
 /// A user agent as a device, or a dash when the client sent none.

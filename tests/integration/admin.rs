@@ -494,3 +494,32 @@ fn plain_user_cannot_clear_or_change_the_schedule() {
     assert_eq!(count(&server.conn(), "cleanup_runs"), 0);
     assert_eq!(sessiond::schedule::load(&server.conn()).unwrap(), before);
 }
+
+#[test]
+fn expired_list_pages_newest_first_even_when_expiry_order_differs() {
+    let server = TestServer::start();
+    let alice = server.create_user("alice", "alice-password", Role::User);
+    {
+        let conn = server.conn();
+        let lifetime = web_sessions::Lifetime { idle: 600, absolute: 0 };
+        // Each newer row was saved earlier, so it expires earlier: expiry
+        // order is the reverse of id order.
+        for n in 0..60 {
+            let saved = server.clock_now() - n * 10;
+            web_sessions::create(&conn, &alice, lifetime, saved, "", &format!("old-{n:03}"))
+                .unwrap();
+        }
+    }
+    server.advance(601);
+    let root = server.login("root", "root-password");
+    let first = server.get_with_cookie("/admin/sessions/web?status=expired", &root);
+    assert_eq!(first.body.matches(r#"name="id""#).count(), 50);
+    assert!(first.body.find("old-059").unwrap() < first.body.find("old-058").unwrap());
+    assert!(first.body.contains("old-010") && !first.body.contains("old-009"));
+    let next = next_link(&first.body).expect("a Next link");
+    assert!(next.contains("status=expired"));
+    let second = server.get_with_cookie(&format!("/admin/sessions/web{next}"), &root);
+    assert_eq!(second.body.matches(r#"name="id""#).count(), 10);
+    assert!(second.body.contains("old-009") && second.body.contains("old-000"));
+    assert!(!second.body.contains("old-010"));
+}
