@@ -149,6 +149,16 @@ const MIGRATIONS: &[&str] = &[
         outcome     TEXT NOT NULL
     );
     ",
+    // 2: indexes for the admin lists and counts (keyset paging, never a
+    // table scan): a user's web sessions by expiry, JWT sessions that were
+    // revoked (newest first), and the expiries of unrevoked JWT sessions, so
+    // that counting and listing each status reads only its own rows.
+    "
+    CREATE INDEX web_sessions_user_expiry ON web_sessions(user_id, expire_date);
+    CREATE INDEX jwt_sessions_revoked ON jwt_sessions(seq) WHERE revoked_at IS NOT NULL;
+    CREATE INDEX jwt_sessions_unrevoked_expiry ON jwt_sessions(expires_at)
+        WHERE revoked_at IS NULL;
+    ",
 ];
 
 /// Applies the migrations that this file has not seen yet, all in one
