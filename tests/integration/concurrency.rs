@@ -136,3 +136,71 @@ fn user_commands_under_load_never_see_a_locked_database() {
     let output = server.signal_and_wait("TERM");
     assert!(!output.contains("locked"), "{output}");
 }
+
+/// Runs the binary on the database and returns its stdout; fails the test on
+/// a non-zero exit or any mention of a locked database.
+#[track_caller]
+fn run_ok(dir: &std::path::Path, db: &str, args: &[&str]) -> String {
+    let mut all = vec!["--db", db];
+    all.extend_from_slice(args);
+    let output = run_cli(dir, &all, &[], None);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let printed = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "`{}` failed: {printed}", args.join(" "));
+    assert!(!printed.contains("locked"), "{printed}");
+    stdout
+}
+
+#[test]
+fn session_commands_under_load_never_see_a_locked_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = prepare_database(dir.path());
+    let conn = sessiond::db::open(&db_path).unwrap();
+    for name in ["erin", "frank"] {
+        users::create(&conn, name, "", &format!("{name}-password"), Role::User, 0).unwrap();
+    }
+    drop(conn);
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let load = start_load(&server, &stop, &statuses);
+    let db = db_path.display().to_string();
+
+    for _ in 0..3 {
+        let (erin_cookie, erin_bearer) = sign_in(&server, "erin", "erin-password");
+        let (frank_cookie, frank_bearer) = sign_in(&server, "frank", "frank-password");
+        // Revoke each of erin's live sessions by id, as an operator would.
+        let listed = run_ok(dir.path(), &db, &["sessions", "list", "--user", "erin", "--json"]);
+        let items: serde_json::Value = serde_json::from_str(&listed).expect("a JSON array");
+        let live: Vec<&str> = items
+            .as_array()
+            .expect("an array")
+            .iter()
+            .filter(|item| item["status"] == "active")
+            .filter_map(|item| item["id"].as_str())
+            .collect();
+        assert_eq!(live.len(), 2, "{listed}");
+        for id in live {
+            run_ok(dir.path(), &db, &["sessions", "revoke", id]);
+        }
+        assert_eq!(server.get("/api/whoami", &[("Cookie", &erin_cookie)]).status, 401);
+        assert_eq!(server.get("/api/whoami", &[("Authorization", &erin_bearer)]).status, 401);
+        // End all of frank's at once.
+        run_ok(dir.path(), &db, &["sessions", "end-user", "frank"]);
+        assert_eq!(server.get("/api/whoami", &[("Cookie", &frank_cookie)]).status, 401);
+        assert_eq!(server.get("/api/whoami", &[("Authorization", &frank_bearer)]).status, 401);
+        run_ok(dir.path(), &db, &["sessions", "list", "--json"]);
+        run_ok(dir.path(), &db, &["clear_expired_sessions"]);
+        run_ok(dir.path(), &db, &["schedule", "show"]);
+    }
+
+    stop.store(true, Ordering::SeqCst);
+    for thread in load {
+        thread.join().expect("load thread");
+    }
+    let statuses = statuses.lock().unwrap();
+    assert!(statuses.len() >= 10, "too little load to mean anything: {}", statuses.len());
+    assert!(statuses.iter().all(|status| *status < 500), "{statuses:?}");
+    let output = server.signal_and_wait("TERM");
+    assert!(!output.contains("locked"), "{output}");
+}
