@@ -6,10 +6,11 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::util::{ReadDeadline, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::{Limits, Request};
 
@@ -38,6 +39,10 @@ pub struct ClientConnection {
 
     // limits on each request's head (a sessiond patch)
     limits: Limits,
+
+    // the deadline of the head being read, checked by the socket (a
+    // sessiond patch)
+    read_deadline: Arc<ReadDeadline>,
 }
 
 /// Error that can happen when reading a request.
@@ -67,6 +72,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         limits: Limits,
+        read_deadline: Arc<ReadDeadline>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -82,6 +88,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             limits,
+            read_deadline,
         }
     }
 
@@ -97,9 +104,8 @@ impl ClientConnection {
     ///
     /// sessiond patch: a line longer than `max_bytes` (CRLF included) is
     /// `LineError::TooLong`; `deadline` is set by the first byte of a request
-    /// (from `Limits::head_timeout`) and a head still unread by then is a
-    /// `TimedOut` error. Checking the clock per byte bounds the overshoot by
-    /// one read timeout even when a client sends one byte at a time.
+    /// (from `Limits::head_timeout`) and handed to the socket, whose reads
+    /// fail with `TimedOut` once it has passed.
     fn read_next_line(
         &mut self,
         max_bytes: usize,
@@ -127,15 +133,11 @@ impl ClientConnection {
                 }
             };
 
-            match *deadline {
-                None => *deadline = self.limits.head_timeout.map(|t| Instant::now() + t),
-                Some(limit) if Instant::now() > limit => {
-                    return Err(LineError::Io(IoError::new(
-                        ErrorKind::TimedOut,
-                        "request head not received in time",
-                    )))
+            if deadline.is_none() {
+                if let Some(timeout) = self.limits.head_timeout {
+                    *deadline = Some(Instant::now() + timeout);
+                    self.read_deadline.set(*deadline);
                 }
-                Some(_) => {}
             }
 
             if byte == b'\n' && prev_byte_was_cr {
@@ -155,6 +157,7 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        self.read_deadline.set(None);
         let mut deadline = None;
         let (method, path, version, headers) = {
             // reading the request line
@@ -229,6 +232,7 @@ impl ClientConnection {
         )
         .map_err(|e| {
             use crate::request;
+            self.read_deadline.set(None);
             match e {
                 // sessiond patch: a malformed chunked body is a bad request
                 request::RequestCreationError::CreationIoError(e)
@@ -242,6 +246,9 @@ impl ClientConnection {
                 }
             }
         })?;
+        // The head and any body read ahead are in: the worker that reads
+        // the rest of a body sets its own deadline.
+        self.read_deadline.set(None);
 
         // return the request
         Ok(request)

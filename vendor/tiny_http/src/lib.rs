@@ -401,7 +401,14 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable, limits.clone()))
+                        let deadline = Arc::new(util::ReadDeadline::default());
+                        let read_closable = read_closable.with_read_deadline(deadline.clone());
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            limits.clone(),
+                            deadline,
+                        ))
                     }
                     Err(e) => Err(e),
                 };

@@ -1,6 +1,8 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -86,6 +88,25 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    deadline: Option<Arc<ReadDeadline>>,
+}
+
+/// A deadline for the reads of a connection, set while a request head is
+/// read (a sessiond patch). It is checked once per read from the socket, so
+/// its cost does not grow with the bytes read, and a client sending a byte at
+/// a time is cut off at most one socket read timeout after it.
+#[derive(Default)]
+pub(crate) struct ReadDeadline(Mutex<Option<Instant>>);
+
+impl ReadDeadline {
+    pub(crate) fn set(&self, deadline: Option<Instant>) {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = deadline;
+    }
+
+    fn passed(&self) -> bool {
+        let deadline = *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        deadline.is_some_and(|deadline| Instant::now() > deadline)
+    }
 }
 
 impl RefinedTcpStream {
@@ -101,12 +122,14 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            deadline: None,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            deadline: None,
         };
 
         (read, write)
@@ -120,6 +143,12 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Reads fail with `TimedOut` once `deadline` is set and has passed.
+    pub(crate) fn with_read_deadline(mut self, deadline: Arc<ReadDeadline>) -> RefinedTcpStream {
+        self.deadline = Some(deadline);
+        self
     }
 }
 
@@ -137,6 +166,12 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        if self.deadline.as_ref().is_some_and(|deadline| deadline.passed()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request not received in time",
+            ));
+        }
         self.stream.read(buf)
     }
 }
