@@ -523,3 +523,17 @@ fn expired_list_pages_newest_first_even_when_expiry_order_differs() {
     assert!(second.body.contains("old-009") && second.body.contains("old-000"));
     assert!(!second.body.contains("old-010"));
 }
+
+#[test]
+fn a_jwt_revoked_by_an_admin_is_refused_on_its_next_request() {
+    let server = TestServer::start();
+    server.create_user("alice", "alice-password", Role::User);
+    let token = crate::support::jwt_login(&server, "alice", "alice-password");
+    let bearer = format!("Bearer {token}");
+    assert_eq!(server.get("/api/whoami", &[("Authorization", &bearer)]).status, 200);
+    let jti: String =
+        server.conn().query_row("SELECT jti FROM jwt_sessions", [], |row| row.get(0)).unwrap();
+    let root = server.login("root", "root-password");
+    post_as(&server, &root, "/admin/sessions/jwt/revoke", &[("id", &jti)]);
+    assert_eq!(server.get("/api/whoami", &[("Authorization", &bearer)]).status, 401);
+}
