@@ -1,12 +1,11 @@
 //! The binary as a user runs it: `serve` start-up and shutdown, settings
 //! precedence and refusals, and the user commands.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use sessiond::users::{self, DecoyHash, Role};
 
-use crate::support::{TestServer, request, run_cli};
+use crate::support::{ServeProcess, TestServer, run_cli};
 
 fn authenticates(db: &std::path::Path, username: &str, password: &str) -> Option<users::User> {
     let conn = sessiond::db::connect(db).unwrap();
@@ -152,102 +151,38 @@ fn serve_refuses_a_short_jwt_secret_without_echoing_it() {
     assert!(!stderr.contains("short-secret-value"), "{stderr}");
 }
 
-/// A `sessiond serve` process and what it printed before listening.
-struct ServeProcess {
-    child: Child,
-    addr: std::net::SocketAddr,
-    startup: Vec<String>,
+/// The password of the first-run admin, from what `serve` printed.
+fn first_admin_password(server: &ServeProcess) -> String {
+    let output = server.output();
+    let line = output.lines().find(|l| l.contains("superuser `admin`")).expect("first admin line");
+    line.split("password ").nth(1).unwrap().split(' ').next().unwrap().to_owned()
 }
 
-impl ServeProcess {
-    // The child is waited for in `terminate`; a test that panics before
-    // that leaves it to the test harness's exit.
-    #[allow(clippy::zombie_processes)]
-    #[track_caller]
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> ServeProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-        command.current_dir(dir).args(["serve", "--bind", "127.0.0.1:0"]);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
-                command.env_remove(key);
-            }
-        }
-        command.envs(env.iter().copied());
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut startup = Vec::new();
-        loop {
-            let Some(line) = lines.next() else {
-                let status = child.wait().unwrap();
-                panic!("serve exited ({status}) before `listening on`: {startup:?}");
-            };
-            let line = line.unwrap();
-            startup.push(line.clone());
-            if let Some(addr) = line.strip_prefix("listening on http://") {
-                let addr = addr.parse().unwrap();
-                // Keep draining stderr so the server never blocks on it.
-                std::thread::spawn(move || lines.for_each(drop));
-                return ServeProcess { child, addr, startup };
-            }
-        }
-    }
-
-    fn first_admin_password(&self) -> String {
-        let line = self
-            .startup
-            .iter()
-            .find(|l| l.contains("superuser `admin`"))
-            .expect("first admin line");
-        line.split("password ").nth(1).unwrap().split(' ').next().unwrap().to_owned()
-    }
-
-    fn login_cookie_header(&self, password: &str) -> String {
-        let body = format!("username=admin&password={password}");
-        let response = request(
-            self.addr,
-            "POST",
-            "/login",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            body.as_bytes(),
-        );
-        assert_eq!(response.status, 303, "{}", response.body);
-        response.headers_named("set-cookie")[0].to_owned()
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for ServeProcess {
-    /// A test that fails half-way must not leave a server running.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Signs in as `admin` and returns the Set-Cookie header.
+#[track_caller]
+fn login_cookie_header(server: &ServeProcess, password: &str) -> String {
+    let response =
+        server.post_form("/login", &[("username", "admin"), ("password", password)], &[]);
+    assert_eq!(response.status, 303, "{}", response.body);
+    response.headers_named("set-cookie")[0].to_owned()
 }
 
 #[test]
 fn first_serve_creates_admin_prints_real_port_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServeProcess::start(dir.path(), &[]);
+    let mut server = ServeProcess::start_with_args(dir.path(), &[], &[]);
     assert_ne!(server.addr.port(), 0);
-    let password = server.first_admin_password();
+    let password = first_admin_password(&server);
     assert!(password.len() >= 16);
-    server.login_cookie_header(&password);
-    let healthz = request(server.addr, "GET", "/healthz", &[], b"");
+    login_cookie_header(&server, &password);
+    let healthz = server.get("/healthz", &[]);
     assert_eq!(healthz.status, 200);
     let status = server.terminate();
     assert_eq!(status.code(), Some(0));
 
     // A second start finds the admin and prints no password.
-    let again = ServeProcess::start(dir.path(), &[]);
-    assert!(again.startup.iter().all(|l| !l.contains("superuser `admin`")));
+    let mut again = ServeProcess::start_with_args(dir.path(), &[], &[]);
+    assert!(!again.output().contains("superuser `admin`"));
     again.terminate();
 }
 
@@ -255,8 +190,9 @@ fn first_serve_creates_admin_prints_real_port_and_stops_on_sigterm() {
 fn startup_log_masks_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "a-very-long-jwt-secret-that-must-never-be-printed";
-    let server = ServeProcess::start(dir.path(), &[("DJANGO_JWT_SECRET_KEY", secret)]);
-    let log = server.startup.join("\n");
+    let mut server =
+        ServeProcess::start_with_args(dir.path(), &[], &[("DJANGO_JWT_SECRET_KEY", secret)]);
+    let log = server.output();
     assert!(log.contains("DJANGO_JWT_SECRET_KEY"), "{log}");
     assert!(!log.contains(secret), "{log}");
     server.terminate();
@@ -270,18 +206,22 @@ fn environment_wins_over_env_file_which_wins_over_fallback() {
         "# a Ghostwriter .env\nDJANGO_SESSION_COOKIE_NAME=from_file\nDJANGO_SESSION_COOKIE_SECURE=true\nDJANGO_ALLOWED_HOSTS=*\n",
     )
     .unwrap();
-    let server = ServeProcess::start(dir.path(), &[("DJANGO_SESSION_COOKIE_NAME", "from_env")]);
-    let cookie = server.login_cookie_header(&server.first_admin_password());
+    let mut server = ServeProcess::start_with_args(
+        dir.path(),
+        &[],
+        &[("DJANGO_SESSION_COOKIE_NAME", "from_env")],
+    );
+    let cookie = login_cookie_header(&server, &first_admin_password(&server));
     assert!(cookie.starts_with("from_env="), "{cookie}");
     assert!(cookie.contains("Secure"), "the file's value applies: {cookie}");
     server.terminate();
 
-    let server = ServeProcess::start(dir.path(), &[]);
+    let mut server = ServeProcess::start_with_args(dir.path(), &[], &[]);
     std::fs::remove_file(dir.path().join(".env")).unwrap();
     let conn = sessiond::db::connect(&dir.path().join("data/sessiond.sqlite3")).unwrap();
     let admin = users::find_by_username(&conn, "admin").unwrap().unwrap();
     users::set_password(&conn, admin.id, "known-password").unwrap();
-    let cookie = server.login_cookie_header("known-password");
+    let cookie = login_cookie_header(&server, "known-password");
     assert!(cookie.starts_with("from_file="), "{cookie}");
     server.terminate();
 }

@@ -309,8 +309,16 @@ impl ServeProcess {
     #[track_caller]
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> ServeProcess {
         let db = dir.join("sessiond.sqlite3");
+        let db = db.to_str().expect("a UTF-8 temp path");
+        ServeProcess::start_with_args(dir, &["--db", db], env)
+    }
+
+    /// Starts `sessiond ARGS serve --bind 127.0.0.1:0` in `dir` (so without
+    /// `--db` it uses the default `data/sessiond.sqlite3` there).
+    #[track_caller]
+    pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-        command.current_dir(dir).arg("--db").arg(&db).args(["serve", "--bind", "127.0.0.1:0"]);
+        command.current_dir(dir).args(args).args(["serve", "--bind", "127.0.0.1:0"]);
         for (key, _) in std::env::vars() {
             if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
                 command.env_remove(key);
@@ -357,6 +365,16 @@ impl ServeProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends SIGTERM and returns how the process exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let status = self.child.wait().expect("wait for sessiond");
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        status
     }
 
     /// Everything the process printed so far, stdout and stderr.
