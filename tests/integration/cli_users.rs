@@ -60,7 +60,12 @@ fn a_duplicate_user_is_refused_with_status_1() {
 #[test]
 fn bad_username_and_empty_password_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["createuser", "--username", "bad name"], &[("DJANGO_SUPERUSER_PASSWORD", "x")], None);
+    let output = run_cli(
+        dir.path(),
+        &["createuser", "--username", "bad name"],
+        &[("DJANGO_SUPERUSER_PASSWORD", "x")],
+        None,
+    );
     assert_eq!(output.status.code(), Some(1));
     let output = run_cli(dir.path(), &["createuser", "--username", "ok"], &[], Some("\n"));
     assert_eq!(output.status.code(), Some(1));
@@ -69,7 +74,9 @@ fn bad_username_and_empty_password_are_refused() {
 #[test]
 fn usage_errors_exit_with_status_2() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["frobnicate"][..], &["serve", "--no-such-flag"], &["createuser"], &["changepassword"]] {
+    for args in
+        [&["frobnicate"][..], &["serve", "--no-such-flag"], &["createuser"], &["changepassword"]]
+    {
         let output = run_cli(dir.path(), args, &[], None);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
@@ -78,7 +85,12 @@ fn usage_errors_exit_with_status_2() {
 #[test]
 fn changepassword_of_an_unknown_user_fails_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["changepassword", "ghost"], &[("DJANGO_SUPERUSER_PASSWORD", "x")], None);
+    let output = run_cli(
+        dir.path(),
+        &["changepassword", "ghost"],
+        &[("DJANGO_SUPERUSER_PASSWORD", "x")],
+        None,
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("`ghost`"));
 }
@@ -109,7 +121,8 @@ fn deactivateuser_ends_sessions_and_activateuser_lets_them_back() {
     let output = run_cli(server.dir.path(), &["--db", db, "deactivateuser", "finn"], &[], None);
     assert!(output.status.success());
     assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 401);
-    let refused = server.post_form("/login", &[("username", "finn"), ("password", "finn-password")], &[]);
+    let refused =
+        server.post_form("/login", &[("username", "finn"), ("password", "finn-password")], &[]);
     assert_eq!(refused.status, 401);
     let output = run_cli(server.dir.path(), &["--db", db, "activateuser", "finn"], &[], None);
     assert!(output.status.success());
@@ -131,7 +144,8 @@ fn serve_refuses_a_bad_setting_naming_key_and_value() {
 #[test]
 fn serve_refuses_a_short_jwt_secret_without_echoing_it() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["serve"], &[("DJANGO_JWT_SECRET_KEY", "short-secret-value")], None);
+    let output =
+        run_cli(dir.path(), &["serve"], &[("DJANGO_JWT_SECRET_KEY", "short-secret-value")], None);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DJANGO_JWT_SECRET_KEY"), "{stderr}");
@@ -173,7 +187,11 @@ impl ServeProcess {
     }
 
     fn first_admin_password(&self) -> String {
-        let line = self.startup.iter().find(|l| l.contains("superuser `admin`")).expect("first admin line");
+        let line = self
+            .startup
+            .iter()
+            .find(|l| l.contains("superuser `admin`"))
+            .expect("first admin line");
         line.split("password ").nth(1).unwrap().split(' ').next().unwrap().to_owned()
     }
 

@@ -8,7 +8,11 @@ const ROOT: [(&str, &str); 2] = [("username", "root"), ("password", "root-passwo
 #[test]
 fn cross_site_login_is_refused_and_creates_nothing() {
     let server = TestServer::start();
-    let response = server.post_form("/login", &ROOT, &[("Sec-Fetch-Site", "cross-site"), ("Origin", "https://evil.example")]);
+    let response = server.post_form(
+        "/login",
+        &ROOT,
+        &[("Sec-Fetch-Site", "cross-site"), ("Origin", "https://evil.example")],
+    );
     assert_eq!(response.status, 403);
     assert_eq!(response.set_cookie("sessionid"), None);
     assert_eq!(count(&server.conn(), "web_sessions"), 0);
@@ -72,7 +76,8 @@ fn cross_site_logout_is_refused_and_the_session_survives() {
     let server = TestServer::start();
     let key = server.login("root", "root-password");
     let cookie = format!("sessionid={key}");
-    let response = server.post_form("/logout", &[], &[("Cookie", &cookie), ("Sec-Fetch-Site", "cross-site")]);
+    let response =
+        server.post_form("/logout", &[], &[("Cookie", &cookie), ("Sec-Fetch-Site", "cross-site")]);
     assert_eq!(response.status, 403);
     assert_eq!(count(&server.conn(), "web_sessions"), 1);
     assert_eq!(server.get_with_cookie("/", &key).status, 200);

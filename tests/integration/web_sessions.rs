@@ -31,10 +31,15 @@ fn login_creates_one_row_and_stores_only_a_hash_of_the_key() {
     assert_eq!(key.len(), 64);
     let conn = server.conn();
     assert_eq!(count(&conn, "web_sessions"), 1);
-    let stored: Vec<u8> = conn.query_row("SELECT key_hash FROM web_sessions", [], |r| r.get(0)).unwrap();
+    let stored: Vec<u8> =
+        conn.query_row("SELECT key_hash FROM web_sessions", [], |r| r.get(0)).unwrap();
     assert_ne!(hex::encode(&stored), key, "the key itself is never stored");
     let dump: String = conn
-        .query_row("SELECT group_concat(hex(key_hash) || client_addr || user_agent) FROM web_sessions", [], |r| r.get(0))
+        .query_row(
+            "SELECT group_concat(hex(key_hash) || client_addr || user_agent) FROM web_sessions",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(!dump.to_lowercase().contains(&key), "the key appears nowhere in the row");
     let home = server.get_with_cookie("/", &key);
@@ -89,7 +94,8 @@ fn a_key_the_server_did_not_issue_is_never_adopted() {
 #[test]
 fn cookie_has_the_documented_attributes_and_no_lifetime_by_default() {
     let server = TestServer::start();
-    let response = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    let response =
+        server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
     let cookie = response.set_cookie("sessionid").unwrap();
     let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
     for expected in ["Path=/", "HttpOnly", "SameSite=Lax"] {
@@ -105,7 +111,8 @@ fn secure_flag_and_cookie_name_follow_the_settings() {
         ("DJANGO_SESSION_COOKIE_SECURE", "yes"),
         ("DJANGO_SESSION_COOKIE_NAME", "gw_session"),
     ]);
-    let response = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    let response =
+        server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
     let cookie = response.set_cookie("gw_session").expect("cookie under the configured name");
     assert!(cookie.split("; ").any(|part| part == "Secure"), "{cookie}");
     assert_eq!(response.set_cookie("sessionid"), None);
@@ -124,7 +131,8 @@ fn persistent_cookie_max_age_and_expires_match_the_stored_expiry() {
     let stored = stored_expiry(&server);
     let now = server.clock_now();
     assert!(cookie.contains(&format!("Max-Age={}", stored - now)), "{cookie} vs stored {stored}");
-    let expires = chrono::DateTime::from_timestamp(stored, 0).unwrap().format("%a, %d %b %Y %H:%M:%S GMT");
+    let expires =
+        chrono::DateTime::from_timestamp(stored, 0).unwrap().format("%a, %d %b %Y %H:%M:%S GMT");
     assert!(cookie.contains(&format!("Expires={expires}")), "{cookie}");
     assert!(stored >= now + 3600 - 36, "stored expiry lags at most 1% of the age");
 }
@@ -230,14 +238,22 @@ fn logout_deletes_row_and_cookie() {
     assert_deletion_cookie(&response);
     assert_eq!(count(&server.conn(), "web_sessions"), 0);
     assert_signed_out(&server, &key);
-    assert_eq!(count(&server.conn(), "web_sessions"), 0, "a late request never brings the row back");
+    assert_eq!(
+        count(&server.conn(), "web_sessions"),
+        0,
+        "a late request never brings the row back"
+    );
 }
 
 #[test]
 fn pages_are_private_and_vary_on_cookie() {
     let server = TestServer::start();
     let key = server.login("root", "root-password");
-    for response in [server.get_with_cookie("/", &key), server.get("/login", &[]), server.get_with_cookie("/api/whoami", &key)] {
+    for response in [
+        server.get_with_cookie("/", &key),
+        server.get("/login", &[]),
+        server.get_with_cookie("/api/whoami", &key),
+    ] {
         assert_eq!(response.header("vary"), Some("Cookie"));
         assert_eq!(response.header("cache-control"), Some("private, no-store"));
     }
@@ -246,8 +262,10 @@ fn pages_are_private_and_vary_on_cookie() {
 #[test]
 fn failed_login_says_the_same_for_unknown_user_and_wrong_password() {
     let server = TestServer::start();
-    let wrong_password = server.post_form("/login", &[("username", "root"), ("password", "nope")], &[]);
-    let unknown_user = server.post_form("/login", &[("username", "nobody"), ("password", "nope")], &[]);
+    let wrong_password =
+        server.post_form("/login", &[("username", "root"), ("password", "nope")], &[]);
+    let unknown_user =
+        server.post_form("/login", &[("username", "nobody"), ("password", "nope")], &[]);
     for response in [&wrong_password, &unknown_user] {
         assert_eq!(response.status, 401);
         assert!(response.body.contains("Please enter a correct username and password."));
@@ -266,7 +284,8 @@ fn inactive_user_cannot_sign_in() {
     let server = TestServer::start();
     let user = server.create_user("carol", "carol-password", Role::User);
     sessiond::users::set_active(&server.conn(), user.id, false).unwrap();
-    let response = server.post_form("/login", &[("username", "carol"), ("password", "carol-password")], &[]);
+    let response =
+        server.post_form("/login", &[("username", "carol"), ("password", "carol-password")], &[]);
     assert_eq!(response.status, 401);
 }
 
@@ -274,10 +293,12 @@ fn inactive_user_cannot_sign_in() {
 fn five_failures_lock_the_username_until_the_window_passes() {
     let server = TestServer::start();
     for _ in 0..5 {
-        let response = server.post_form("/login", &[("username", "root"), ("password", "bad")], &[]);
+        let response =
+            server.post_form("/login", &[("username", "root"), ("password", "bad")], &[]);
         assert_eq!(response.status, 401);
     }
-    let locked = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    let locked =
+        server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
     assert_eq!(locked.status, 429, "even the right password is refused");
     let retry_after: i64 = locked.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
@@ -294,7 +315,8 @@ fn fifty_failures_from_one_address_lock_that_address() {
         let response = server.post_form("/login", &[("username", &user), ("password", "bad")], &[]);
         assert_eq!(response.status, 401);
     }
-    let locked = server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    let locked =
+        server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
     assert_eq!(locked.status, 429);
     assert!(locked.header("retry-after").is_some());
 }
@@ -350,7 +372,8 @@ fn password_change_and_deactivation_end_web_sessions() {
     let user = server.create_user("dave", "dave-password", Role::User);
     let key = server.login("dave", "dave-password");
     let mut conn = server.conn();
-    sessiond::accounts::change_password(&mut conn, &user, "new-password", server.clock_now()).unwrap();
+    sessiond::accounts::change_password(&mut conn, &user, "new-password", server.clock_now())
+        .unwrap();
     assert_signed_out(&server, &key);
     let key = server.login("dave", "new-password");
     sessiond::accounts::set_active(&mut conn, &user, false, server.clock_now()).unwrap();
