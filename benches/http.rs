@@ -67,6 +67,7 @@ fn main() -> ExitCode {
     let outcome = match args.get(1).map(String::as_str) {
         Some("__seed-live") => seed_live(&args[2..]),
         Some("__seed-expired") => seed_expired(&args[2..]),
+        Some("__ceiling") => serve_ceiling(&args[2..]),
         _ => run(),
     };
     match outcome {
@@ -88,6 +89,9 @@ struct WrkResult {
     /// Connect, read, write and timeout errors, and responses with a status
     /// of 400 or more (whoami answers only 200 or 4xx/5xx).
     errors: u64,
+    /// CPU time of this process (the server) and of wrk, per request.
+    server_cpu_us: f64,
+    wrk_cpu_us: f64,
 }
 
 impl WrkResult {
@@ -116,7 +120,12 @@ fn run() -> anyhow::Result<ExitCode> {
     let db_path = dir.path().join("sessiond.sqlite3");
     let cookies_path = dir.path().join("cookies.txt");
     let tokens_path = dir.path().join("tokens.txt");
-    let workers = app::default_workers();
+    // The worker count of `sessiond serve`; SESSIOND_BENCH_WORKERS overrides
+    // it (for both servers) to compare pool sizes.
+    let workers = match std::env::var("SESSIOND_BENCH_WORKERS") {
+        Ok(text) => text.parse().context("SESSIOND_BENCH_WORKERS must be a number")?,
+        Err(_) => app::default_workers(),
+    };
 
     eprintln!("seeding {USERS} users, each with one web and one JWT session...");
     let seed_started = Instant::now();
@@ -126,8 +135,12 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let mut failures = Vec::new();
 
-    // The ceiling: tiny_http alone, with sessiond's worker-pool shape.
-    let ceiling = CeilingServer::start(workers)?;
+    // The ceiling: tiny_http alone, with sessiond's worker-pool shape, in a
+    // child process so that it shares nothing with the measured one. It is
+    // measured before and after the sessiond scenarios; the table uses the
+    // mean, so that a load change on the machine during the run counts
+    // against both sides alike.
+    let ceiling = Ceiling::spawn(workers)?;
     eprintln!("ceiling listening on http://{}", ceiling.addr);
     verify_all(ceiling.addr, &cookies_path, "Cookie", "sessionid=", |status, _, _| {
         ensure!(status == 200, "the ceiling answered {status}");
@@ -136,14 +149,8 @@ fn run() -> anyhow::Result<ExitCode> {
     let cookie_script = write_script(dir.path(), "cookie", &cookies_path, "Cookie", "sessionid=")?;
     let bearer_script =
         write_script(dir.path(), "bearer", &tokens_path, "Authorization", "Bearer ")?;
-    eprintln!("running: ceiling");
-    let ceiling_result = wrk(ceiling.addr, &cookie_script, None)?;
-    ceiling.stop();
-    rows.push(Row {
-        scenario: "ceiling (bare tiny_http)",
-        result: Some(ceiling_result),
-        note: String::new(),
-    });
+    eprintln!("running: ceiling (first)");
+    let ceiling_first = wrk(ceiling.addr, &cookie_script, ceiling.pid)?;
 
     // sessiond, in-process, on the seeded file.
     let clock = Arc::new(OffsetClock::default());
@@ -179,7 +186,8 @@ fn run() -> anyhow::Result<ExitCode> {
     clock.jump(CLOCK_JUMP);
     let run_time = clock.now();
     eprintln!("running: cookie whoami");
-    let (cookie_result, cookie_rss) = with_peak_rss(|| wrk(addr, &cookie_script, None))?;
+    let (cookie_result, cookie_rss) =
+        with_peak_rss(|| wrk(addr, &cookie_script, std::process::id()))?;
     let cookie_result = cookie_result?;
     check_expiry_slid(&db_path, &cookies_path, lifetime, run_time)
         .context("the cookie run did not slide every stored expiry")?;
@@ -190,18 +198,46 @@ fn run() -> anyhow::Result<ExitCode> {
     });
 
     eprintln!("running: bearer whoami");
-    let (bearer_result, bearer_rss) = with_peak_rss(|| wrk(addr, &bearer_script, None))?;
+    let (bearer_result, bearer_rss) =
+        with_peak_rss(|| wrk(addr, &bearer_script, std::process::id()))?;
     let bearer_result = bearer_result?;
     rows.push(Row { scenario: "bearer whoami", result: Some(bearer_result), note: String::new() });
+
+    eprintln!("running: ceiling (second)");
+    let ceiling_second = wrk(ceiling.addr, &cookie_script, ceiling.pid)?;
+    ceiling.stop()?;
+    let ceiling_result = mean(ceiling_first, ceiling_second);
+    rows.insert(
+        0,
+        Row {
+            scenario: "ceiling (bare tiny_http)",
+            result: Some(ceiling_result),
+            note: format!(
+                "mean of {:.0} before and {:.0} after the sessiond runs",
+                ceiling_first.requests_per_second(),
+                ceiling_second.requests_per_second()
+            ),
+        },
+    );
 
     // Cleanup of 1.1 M expired rows on the idle server.
     let mut cleanup_idle = None;
     let mut during = None;
     let mut during_rss = None;
-    eprintln!("seeding {EXPIRED_WEB} expired web and {EXPIRED_JWT} expired JWT sessions...");
-    run_child(&["__seed-expired", &path_text(&db_path), &clock.now().to_string()])?;
-    eprintln!("running: cleanup on the idle server");
-    match timed_cleanup(&db_path, clock.now()) {
+    // SESSIOND_BENCH_QUICK=1 skips the cleanup scenarios while tuning the
+    // request path; a run for the README never sets it.
+    let quick = std::env::var_os("SESSIOND_BENCH_QUICK").is_some();
+    if !quick {
+        eprintln!("seeding {EXPIRED_WEB} expired web and {EXPIRED_JWT} expired JWT sessions...");
+        run_child(&["__seed-expired", &path_text(&db_path), &clock.now().to_string()])?;
+        eprintln!("running: cleanup on the idle server");
+    }
+    let cleanup_outcome = if quick {
+        Err(anyhow::anyhow!("skipped (SESSIOND_BENCH_QUICK)"))
+    } else {
+        timed_cleanup(&db_path, clock.now())
+    };
+    match cleanup_outcome {
         Ok((seconds, run)) => {
             cleanup_idle = Some(seconds);
             rows.push(Row {
@@ -282,6 +318,7 @@ fn cookie_during_cleanup(
     db_path: &Path,
     clock: &Arc<OffsetClock>,
 ) -> anyhow::Result<(WrkResult, f64, cleanup::CleanupRun)> {
+    let cpu_before = Cpu::now(std::process::id())?;
     let child = spawn_wrk(addr, script, 120)?;
     std::thread::sleep(Duration::from_millis(500));
     let cleanup = {
@@ -292,7 +329,7 @@ fn cookie_during_cleanup(
     let cleanup_outcome =
         cleanup.join().map_err(|_| anyhow::anyhow!("the cleanup thread panicked"));
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let result = finish_wrk(child)?;
+    let result = finish_wrk(child, std::process::id(), cpu_before)?;
     status.context("failed to stop wrk")?;
     let (seconds, run) = cleanup_outcome??;
     Ok((result, seconds, run))
@@ -618,8 +655,13 @@ fn spawn_wrk(addr: SocketAddr, script: &Path, seconds: u32) -> anyhow::Result<st
         .context("failed to start wrk")
 }
 
-fn finish_wrk(child: std::process::Child) -> anyhow::Result<WrkResult> {
+fn finish_wrk(
+    child: std::process::Child,
+    server_pid: u32,
+    cpu_before: Cpu,
+) -> anyhow::Result<WrkResult> {
     let output = child.wait_with_output()?;
+    let cpu_after = Cpu::now(server_pid)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().find(|line| line.starts_with("BENCH ")).with_context(|| {
         format!("wrk printed no result:\n{stdout}{}", String::from_utf8_lossy(&output.stderr))
@@ -631,17 +673,69 @@ fn finish_wrk(child: std::process::Child) -> anyhow::Result<WrkResult> {
             .parse()
             .with_context(|| format!("bad `{name}` in `{line}`"))
     };
+    let requests = field("requests")?;
+    let per_request =
+        |ticks: u64| ticks as f64 * 1e6 / Cpu::TICKS_PER_SECOND / requests.max(1) as f64;
     Ok(WrkResult {
-        requests: field("requests")?,
+        requests,
         duration_us: field("duration_us")?,
         p50_us: field("p50_us")?,
         p99_us: field("p99_us")?,
         errors: field("errors")?,
+        server_cpu_us: per_request(cpu_after.server - cpu_before.server),
+        wrk_cpu_us: per_request(cpu_after.children - cpu_before.children),
     })
 }
 
-fn wrk(addr: SocketAddr, script: &Path, seconds: Option<u32>) -> anyhow::Result<WrkResult> {
-    finish_wrk(spawn_wrk(addr, script, seconds.unwrap_or(WRK_SECONDS))?)
+/// One timed wrk run against the server in process `server_pid`.
+fn wrk(addr: SocketAddr, script: &Path, server_pid: u32) -> anyhow::Result<WrkResult> {
+    let cpu_before = Cpu::now(server_pid)?;
+    finish_wrk(spawn_wrk(addr, script, WRK_SECONDS)?, server_pid, cpu_before)
+}
+
+/// The mean of two runs of the same scenario.
+fn mean(a: WrkResult, b: WrkResult) -> WrkResult {
+    let half = |x: u64, y: u64| (x + y) / 2;
+    WrkResult {
+        requests: a.requests + b.requests,
+        duration_us: a.duration_us + b.duration_us,
+        p50_us: half(a.p50_us, b.p50_us),
+        p99_us: half(a.p99_us, b.p99_us),
+        errors: a.errors + b.errors,
+        server_cpu_us: (a.server_cpu_us + b.server_cpu_us) / 2.0,
+        wrk_cpu_us: (a.wrk_cpu_us + b.wrk_cpu_us) / 2.0,
+    }
+}
+
+/// CPU time used so far, in clock ticks, by the server's process and by
+/// this process's children that have been waited for (wrk).
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    server: u64,
+    children: u64,
+}
+
+impl Cpu {
+    /// `sysconf(_SC_CLK_TCK)`, which is 100 on Linux.
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    fn now(server_pid: u32) -> anyhow::Result<Cpu> {
+        let server = stat_fields(&format!("/proc/{server_pid}/stat"))?;
+        let own = stat_fields("/proc/self/stat")?;
+        Ok(Cpu { server: server[0] + server[1], children: own[2] + own[3] })
+    }
+}
+
+/// utime, stime, cutime and cstime from a `/proc/PID/stat`.
+fn stat_fields(path: &str) -> anyhow::Result<[u64; 4]> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("failed to read `{path}`"))?;
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').with_context(|| format!("unexpected `{path}`"))?.1;
+    let mut fields = [0; 4];
+    for (slot, text) in fields.iter_mut().zip(rest.split_whitespace().skip(11)) {
+        *slot = text.parse()?;
+    }
+    Ok(fields)
 }
 
 // ---------------------------------------------------------------------------
@@ -652,6 +746,7 @@ fn wrk(addr: SocketAddr, script: &Path, seconds: Option<u32>) -> anyhow::Result<
 fn with_peak_rss<T>(phase: impl FnOnce() -> T) -> anyhow::Result<(T, u64)> {
     std::fs::write("/proc/self/clear_refs", "5")
         .context("failed to reset the peak RSS (`/proc/self/clear_refs`)")?;
+    eprintln!("  RSS at the start of the phase: {} KiB", status_kib("VmRSS")?);
     let value = phase();
     Ok((value, status_kib("VmHWM")?))
 }
@@ -668,56 +763,79 @@ fn status_kib(field: &str) -> anyhow::Result<u64> {
 // ---------------------------------------------------------------------------
 // The ceiling
 
-/// A bare tiny_http server answering a fixed small JSON body, with the
-/// worker-pool shape of `http::server`: one shared listener, `workers`
-/// threads in a `recv_timeout` loop polling a stop flag.
-struct CeilingServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    server: Arc<tiny_http::Server>,
-    threads: Vec<JoinHandle<()>>,
+/// `__ceiling WORKERS`: a bare tiny_http server answering a fixed small
+/// JSON body, with the worker-pool shape of `http::server`: one shared
+/// listener, WORKERS threads in a `recv_timeout` loop polling a stop flag.
+/// It prints its address, then serves until its stdin closes.
+fn serve_ceiling(args: &[String]) -> anyhow::Result<ExitCode> {
+    let [workers] = args else { bail!("usage: __ceiling WORKERS") };
+    let workers: usize = workers.parse()?;
+    let server = tiny_http::Server::http("127.0.0.1:0")
+        .map_err(|error| anyhow::anyhow!("failed to start the ceiling server: {error}"))?;
+    let addr = server.server_addr().to_ip().context("the ceiling has no IP address")?;
+    let server = Arc::new(server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<JoinHandle<()>> = (0..workers)
+        .map(|_| {
+            let server = Arc::clone(&server);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let content_type =
+                    tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                        .expect("valid header");
+                while !stop.load(Ordering::SeqCst) {
+                    match server.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Some(request)) => {
+                            let response = tiny_http::Response::from_data(CEILING_BODY)
+                                .with_header(content_type.clone());
+                            let _ = request.respond(response);
+                        }
+                        Ok(None) => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    println!("{addr}");
+    std::io::stdout().flush()?;
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    stop.store(true, Ordering::SeqCst);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    server.unblock();
+    Ok(ExitCode::SUCCESS)
 }
 
-impl CeilingServer {
-    fn start(workers: usize) -> anyhow::Result<CeilingServer> {
-        let server = tiny_http::Server::http("127.0.0.1:0")
-            .map_err(|error| anyhow::anyhow!("failed to start the ceiling server: {error}"))?;
-        let addr = server.server_addr().to_ip().context("the ceiling has no IP address")?;
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..workers)
-            .map(|_| {
-                let server = Arc::clone(&server);
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    let content_type = tiny_http::Header::from_bytes(
-                        &b"Content-Type"[..],
-                        &b"application/json"[..],
-                    )
-                    .expect("valid header");
-                    while !stop.load(Ordering::SeqCst) {
-                        match server.recv_timeout(Duration::from_millis(100)) {
-                            Ok(Some(request)) => {
-                                let response = tiny_http::Response::from_data(CEILING_BODY)
-                                    .with_header(content_type.clone());
-                                let _ = request.respond(response);
-                            }
-                            Ok(None) => {}
-                            Err(_) => break,
-                        }
-                    }
-                })
-            })
-            .collect();
-        Ok(CeilingServer { addr, stop, server, threads })
+/// The ceiling's child process.
+struct Ceiling {
+    addr: SocketAddr,
+    pid: u32,
+    child: std::process::Child,
+}
+
+impl Ceiling {
+    fn spawn(workers: usize) -> anyhow::Result<Ceiling> {
+        let exe = std::env::current_exe().context("failed to find the bench binary")?;
+        let mut child = Command::new(exe)
+            .args(["__ceiling", &workers.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("failed to start the ceiling")?;
+        let stdout = child.stdout.take().context("no stdout from the ceiling")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line.trim().parse().with_context(|| format!("bad ceiling address `{line}`"))?;
+        Ok(Ceiling { addr, pid: child.id(), child })
     }
 
-    fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for thread in self.threads {
-            let _ = thread.join();
-        }
-        self.server.unblock();
+    fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.child.stdin.take());
+        let status = self.child.wait()?;
+        ensure!(status.success(), "the ceiling exited with {status}");
+        Ok(())
     }
 }
 
@@ -748,7 +866,7 @@ fn print_report(report: &Report<'_>) {
     );
     let _ = writeln!(
         out,
-        "| scenario | requests/s | p50 | p99 | errors | vs ceiling | note |\n|---|---:|---:|---:|---:|---:|---|"
+        "| scenario | requests/s | p50 | p99 | errors | vs ceiling | CPU µs/req server + wrk | note |\n|---|---:|---:|---:|---:|---:|---:|---|"
     );
     for row in report.rows {
         match row.result {
@@ -756,18 +874,20 @@ fn print_report(report: &Report<'_>) {
                 let rps = result.requests_per_second();
                 let _ = writeln!(
                     out,
-                    "| {} | {:.0} | {} | {} | {} | {:.2} | {} |",
+                    "| {} | {:.0} | {} | {} | {} | {:.3} | {:.1} + {:.1} | {} |",
                     row.scenario,
                     rps,
                     micros(result.p50_us),
                     micros(result.p99_us),
                     result.errors,
                     rps / ceiling_rps,
+                    result.server_cpu_us,
+                    result.wrk_cpu_us,
                     row.note
                 );
             }
             None => {
-                let _ = writeln!(out, "| {} | | | | | | {} |", row.scenario, row.note);
+                let _ = writeln!(out, "| {} | | | | | | | {} |", row.scenario, row.note);
             }
         }
     }

@@ -51,6 +51,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "cache_size", -8000)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
