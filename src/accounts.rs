@@ -1,22 +1,82 @@
-//! Changes to a user that must end their sessions: a new password,
-//! deactivation, or an explicit "end every session".
+//! Where users and sessions meet: starting a session for a verified login,
+//! and the user changes that must end sessions (a new password,
+//! deactivation, an explicit "end every session").
 //!
 //! Each runs in one immediate transaction, so the user change and the end of
 //! the sessions land together or not at all, and the next request (from any
-//! process) sees both.
+//! process) sees both. Starting a session re-checks the password hash inside
+//! its transaction, so a login racing a password change cannot survive it.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::clock::UnixTime;
 use crate::jwt_sessions;
-use crate::users::{self, User, UserError};
-use crate::web_sessions;
+use crate::users::{self, User, UserError, Verified};
+use crate::web_sessions::{self, KeyHash, Lifetime, WebSession};
 
 /// How many sessions an action ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ended {
     pub web: usize,
     pub jwt: usize,
+}
+
+/// Starts a web session for a verified login, ending `replacing` (the
+/// session the browser had) in the same transaction. `None` when the user's
+/// password changed or the user was deactivated since the check.
+pub fn start_web_session(
+    conn: &Connection,
+    verified: &Verified,
+    replacing: Option<&KeyHash>,
+    lifetime: Lifetime,
+    now: UnixTime,
+    client: &Client<'_>,
+) -> rusqlite::Result<Option<(String, WebSession)>> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    if !users::still_valid(&tx, verified)? {
+        return Ok(None);
+    }
+    if let Some(key_hash) = replacing {
+        web_sessions::delete(&tx, key_hash)?;
+    }
+    let created =
+        web_sessions::create(&tx, &verified.user, lifetime, now, client.addr, client.user_agent)?;
+    tx.commit()?;
+    Ok(Some(created))
+}
+
+/// Stores the row of a verified API login. False when the user's password
+/// changed or the user was deactivated since the check.
+pub fn start_jwt_session(
+    conn: &Connection,
+    verified: &Verified,
+    jti: &str,
+    now: UnixTime,
+    expires_at: UnixTime,
+    client: &Client<'_>,
+) -> rusqlite::Result<bool> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    if !users::still_valid(&tx, verified)? {
+        return Ok(false);
+    }
+    jwt_sessions::create(
+        &tx,
+        jti,
+        verified.user.id,
+        now,
+        expires_at,
+        client.addr,
+        client.user_agent,
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Where a login came from, as stored with its session.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub addr: &'a str,
+    pub user_agent: &'a str,
 }
 
 /// Finds a user by name or fails with a message naming them.

@@ -72,13 +72,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
     let conn = crate::db::open(&settings.db)?;
     let secrets = crate::secrets::resolve(&conn, &settings)?;
     let now = options.clock.now();
-    if users::none_exist(&conn)? {
-        let password = crate::random::password();
-        users::create(&conn, "admin", "", &password, Role::Admin, now)?;
-        eprintln!(
-            "created the first superuser `admin` with password {password} (shown only this once; change it with `sessiond changepassword admin`)"
-        );
-    }
+    create_first_admin(&conn, now)?;
     drop(conn);
     let lifetime =
         Lifetime { idle: settings.session_cookie_age, absolute: settings.session_absolute_age };
@@ -98,6 +92,26 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
     let addr = http.addr();
     let timer = crate::schedule::spawn_timer(Arc::clone(&app))?;
     Ok(Running { app, http: Some(http), timer, addr })
+}
+
+/// On a database without users, creates the superuser `admin` with a random
+/// password and prints it once. Two servers starting on one new file agree:
+/// the check and the insert share one transaction.
+fn create_first_admin(
+    conn: &rusqlite::Connection,
+    now: crate::clock::UnixTime,
+) -> anyhow::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    if !users::none_exist(&tx)? {
+        return Ok(());
+    }
+    let password = crate::random::password();
+    users::create(&tx, "admin", "", &password, Role::Admin, now)?;
+    tx.commit()?;
+    eprintln!(
+        "created the first superuser `admin` with password {password} (shown only this once; change it with `sessiond changepassword admin`)"
+    );
+    Ok(())
 }
 
 impl Running {

@@ -1,8 +1,50 @@
 //! Removing expired sessions, and the record of every cleanup run.
+//!
+//! One function, [`clear_expired`], serves `sessiond clear_expired_sessions`,
+//! `sessiond schedule run`, the timer and the admin button. It deletes web
+//! sessions whose `expire_date` has passed and JWT rows whose `expires_at`
+//! has passed (a revoked row stays until it expires), in batches of
+//! [`BATCH_SIZE`] rows found through the expiry index, each batch its own
+//! short IMMEDIATE transaction with a short pause after it: other writers, in
+//! this process or another, get in between two batches instead of waiting for
+//! the whole cleanup. The deleting itself is
+//! done by `web_sessions` and `jwt_sessions`; this module owns the
+//! `cleanup_runs` table and records every run there, a failed one too.
 
-use rusqlite::Connection;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::clock::UnixTime;
+
+/// Rows deleted per transaction: large enough that a million rows take about
+/// a hundred commits, small enough that a batch holds the write lock for a
+/// small fraction of a second.
+pub const BATCH_SIZE: usize = 10_000;
+
+/// The pause after each full batch. SQLite's busy handler is not a queue: a
+/// writer that waits retries now and then, and gets in only when its retry
+/// falls between two batches. Without a gap a request could wait for the whole
+/// cleanup; a few milliseconds every batch let it in soon, for about 0.3 s
+/// over a million rows.
+const BATCH_PAUSE: Duration = Duration::from_millis(3);
+
+/// The page cache of the cleaning connection while it cleans, in KiB. The
+/// unique indexes on random keys (`key_hash`, `jti`) get a delete on nearly
+/// every page in each batch; with the default 2 MiB cache each batch would
+/// read them all again.
+const CLEANUP_CACHE_KIB: i64 = 64 * 1024;
+
+/// WAL pages after which a commit of the cleaning connection checkpoints,
+/// while it cleans. The default (1,000) would checkpoint after every batch;
+/// this bounds the WAL at about 40 MiB instead, and one checkpoint at the end
+/// folds it back.
+const CLEANUP_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
+/// How many recorded runs are kept; older records are dropped when a new
+/// run is recorded.
+pub const RUNS_KEPT: i64 = 1_000;
 
 /// What started a cleanup run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +52,17 @@ pub enum Trigger {
     Timer,
     Command,
     Admin,
+}
+
+impl Trigger {
+    /// The name stored in `cleanup_runs.trigger`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Timer => "timer",
+            Trigger::Command => "command",
+            Trigger::Admin => "admin",
+        }
+    }
 }
 
 /// One recorded cleanup run.
@@ -25,17 +78,205 @@ pub struct CleanupRun {
     pub outcome: String,
 }
 
+impl CleanupRun {
+    pub fn is_ok(&self) -> bool {
+        self.outcome == OUTCOME_OK
+    }
+}
+
+/// The outcome of a run that finished.
+pub const OUTCOME_OK: &str = "ok";
+
 /// Deletes expired web and JWT sessions in bounded batches and records the
-/// run.
+/// run. A failed run is recorded with what it deleted before the failure, and
+/// then returned as the error.
 pub fn clear_expired(
-    _conn: &mut Connection,
-    _now: UnixTime,
-    _trigger: Trigger,
+    conn: &mut Connection,
+    now: UnixTime,
+    trigger: Trigger,
 ) -> anyhow::Result<CleanupRun> {
-    anyhow::bail!("cleanup is not built yet")
+    clear_expired_unless(conn, now, trigger, &AtomicBool::new(false))
+}
+
+/// [`clear_expired`] that stops between two batches once `stop` is set (the
+/// server is shutting down); such a run is recorded as interrupted.
+pub fn clear_expired_unless(
+    conn: &mut Connection,
+    now: UnixTime,
+    trigger: Trigger,
+    stop: &AtomicBool,
+) -> anyhow::Result<CleanupRun> {
+    let timer = Instant::now();
+    let mut counts = Counts::default();
+    let result = widen_connection(conn).and_then(|previous| {
+        let result = delete_expired(conn, now, stop, &mut counts);
+        let restored = restore_connection(conn, previous);
+        result.and(restored.map_err(anyhow::Error::from))
+    });
+    let duration_ms = i64::try_from(timer.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let outcome = match &result {
+        Ok(()) => OUTCOME_OK.to_owned(),
+        Err(error) => format!("failed: {error}"),
+    };
+    let recorded = record(conn, trigger, now, duration_ms, counts, &outcome);
+    match (result, recorded) {
+        (Ok(()), Ok(run)) => Ok(run),
+        (Ok(()), Err(error)) => Err(error.context("failed to record the cleanup run")),
+        (Err(error), _) => Err(anyhow::anyhow!(
+            "the cleanup stopped after deleting {} expired web session(s) and {} expired GraphQL login session(s): {error}",
+            counts.web,
+            counts.jwt
+        )),
+    }
 }
 
 /// The most recent runs, newest first.
-pub fn recent_runs(_conn: &Connection, _limit: usize) -> rusqlite::Result<Vec<CleanupRun>> {
-    Ok(Vec::new())
+pub fn recent_runs(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<CleanupRun>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, trigger, started, duration_ms, web_deleted, jwt_deleted, outcome
+         FROM cleanup_runs ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = statement.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+        Ok(CleanupRun {
+            id: row.get(0)?,
+            trigger: row.get(1)?,
+            started: row.get(2)?,
+            duration_ms: row.get(3)?,
+            web_deleted: row.get::<_, i64>(4)?.try_into().unwrap_or(0),
+            jwt_deleted: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
+            outcome: row.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    web: usize,
+    jwt: usize,
+}
+
+/// Why a run ended early without a database error.
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted by shutdown")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Deletes batch after batch, web sessions first, until a batch comes back
+/// short. `counts` holds what was committed, even when an error stops it.
+fn delete_expired(
+    conn: &mut Connection,
+    now: UnixTime,
+    stop: &AtomicBool,
+    counts: &mut Counts,
+) -> anyhow::Result<()> {
+    loop {
+        let deleted = in_batch(conn, stop, |tx| {
+            crate::web_sessions::delete_expired_batch(tx, now, BATCH_SIZE)
+        })?;
+        counts.web += deleted;
+        if deleted < BATCH_SIZE {
+            break;
+        }
+        std::thread::sleep(BATCH_PAUSE);
+    }
+    loop {
+        let deleted = in_batch(conn, stop, |tx| {
+            crate::jwt_sessions::delete_expired_batch(tx, now, BATCH_SIZE)
+        })?;
+        counts.jwt += deleted;
+        if deleted < BATCH_SIZE {
+            break;
+        }
+        std::thread::sleep(BATCH_PAUSE);
+    }
+    Ok(())
+}
+
+/// Runs one batch in its own IMMEDIATE transaction: it takes the write lock
+/// at the start (waiting up to the busy timeout) instead of failing to
+/// upgrade a read halfway.
+fn in_batch(
+    conn: &mut Connection,
+    stop: &AtomicBool,
+    delete: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+) -> anyhow::Result<usize> {
+    if stop.load(Ordering::SeqCst) {
+        return Err(Interrupted.into());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let deleted = delete(&tx)?;
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// What [`widen_connection`] changed, to put back.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionSettings {
+    cache_size: i64,
+    wal_autocheckpoint: i64,
+}
+
+/// Gives the connection a larger page cache and rarer checkpoints for the
+/// length of a cleanup; these are settings of this connection only.
+fn widen_connection(conn: &Connection) -> anyhow::Result<ConnectionSettings> {
+    let previous = ConnectionSettings {
+        cache_size: conn.pragma_query_value(None, "cache_size", |row| row.get(0))?,
+        wal_autocheckpoint: conn
+            .pragma_query_value(None, "wal_autocheckpoint", |row| row.get(0))?,
+    };
+    conn.pragma_update(None, "cache_size", -CLEANUP_CACHE_KIB)?;
+    conn.pragma_update(None, "wal_autocheckpoint", CLEANUP_AUTOCHECKPOINT_PAGES)?;
+    Ok(previous)
+}
+
+/// Puts the connection's settings back and checkpoints the WAL, so that the
+/// next request to write does not pay for the cleanup's checkpoint.
+fn restore_connection(conn: &Connection, previous: ConnectionSettings) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "cache_size", previous.cache_size)?;
+    conn.pragma_update(None, "wal_autocheckpoint", previous.wal_autocheckpoint)?;
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
+/// Stores one run and drops the records beyond the newest [`RUNS_KEPT`].
+fn record(
+    conn: &mut Connection,
+    trigger: Trigger,
+    started: UnixTime,
+    duration_ms: i64,
+    counts: Counts,
+    outcome: &str,
+) -> anyhow::Result<CleanupRun> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.prepare_cached(
+        "INSERT INTO cleanup_runs (trigger, started, duration_ms, web_deleted, jwt_deleted, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        trigger.as_str(),
+        started,
+        duration_ms,
+        i64::try_from(counts.web).unwrap_or(i64::MAX),
+        i64::try_from(counts.jwt).unwrap_or(i64::MAX),
+        outcome
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("DELETE FROM cleanup_runs WHERE id <= ?1 - ?2")?
+        .execute(params![id, RUNS_KEPT])?;
+    tx.commit()?;
+    Ok(CleanupRun {
+        id,
+        trigger: trigger.as_str().to_owned(),
+        started,
+        duration_ms,
+        web_deleted: counts.web,
+        jwt_deleted: counts.jwt,
+        outcome: outcome.to_owned(),
+    })
 }

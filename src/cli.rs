@@ -89,7 +89,13 @@ pub enum ConfigAction {
         keys: Vec<String>,
     },
     /// Validate a value and store it in the .env file
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        // May start with `-`, so that a value such as `-5` is refused as a
+        // value (status 1) rather than taken for an unknown flag.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

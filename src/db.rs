@@ -18,12 +18,16 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens (creating when missing) the database file and brings its schema up
-/// to date. The folder is created too.
+/// to date. The folder is created too. The file holds session hashes and may
+/// hold the generated signing keys, so it is made readable by its owner only
+/// (SQLite gives its `-wal` and `-shm` files the same mode).
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
+        create_private_folder(parent)
             .with_context(|| format!("failed to create folder `{}`", parent.display()))?;
     }
+    make_private_file(path)
+        .with_context(|| format!("failed to create database file `{}`", path.display()))?;
     let mut conn = open_connection(path)
         .with_context(|| format!("failed to open database at `{}`", path.display()))?;
     migrate(&mut conn)
@@ -36,6 +40,40 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
     open_connection(path)
         .with_context(|| format!("failed to open database at `{}`", path.display()))
+}
+
+#[cfg(unix)]
+fn create_private_folder(folder: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(folder)
+}
+
+#[cfg(not(unix))]
+fn create_private_folder(folder: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(folder)
+}
+
+/// Creates the file with mode 0600 when missing; takes group and other
+/// permissions away from an existing one.
+#[cfg(unix)]
+fn make_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(not(unix))]
+fn make_private_file(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -111,6 +149,16 @@ const MIGRATIONS: &[&str] = &[
         jwt_deleted INTEGER NOT NULL,
         outcome     TEXT NOT NULL
     );
+    ",
+    // 2: indexes for the admin lists and counts (keyset paging, never a
+    // table scan): a user's web sessions by expiry, JWT sessions that were
+    // revoked (newest first), and the expiries of unrevoked JWT sessions, so
+    // that counting and listing each status reads only its own rows.
+    "
+    CREATE INDEX web_sessions_user_expiry ON web_sessions(user_id, expire_date);
+    CREATE INDEX jwt_sessions_revoked ON jwt_sessions(seq) WHERE revoked_at IS NOT NULL;
+    CREATE INDEX jwt_sessions_unrevoked_expiry ON jwt_sessions(expires_at)
+        WHERE revoked_at IS NULL;
     ",
 ];
 

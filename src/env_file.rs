@@ -122,14 +122,33 @@ fn quote(value: &str) -> String {
     }
 }
 
+/// Names the file and the key of a malformed line, never its value: the
+/// line may hold a secret.
 fn describe_parse_error(path: &Path, error: dotenvy::Error) -> anyhow::Error {
     match error {
-        dotenvy::Error::LineParse(line, index) => anyhow::anyhow!(
-            "failed to parse `{}`: malformed line at character {index}: `{}`",
-            path.display(),
-            line.lines().next().unwrap_or("").chars().take(80).collect::<String>()
-        ),
-        other => anyhow::anyhow!("failed to read `{}`: {other}", path.display()),
+        dotenvy::Error::LineParse(line, _) => {
+            let key = line
+                .trim_start()
+                .trim_start_matches("export ")
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim();
+            let key_is_plain =
+                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if key_is_plain {
+                anyhow::anyhow!(
+                    "failed to parse `{}`: malformed value for `{key}` (check its quotes)",
+                    path.display()
+                )
+            } else {
+                anyhow::anyhow!("failed to parse `{}`: a line is not `KEY=value`", path.display())
+            }
+        }
+        dotenvy::Error::Io(error) => {
+            anyhow::anyhow!("failed to read `{}`: {error}", path.display())
+        }
+        _ => anyhow::anyhow!("failed to read `{}`", path.display()),
     }
 }
 

@@ -136,3 +136,217 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JwtSession> {
         user_agent: row.get(7)?,
     })
 }
+
+// ---------------------------------------------------------------------------
+// Listing, counting and ending sessions for the admin pages, the user's own
+// sessions page and the `sessions` commands.
+
+use crate::web_sessions::Status;
+
+/// A JWT session as the lists show it: the row, its user, and the username
+/// of whoever revoked it (none when a command did, or nobody has).
+#[derive(Debug, Clone)]
+pub struct JwtSessionRow {
+    pub seq: i64,
+    pub session: JwtSession,
+    pub user: User,
+    pub revoked_by: Option<String>,
+}
+
+impl JwtSessionRow {
+    pub fn status(&self, now: UnixTime) -> Status {
+        Status::of(self.session.expires_at, self.session.revoked_at, now)
+    }
+}
+
+/// Which rows a list asks for: newest first, below `before` (a `seq`, for
+/// keyset paging), at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    pub user_id: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+/// Every JWT session the database knows, newest first, filtered and paged
+/// by keyset on `seq` (never OFFSET). `revoked` and `expired` walk the
+/// partial indexes of migration 2, which hold only those rows; `active`
+/// walks the rows newest first, since live tokens are the newest ones.
+pub fn list(
+    conn: &Connection,
+    query: &ListQuery,
+    now: UnixTime,
+) -> rusqlite::Result<Vec<JwtSessionRow>> {
+    let before = query.before.unwrap_or(i64::MAX);
+    let limit = query.limit as i64;
+    let sql = match (query.status, query.user_id) {
+        (None, None) => "SELECT seq FROM jwt_sessions WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+        (None, Some(_)) => {
+            "SELECT seq FROM jwt_sessions WHERE user_id = ?3 AND seq < ?1
+             ORDER BY seq DESC LIMIT ?2"
+        }
+        (Some(Status::Revoked), None) => {
+            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_revoked
+             WHERE revoked_at IS NOT NULL AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
+        }
+        (Some(Status::Revoked), Some(_)) => {
+            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
+             WHERE user_id = ?3 AND revoked_at IS NOT NULL AND seq < ?1
+             ORDER BY seq DESC LIMIT ?2"
+        }
+        (Some(Status::Expired), None) => {
+            return find_all(conn, list_expired(conn, before, limit, now)?);
+        }
+        (Some(Status::Expired), Some(_)) => {
+            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
+             WHERE user_id = ?4 AND revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1
+             ORDER BY seq DESC LIMIT ?2"
+        }
+        (Some(Status::Active), None) => {
+            "SELECT seq FROM jwt_sessions NOT INDEXED
+             WHERE revoked_at IS NULL AND expires_at > ?3 AND seq < ?1
+             ORDER BY seq DESC LIMIT ?2"
+        }
+        (Some(Status::Active), Some(_)) => {
+            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
+             WHERE user_id = ?4 AND revoked_at IS NULL AND expires_at > ?3 AND seq < ?1
+             ORDER BY seq DESC LIMIT ?2"
+        }
+    };
+    // The values in the order the chosen statement numbers them: ?3 is `now`
+    // when the status needs it, then the user id.
+    let values = list_values(query, before, limit, now);
+    let seqs: Vec<i64> = conn
+        .prepare_cached(sql)?
+        .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    find_all(conn, seqs)
+}
+
+/// The `seq`s of the newest expired, unrevoked sessions below `before`,
+/// without sorting every expired row: a first walk down the expiry index
+/// takes the `limit` most recently expired rows; the smallest `seq` among
+/// them is a floor that the newest `limit` expired rows cannot be below.
+/// Only rows above the floor are then sorted, and since `seq` and
+/// `expires_at` grow together those are few.
+fn list_expired(
+    conn: &Connection,
+    before: i64,
+    limit: i64,
+    now: UnixTime,
+) -> rusqlite::Result<Vec<i64>> {
+    let recent: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
+             WHERE revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1
+             ORDER BY expires_at DESC LIMIT ?2",
+        )?
+        .query_map(params![before, limit, now], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let floor = match recent.iter().min() {
+        Some(&smallest) if recent.len() as i64 == limit => smallest,
+        _ => i64::MIN,
+    };
+    conn.prepare_cached(
+        "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
+         WHERE revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1 AND seq >= ?4
+         ORDER BY seq DESC LIMIT ?2",
+    )?
+    .query_map(params![before, limit, now, floor], |row| row.get(0))?
+    .collect()
+}
+
+fn find_all(conn: &Connection, seqs: Vec<i64>) -> rusqlite::Result<Vec<JwtSessionRow>> {
+    let mut rows = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        if let Some(row) = find_row_by_seq(conn, seq)? {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// One row by `seq`, with its user and the name of whoever revoked it.
+pub fn find_row_by_seq(conn: &Connection, seq: i64) -> rusqlite::Result<Option<JwtSessionRow>> {
+    conn.prepare_cached(
+        "SELECT jwt_sessions.jti, jwt_sessions.user_id, jwt_sessions.created,
+                jwt_sessions.last_activity, jwt_sessions.expires_at, jwt_sessions.revoked_at,
+                jwt_sessions.client_addr, jwt_sessions.user_agent,
+                users.id, users.username, users.email, users.is_superuser, users.is_staff,
+                users.is_active, revoker.username, jwt_sessions.seq
+         FROM jwt_sessions JOIN users ON users.id = jwt_sessions.user_id
+              LEFT JOIN users AS revoker ON revoker.id = jwt_sessions.revoked_by
+         WHERE jwt_sessions.seq = ?1",
+    )?
+    .query_row(params![seq], |row| {
+        Ok(JwtSessionRow {
+            session: session_from_row(row)?,
+            user: user_from_columns(row, 8)?,
+            revoked_by: row.get(14)?,
+            seq: row.get(15)?,
+        })
+    })
+    .optional()
+}
+
+/// How many JWT sessions are live, revoked, and expired without having been
+/// revoked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub active: i64,
+    pub revoked: i64,
+    pub expired: i64,
+}
+
+/// Counts the sessions from indexes only: the b-tree count of the table,
+/// and the partial indexes of revoked rows and of unrevoked expiries.
+pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM jwt_sessions")?
+        .query_row([], |row| row.get(0))?;
+    let revoked: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM jwt_sessions INDEXED BY jwt_sessions_revoked
+             WHERE revoked_at IS NOT NULL",
+        )?
+        .query_row([], |row| row.get(0))?;
+    let expired: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
+             WHERE revoked_at IS NULL AND expires_at <= ?1",
+        )?
+        .query_row(params![now], |row| row.get(0))?;
+    Ok(Counts { active: total - revoked - expired, revoked, expired })
+}
+
+/// Revokes one session only when it belongs to `user_id` (a user ending
+/// their own session). Returns whether such a row exists.
+pub fn revoke_own(
+    conn: &Connection,
+    jti: &str,
+    user_id: i64,
+    now: UnixTime,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?3),
+                    revoked_by = CASE WHEN revoked_at IS NULL THEN ?2 ELSE revoked_by END
+             WHERE jti = ?1 AND user_id = ?2",
+        )?
+        .execute(params![jti, user_id, now])?;
+    Ok(changed == 1)
+}
+
+/// The values bound to a `list` statement: `before`, `limit`, then `now`
+/// when the status filter compares times, then the user id when filtered.
+fn list_values(query: &ListQuery, before: i64, limit: i64, now: UnixTime) -> Vec<i64> {
+    let mut values = vec![before, limit];
+    if matches!(query.status, Some(Status::Active | Status::Expired)) {
+        values.push(now);
+    }
+    if let Some(user_id) = query.user_id {
+        values.push(user_id);
+    }
+    values
+}

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    exit_quietly_on_closed_stdout();
     match sessiond::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -12,4 +13,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sessiond config | head -1` closes stdout early; like other Unix tools,
+/// stop quietly then instead of reporting a panic. (Rust ignores SIGPIPE, so
+/// `println!` panics on a closed pipe; the work done so far stands.)
+fn exit_quietly_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
 }

@@ -256,7 +256,11 @@ impl Settings {
             };
             let (value, source) = if let Some(value) = from_command_line {
                 (Some(value), Source::CommandLine)
-            } else if let Some(value) = environment(key.name) {
+            } else if let Some(value) = environment(key.name).filter(|value| {
+                // An empty secret in the environment (as docker-compose passes
+                // an unset `${VAR}`) does not hide the file's value.
+                !(value.is_empty() && matches!(key.kind, Kind::Secret { .. }))
+            }) {
                 (Some(value), Source::Environment)
             } else if let Some(value) = file_values.get(key.name) {
                 (Some((*value).to_owned()), Source::EnvFile(env_file.to_path_buf()))
@@ -319,11 +323,11 @@ pub fn validate(key: &Key, value: &str) -> Result<(), String> {
     match key.kind {
         Kind::Seconds => match parse_seconds(value) {
             Some(seconds) if seconds > 0 => Ok(()),
-            _ => refuse("whole seconds greater than 0"),
+            _ => refuse("whole seconds greater than 0 (at most 100 years)"),
         },
         Kind::SecondsOrZero => match parse_seconds(value) {
             Some(_) => Ok(()),
-            None => refuse("whole seconds, or 0 for none"),
+            None => refuse("whole seconds, or 0 for none (at most 100 years)"),
         },
         Kind::Bool => match parse_bool(value) {
             Some(_) => Ok(()),
@@ -334,7 +338,7 @@ pub fn validate(key: &Key, value: &str) -> Result<(), String> {
             if !value.is_empty() && value.len() <= 64 && value.chars().all(token_char) {
                 Ok(())
             } else {
-                refuse("a cookie name of letters, digits and `-_.` (at most 64)")
+                refuse("a cookie name: 1 to 64 letters, digits or ``!#$%&'*+-.^_`|~``")
             }
         }
         Kind::Secret { min_bytes } => {
@@ -463,6 +467,15 @@ mod tests {
         assert!(resolve(&[("DJANGO_SESSION_COOKIE_AGE", "1.5")], &[]).is_err());
         assert!(resolve(&[("DJANGO_SESSION_SAVE_EVERY_REQUEST", "maybe")], &[]).is_err());
         assert!(resolve(&[("DJANGO_CSRF_TRUSTED_ORIGINS", "example.com")], &[]).is_err());
+    }
+
+    #[test]
+    fn an_empty_secret_in_the_environment_does_not_hide_the_files() {
+        let secret = "a-jwt-secret-of-at-least-32-bytes-long";
+        let settings =
+            resolve(&[("DJANGO_JWT_SECRET_KEY", secret)], &[("DJANGO_JWT_SECRET_KEY", "")])
+                .unwrap();
+        assert_eq!(settings.jwt_secret_key.as_deref(), Some(secret));
     }
 
     #[test]

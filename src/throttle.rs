@@ -6,6 +6,10 @@
 //! with `Retry-After` until the window passes. The web form and the GraphQL
 //! `login` share one throttle. It lives in the server's memory: a restart
 //! forgets it, and two servers on one file each count their own failures.
+//!
+//! An attempt counts as a failure from the moment it begins, under the same
+//! lock as the check, and is taken back only when it succeeds. So parallel
+//! guesses cannot all pass the check while the slow password hashes run.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -40,34 +44,52 @@ impl Throttle {
         Throttle::default()
     }
 
-    /// Whether a login attempt may go ahead now.
-    pub fn check(&self, username: &str, address: &str, now: UnixTime) -> Result<(), RetryAfter> {
-        let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let by_username =
-            retry_after(state.by_username.get(&username_key(username)), USERNAME_LIMIT, now);
+    /// Begins a login attempt: refused while the username or the address is
+    /// locked, otherwise counted as a failure until [`Throttle::succeeded`].
+    pub fn begin_attempt(
+        &self,
+        username: &str,
+        address: &str,
+        now: UnixTime,
+    ) -> Result<Attempt, RetryAfter> {
+        let username = username_key(username);
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let by_username = retry_after(state.by_username.get(&username), USERNAME_LIMIT, now);
         let by_address = retry_after(state.by_address.get(address), ADDRESS_LIMIT, now);
-        match by_username.max(by_address) {
-            Some(seconds) => Err(RetryAfter(seconds)),
-            None => Ok(()),
+        if let Some(seconds) = by_username.max(by_address) {
+            return Err(RetryAfter(seconds));
         }
-    }
-
-    /// Counts one failed attempt against the username and the address.
-    pub fn record_failure(&self, username: &str, address: &str, now: UnixTime) {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        record(&mut state.by_username, username_key(username), USERNAME_LIMIT, now);
+        record(&mut state.by_username, username.clone(), USERNAME_LIMIT, now);
         record(&mut state.by_address, address.to_owned(), ADDRESS_LIMIT, now);
+        Ok(Attempt { username, address: address.to_owned(), began: now })
     }
 
-    /// A successful login clears the username's failures (not the address's).
-    pub fn record_success(&self, username: &str) {
+    /// The attempt signed in: it is not a failure, and the username's earlier
+    /// failures are forgotten (the address's are not).
+    pub fn succeeded(&self, attempt: Attempt) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.by_username.remove(&username_key(username));
+        state.by_username.remove(&attempt.username);
+        if let Some(failures) = state.by_address.get_mut(&attempt.address)
+            && let Some(index) = failures.iter().rposition(|time| *time == attempt.began)
+        {
+            failures.remove(index);
+        }
     }
 }
 
+/// A login attempt under way; see [`Throttle::begin_attempt`].
+#[derive(Debug)]
+#[must_use = "an attempt that is dropped counts as a failure"]
+pub struct Attempt {
+    username: String,
+    address: String,
+    began: UnixTime,
+}
+
+/// Usernames are at most 150 characters (see `users`); a longer one is cut
+/// so that the throttle never keeps more than that per name.
 fn username_key(username: &str) -> String {
-    username.to_lowercase()
+    username.chars().take(150).collect::<String>().to_lowercase()
 }
 
 /// Seconds until the attempts in the window fall below `limit`, if they
@@ -104,21 +126,32 @@ mod tests {
     fn fifth_failure_blocks_until_the_window_passes() {
         let throttle = Throttle::new();
         for second in 0..5 {
-            assert!(throttle.check("alice", "a", 1000 + second).is_ok());
-            throttle.record_failure("alice", "a", 1000 + second);
+            let _failed = throttle.begin_attempt("alice", "a", 1000 + second).unwrap();
         }
-        assert_eq!(throttle.check("Alice", "b", 1010), Err(RetryAfter(890)));
-        assert!(throttle.check("bob", "a", 1010).is_ok());
-        assert!(throttle.check("alice", "a", 1000 + WINDOW_SECONDS).is_ok());
+        assert_eq!(throttle.begin_attempt("Alice", "b", 1010).unwrap_err(), RetryAfter(890));
+        assert!(throttle.begin_attempt("bob", "a", 1010).is_ok());
+        assert!(throttle.begin_attempt("alice", "a", 1000 + WINDOW_SECONDS).is_ok());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_until_they_succeed() {
+        let throttle = Throttle::new();
+        let in_flight: Vec<Attempt> =
+            (0..5).map(|_| throttle.begin_attempt("alice", "a", 1000).unwrap()).collect();
+        assert!(throttle.begin_attempt("alice", "a", 1000).is_err(), "a sixth parallel guess");
+        for attempt in in_flight {
+            throttle.succeeded(attempt);
+        }
+        assert!(throttle.begin_attempt("alice", "a", 1000).is_ok());
     }
 
     #[test]
     fn fifty_failures_from_one_address_block_it() {
         let throttle = Throttle::new();
         for n in 0..50 {
-            throttle.record_failure(&format!("user{n}"), "10.0.0.1", 5000);
+            let _failed = throttle.begin_attempt(&format!("user{n}"), "10.0.0.1", 5000).unwrap();
         }
-        assert!(throttle.check("someone", "10.0.0.1", 5001).is_err());
-        assert!(throttle.check("someone", "10.0.0.2", 5001).is_ok());
+        assert!(throttle.begin_attempt("someone", "10.0.0.1", 5001).is_err());
+        assert!(throttle.begin_attempt("someone", "10.0.0.2", 5001).is_ok());
     }
 }

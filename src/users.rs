@@ -182,14 +182,24 @@ impl Default for DecoyHash {
     }
 }
 
-/// Checks a username and password; `Some(user)` only for an active user
-/// whose password matches. Always runs one Argon2 verification.
+/// A user whose password matched the hash stored at the time of the check.
+/// Starting a session with it re-checks, in the same transaction as the
+/// insert, that the hash has not changed since (see [`still_valid`]), so a
+/// login that overlaps a password change cannot outlive it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub user: User,
+    password_hash: String,
+}
+
+/// Checks a username and password; `Some` only for an active user whose
+/// password matches. Always runs one Argon2 verification.
 pub fn authenticate(
     conn: &Connection,
     decoy: &DecoyHash,
     username: &str,
     password: &str,
-) -> rusqlite::Result<Option<User>> {
+) -> rusqlite::Result<Option<Verified>> {
     if password.len() > MAX_PASSWORD_BYTES {
         // Still spend the time of one verification.
         verify_password("", &decoy.0);
@@ -205,13 +215,22 @@ pub fn authenticate(
     match found {
         Some((user, phc)) => {
             let matches = verify_password(password, &phc);
-            Ok((matches && user.is_active).then_some(user))
+            Ok((matches && user.is_active).then_some(Verified { user, password_hash: phc }))
         }
         None => {
             verify_password(password, &decoy.0);
             Ok(None)
         }
     }
+}
+
+/// True when the user is still active with the same password hash as when
+/// they were verified.
+pub fn still_valid(conn: &Connection, verified: &Verified) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?2 AND is_active)",
+    )?
+    .query_row(params![verified.user.id, verified.password_hash], |row| row.get(0))
 }
 
 /// Creates a user. The password is hashed here.

@@ -288,3 +288,222 @@ mod tests {
         assert_eq!(Lifetime { idle: 300, absolute: 0 }.allowed_lag(), 3);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Listing, counting and ending sessions for the admin pages, the user's own
+// sessions page and the `sessions` commands.
+
+/// What a session looks like from outside: `revoked` (JWTs only), else
+/// `expired` once its expiry has passed (`<= now`), else `active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl Status {
+    pub fn parse(text: &str) -> Option<Status> {
+        match text {
+            "active" => Some(Status::Active),
+            "expired" => Some(Status::Expired),
+            "revoked" => Some(Status::Revoked),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Expired => "expired",
+            Status::Revoked => "revoked",
+        }
+    }
+
+    /// The status of a row with this expiry and revocation time at `now`.
+    pub fn of(expiry: UnixTime, revoked_at: Option<UnixTime>, now: UnixTime) -> Status {
+        if revoked_at.is_some() {
+            Status::Revoked
+        } else if expiry <= now {
+            Status::Expired
+        } else {
+            Status::Active
+        }
+    }
+}
+
+/// Which rows a list asks for: newest first, below `before` (a row id, for
+/// keyset paging), at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    pub user_id: Option<i64>,
+    /// Only rows with a smaller id (the last id of the previous page).
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+/// Every session the database knows, expired ones included, newest first,
+/// filtered and paged by `query`. Web sessions are never revoked, so that
+/// filter finds nothing.
+///
+/// Paging is by keyset on the row id, never OFFSET. The plans are chosen in
+/// the SQL: without a status filter the rowid (or `web_sessions_user`) index
+/// gives the order directly; `expired` walks a covering expiry index
+/// (`web_sessions_expire_date`, or `web_sessions_user_expiry` for one user)
+/// over expired rows only, which the cleanup keeps few, and keeps the top
+/// rows; `active` walks the rows newest first (`+expire_date` keeps the
+/// planner off the expiry index), since live sessions are the newest ones.
+pub fn list(
+    conn: &Connection,
+    query: &ListQuery,
+    now: UnixTime,
+) -> rusqlite::Result<Vec<WebSession>> {
+    if query.status == Some(Status::Revoked) {
+        return Ok(Vec::new());
+    }
+    let before = query.before.unwrap_or(i64::MAX);
+    let limit = query.limit as i64;
+    let sql = match (query.status, query.user_id) {
+        (None, None) => "SELECT id FROM web_sessions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+        (None, Some(_)) => {
+            "SELECT id FROM web_sessions WHERE user_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+        }
+        (Some(Status::Expired), None) => {
+            return find_all(conn, list_expired(conn, before, limit, now)?);
+        }
+        (Some(Status::Expired), Some(_)) => {
+            "SELECT id FROM web_sessions INDEXED BY web_sessions_user_expiry
+             WHERE user_id = ?4 AND expire_date <= ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+        }
+        (_, None) => {
+            "SELECT id FROM web_sessions
+             WHERE +expire_date > ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+        }
+        (_, Some(_)) => {
+            "SELECT id FROM web_sessions
+             WHERE user_id = ?4 AND +expire_date > ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+        }
+    };
+    // The values in the order the chosen statement numbers them: ?3 is `now`
+    // when the status needs it, then the user id.
+    let values = list_values(query, before, limit, now);
+    let ids: Vec<i64> = conn
+        .prepare_cached(sql)?
+        .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    find_all(conn, ids)
+}
+
+/// The ids of the newest expired sessions below `before`, without sorting
+/// every expired row: a first walk down the expiry index takes the `limit`
+/// most recently expired rows; the smallest id among them is a floor that
+/// the newest `limit` expired rows cannot be below (at least `limit` expired
+/// rows are at or above it). Only rows above the floor are then sorted by id,
+/// and since ids and expiries grow together those are few.
+fn list_expired(
+    conn: &Connection,
+    before: i64,
+    limit: i64,
+    now: UnixTime,
+) -> rusqlite::Result<Vec<i64>> {
+    let recent: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
+             WHERE expire_date <= ?3 AND id < ?1 ORDER BY expire_date DESC LIMIT ?2",
+        )?
+        .query_map(params![before, limit, now], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let floor = match recent.iter().min() {
+        Some(&smallest) if recent.len() as i64 == limit => smallest,
+        _ => i64::MIN,
+    };
+    conn.prepare_cached(
+        "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
+         WHERE expire_date <= ?3 AND id < ?1 AND id >= ?4 ORDER BY id DESC LIMIT ?2",
+    )?
+    .query_map(params![before, limit, now, floor], |row| row.get(0))?
+    .collect()
+}
+
+fn find_all(conn: &Connection, ids: Vec<i64>) -> rusqlite::Result<Vec<WebSession>> {
+    let mut sessions = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(session) = find_by_row_id(conn, id)? {
+            sessions.push(session);
+        }
+    }
+    Ok(sessions)
+}
+
+/// One session by its row id, live or not.
+pub fn find_by_row_id(conn: &Connection, row_id: i64) -> rusqlite::Result<Option<WebSession>> {
+    conn.prepare_cached(
+        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
+                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
+                web_sessions.user_agent,
+                users.id, users.username, users.email, users.is_superuser, users.is_staff,
+                users.is_active
+         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
+         WHERE web_sessions.id = ?1",
+    )?
+    .query_row(params![row_id], |row| {
+        Ok(WebSession {
+            row_id: row.get(0)?,
+            key_hash: key_hash_from_column(row, 1)?,
+            created: row.get(2)?,
+            last_activity: row.get(3)?,
+            expire_date: row.get(4)?,
+            client_addr: row.get(5)?,
+            user_agent: row.get(6)?,
+            user: user_from_columns(row, 7)?,
+        })
+    })
+    .optional()
+}
+
+/// How many web sessions are live and how many have expired.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub active: i64,
+    pub expired: i64,
+}
+
+/// Counts the sessions without reading the table: the total comes from
+/// SQLite's b-tree count of the smallest index, the expired ones from a
+/// range of the covering `expire_date` index (the cleanup keeps them few).
+pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM web_sessions")?
+        .query_row([], |row| row.get(0))?;
+    let expired: i64 = conn
+        .prepare_cached("SELECT count(*) FROM web_sessions WHERE expire_date <= ?1")?
+        .query_row(params![now], |row| row.get(0))?;
+    Ok(Counts { active: total - expired, expired })
+}
+
+/// Deletes one session of a given user by its key hash; a session of anyone
+/// else is left alone. Returns whether a row went.
+pub fn delete_for_user_by_hash(
+    conn: &Connection,
+    user_id: i64,
+    key_hash: &KeyHash,
+) -> rusqlite::Result<bool> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
+        .execute(params![&key_hash.0[..], user_id])?;
+    Ok(deleted == 1)
+}
+
+/// The values bound to a `list` statement: `before`, `limit`, then `now`
+/// when the status filter compares times, then the user id when filtered.
+fn list_values(query: &ListQuery, before: i64, limit: i64, now: UnixTime) -> Vec<i64> {
+    let mut values = vec![before, limit];
+    if matches!(query.status, Some(Status::Active | Status::Expired)) {
+        values.push(now);
+    }
+    if let Some(user_id) = query.user_id {
+        values.push(user_id);
+    }
+    values
+}

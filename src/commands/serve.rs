@@ -26,7 +26,22 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let options = StartOptions { shutdown, ..StartOptions::default() };
     let running = app::start(settings, options)?;
     eprintln!("listening on http://{}", running.addr());
+    log_next_cleanup(&running);
     running.wait();
     eprintln!("stopped");
     Ok(())
+}
+
+/// Logs when the scheduled cleanup runs next; a failure to read the
+/// schedule is logged too and does not stop the server.
+fn log_next_cleanup(running: &app::Running) {
+    let app = running.app();
+    let schedule =
+        crate::db::connect(&app.settings.db).and_then(|conn| Ok(crate::schedule::load(&conn)?));
+    match schedule {
+        Ok(schedule) => {
+            eprintln!("{}", crate::schedule::describe_next_run(&schedule, app.clock.now()));
+        }
+        Err(error) => eprintln!("failed to read the cleanup schedule: {error:#}"),
+    }
 }

@@ -18,7 +18,8 @@ pub fn is_allowed(request: &Request, trusted_origins: &[String]) -> bool {
             return true;
         }
     }
-    if let Some(site) = request.header("sec-fetch-site") {
+    // An empty header counts as absent, as in Go.
+    if let Some(site) = request.header("sec-fetch-site").filter(|site| !site.trim().is_empty()) {
         return site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none");
     }
     let Some(origin) = origin else {
@@ -65,6 +66,11 @@ mod tests {
         assert!(!is_allowed(&post(&[("sec-fetch-site", "same-site")]), &[]));
         assert!(!is_allowed(
             &post(&[("sec-fetch-site", "cross-site"), ("origin", "http://h:1"), ("host", "h:1")]),
+            &[]
+        ));
+        // An empty Sec-Fetch-Site counts as absent.
+        assert!(is_allowed(
+            &post(&[("sec-fetch-site", ""), ("origin", "http://h"), ("host", "h")]),
             &[]
         ));
         // 3. No Origin: allowed.

@@ -20,6 +20,7 @@ use juniper::{
     GraphQLObject, GraphQLType, GraphQLValue, Registry, RootNode, arcstr, graphql_value,
 };
 
+use crate::accounts::{self, Client};
 use crate::clock::rfc3339;
 use crate::http::bearer::{self, BearerCaller};
 use crate::http::reply::{HttpError, Reply};
@@ -278,40 +279,35 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
     let app = &worker.app;
     let client_addr = context.request.client_addr(app.settings.trust_proxy_headers);
     let now = app.clock.now();
-    // No username is longer than 150 characters (see `users`); a longer one
-    // must not make the throttle keep up to a megabyte per failed attempt.
-    let throttle_name: String = username.chars().take(150).collect();
-
-    if let Err(retry_after) = app.throttle.check(&throttle_name, &client_addr, now) {
-        context.throttled.set(Some(retry_after.0));
-        let seconds = i32::try_from(retry_after.0).unwrap_or(i32::MAX);
-        return Err(FieldError::new(
-            "Too many failed attempts. Please try again later.",
-            graphql_value!({ "code": "Throttled", "retryAfter": seconds }),
-        ));
-    }
-    let user = users::authenticate(&worker.conn, &app.decoy, username, password)
+    let attempt = match app.throttle.begin_attempt(username, &client_addr, now) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            context.throttled.set(Some(retry_after.0));
+            let seconds = i32::try_from(retry_after.0).unwrap_or(i32::MAX);
+            return Err(FieldError::new(
+                "Too many failed attempts. Please try again later.",
+                graphql_value!({ "code": "Throttled", "retryAfter": seconds }),
+            ));
+        }
+    };
+    let verified = users::authenticate(&worker.conn, &app.decoy, username, password)
         .map_err(|error| context.fail(error))?;
-    let Some(user) = user else {
-        app.throttle.record_failure(&throttle_name, &client_addr, now);
+    let Some(verified) = verified else {
         return Err(coded_error("Invalid credentials", "InvalidCredentials"));
     };
-    app.throttle.record_success(&throttle_name);
-
     let jti = uuid::Uuid::new_v4().to_string();
     let expires_at = now + app.settings.jwt_lifetime;
-    let token = jwt::issue(&app.jwt_key, &user, &jti, now, expires_at)
+    let client = Client { addr: &client_addr, user_agent: context.request.user_agent() };
+    let stored =
+        accounts::start_jwt_session(&worker.conn, &verified, &jti, now, expires_at, &client)
+            .map_err(|error| context.fail(error))?;
+    if !stored {
+        // The password changed or the user was deactivated meanwhile.
+        return Err(coded_error("Invalid credentials", "InvalidCredentials"));
+    }
+    app.throttle.succeeded(attempt);
+    let token = jwt::issue(&app.jwt_key, &verified.user, &jti, now, expires_at)
         .map_err(|error| context.fail(error))?;
-    jwt_sessions::create(
-        &worker.conn,
-        &jti,
-        user.id,
-        now,
-        expires_at,
-        &client_addr,
-        context.request.user_agent(),
-    )
-    .map_err(|error| context.fail(error))?;
     context.issued_jti.replace(Some(jti));
     Ok(LoginResponse { token, expires: rfc3339(expires_at) })
 }

@@ -4,6 +4,7 @@
 //! Each handler asks for what it needs (the session, a form) and returns a
 //! reply; the router has already refused cross-site POSTs.
 
+use crate::accounts::{self, Client};
 use crate::clock::rfc3339;
 use crate::http::bearer;
 use crate::http::reply::{HttpError, Reply};
@@ -50,32 +51,42 @@ pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpErr
     let client_addr = request.client_addr(app.settings.trust_proxy_headers);
     let now = app.clock.now();
 
-    if let Err(retry_after) = app.throttle.check(username, &client_addr, now) {
-        let page =
-            views::login(next, username, Some("Too many failed attempts. Please try again later."));
-        return Ok(Reply::html(429, page).with_header("Retry-After", retry_after.0.to_string()));
-    }
-    let Some(user) = users::authenticate(&worker.conn, &app.decoy, username, password)? else {
-        app.throttle.record_failure(username, &client_addr, now);
-        return Ok(Reply::html(401, views::login(next, username, Some(LOGIN_FAILED))));
+    // A failed attempt must not leave a stale cookie behind either.
+    let current = web_auth::authenticate(worker, request)?;
+    let attempt = match app.throttle.begin_attempt(username, &client_addr, now) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            let page = views::login(
+                next,
+                username,
+                Some("Too many failed attempts. Please try again later."),
+            );
+            let reply =
+                Reply::html(429, page).with_header("Retry-After", retry_after.0.to_string());
+            return Ok(finish(worker, current, reply));
+        }
     };
-    app.throttle.record_success(username);
-
+    let verified = users::authenticate(&worker.conn, &app.decoy, username, password)?;
     // The session the browser had, if any, ends here: a new login always
     // gets a new key.
-    if let Some(key_hash) =
-        request.cookie(&app.settings.cookie_name).and_then(|v| web_sessions::hash_cookie_value(&v))
-    {
-        web_sessions::delete(&worker.conn, &key_hash)?;
-    }
-    let (key, session) = web_sessions::create(
-        &worker.conn,
-        &user,
-        app.lifetime,
-        now,
-        &client_addr,
-        request.user_agent(),
-    )?;
+    let replacing = current.session.as_ref().map(|session| session.key_hash);
+    let client = Client { addr: &client_addr, user_agent: request.user_agent() };
+    let started = match &verified {
+        Some(verified) => accounts::start_web_session(
+            &worker.conn,
+            verified,
+            replacing.as_ref(),
+            app.lifetime,
+            now,
+            &client,
+        )?,
+        None => None,
+    };
+    let Some((key, session)) = started else {
+        let reply = Reply::html(401, views::login(next, username, Some(LOGIN_FAILED)));
+        return Ok(finish(worker, current, reply));
+    };
+    app.throttle.succeeded(attempt);
     let auth = WebAuth::logged_in(session, key);
     Ok(finish(worker, auth, Reply::redirect(next)))
 }

@@ -9,8 +9,6 @@
 //! cookie is sent again; [`WebAuth::finish`] adds that Set-Cookie to the
 //! reply.
 
-use cookie::{Cookie, SameSite};
-
 use crate::clock::UnixTime;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::Request;
@@ -102,41 +100,39 @@ impl WebAuth {
     }
 }
 
-/// The Set-Cookie value for a session key.
+/// The Set-Cookie value for a session key, attributes in the order SPEC 3
+/// writes them: `name=key; Path=/; HttpOnly; SameSite=Lax`, then `Secure`,
+/// then `Max-Age` and `Expires` for a cookie that outlives the browser.
 pub fn session_cookie(
     settings: &Settings,
     key: &str,
     expire_date: UnixTime,
     now: UnixTime,
 ) -> String {
-    let mut builder = Cookie::build((settings.cookie_name.as_str(), key))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(settings.cookie_secure);
+    let mut cookie = format!("{}={key}; Path=/; HttpOnly; SameSite=Lax", settings.cookie_name);
+    if settings.cookie_secure {
+        cookie.push_str("; Secure");
+    }
     if !settings.expire_at_browser_close {
         let max_age = (expire_date - now).max(0);
-        builder = builder
-            .max_age(cookie::time::Duration::seconds(max_age))
-            .expires(http_time(now + max_age));
+        cookie.push_str(&format!("; Max-Age={max_age}; Expires={}", http_date(now + max_age)));
     }
-    builder.build().to_string()
+    cookie
 }
 
 /// The Set-Cookie value that deletes the session cookie.
 pub fn removal_cookie(settings: &Settings) -> String {
-    Cookie::build((settings.cookie_name.as_str(), ""))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(settings.cookie_secure)
-        .max_age(cookie::time::Duration::ZERO)
-        .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
-        .build()
-        .to_string()
+    let secure = if settings.cookie_secure { "; Secure" } else { "" };
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax{secure}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        settings.cookie_name
+    )
 }
 
-fn http_time(time: UnixTime) -> cookie::time::OffsetDateTime {
-    cookie::time::OffsetDateTime::from_unix_timestamp(time)
-        .unwrap_or(cookie::time::OffsetDateTime::UNIX_EPOCH)
+/// A time as an HTTP date, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(time: UnixTime) -> String {
+    chrono::DateTime::from_timestamp(time, 0)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }

@@ -10,7 +10,7 @@ use crate::support::{TestServer, request, run_cli};
 
 fn authenticates(db: &std::path::Path, username: &str, password: &str) -> Option<users::User> {
     let conn = sessiond::db::connect(db).unwrap();
-    users::authenticate(&conn, &DecoyHash::new(), username, password).unwrap()
+    users::authenticate(&conn, &DecoyHash::new(), username, password).unwrap().map(|v| v.user)
 }
 
 #[test]
@@ -175,7 +175,11 @@ impl ServeProcess {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut startup = Vec::new();
         loop {
-            let line = lines.next().expect("serve printed `listening on`").unwrap();
+            let Some(line) = lines.next() else {
+                let status = child.wait().unwrap();
+                panic!("serve exited ({status}) before `listening on`: {startup:?}");
+            };
+            let line = line.unwrap();
             startup.push(line.clone());
             if let Some(addr) = line.strip_prefix("listening on http://") {
                 let addr = addr.parse().unwrap();
@@ -212,6 +216,16 @@ impl ServeProcess {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    /// A test that fails half-way must not leave a server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -267,4 +281,49 @@ fn environment_wins_over_env_file_which_wins_over_fallback() {
     let cookie = server.login_cookie_header("known-password");
     assert!(cookie.starts_with("from_file="), "{cookie}");
     server.terminate();
+}
+
+#[test]
+fn a_malformed_env_line_is_named_by_its_key_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cr3t-value-that-must-not-leak-0123456789";
+    std::fs::write(dir.path().join(".env"), format!("DJANGO_JWT_SECRET_KEY=\"{secret}\n")).unwrap();
+    let output = run_cli(dir.path(), &["config"], &[], None);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DJANGO_JWT_SECRET_KEY"), "{stderr}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DJANGO_SUPERUSER_PASSWORD", "pw-12345")];
+    assert!(run_cli(dir.path(), &["createuser", "--username", "sam"], &env, None).status.success());
+    let db = dir.path().join("data/sessiond.sqlite3");
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let folder = std::fs::metadata(dir.path().join("data")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(folder, 0o700, "{folder:o}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .current_dir(dir.path())
+        .arg("config")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -5,8 +5,16 @@
 
 mod support;
 
+mod account;
+mod admin;
+mod admin_cleanup;
+mod browser;
+mod cleanup;
+mod cli_config;
+mod cli_sessions;
 mod cli_users;
 mod csrf;
 mod graphql;
 mod jwt;
+mod schedule;
 mod web_sessions;

@@ -388,3 +388,93 @@ fn healthz_answers_ok() {
     assert_eq!(response.status, 200);
     assert_eq!(response.json(), serde_json::json!({"status": "ok"}));
 }
+
+#[test]
+fn the_cookie_reads_exactly_as_the_spec_writes_it() {
+    let server = TestServer::start();
+    let response =
+        server.post_form("/login", &[("username", "root"), ("password", "root-password")], &[]);
+    let key = response.cookie_value("sessionid").unwrap();
+    assert_eq!(
+        response.set_cookie("sessionid"),
+        Some(format!("sessionid={key}; Path=/; HttpOnly; SameSite=Lax").as_str())
+    );
+}
+
+#[test]
+fn the_401_body_is_byte_for_byte_the_documented_one() {
+    let server = TestServer::start();
+    let response = server.get("/api/whoami", &[]);
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        response.body,
+        r#"{"message":"Received invalid authentication token","extensions":{"code":"AuthenticationInvalid"}}"#
+    );
+}
+
+#[test]
+fn parallel_guesses_cannot_outrun_the_throttle() {
+    let server = TestServer::start();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..12)
+            .map(|_| {
+                scope.spawn(|| {
+                    server
+                        .post_form("/login", &[("username", "root"), ("password", "guess")], &[])
+                        .status
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|guess| guess.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
+}
+
+#[test]
+fn a_failed_login_deletes_a_stale_cookie() {
+    let server = TestServer::start();
+    let stale = format!("sessionid={}", "bb".repeat(32));
+    let response = server.post_form(
+        "/login",
+        &[("username", "root"), ("password", "wrong")],
+        &[("Cookie", &stale)],
+    );
+    assert_eq!(response.status, 401);
+    assert_deletion_cookie(&response);
+}
+
+#[test]
+fn a_login_verified_before_a_password_change_cannot_start_a_session_after_it() {
+    let server = TestServer::start();
+    let user = server.create_user("gina", "gina-password", Role::User);
+    let conn = server.conn();
+    let decoy = sessiond::users::DecoyHash::new();
+    let verified =
+        sessiond::users::authenticate(&conn, &decoy, "gina", "gina-password").unwrap().unwrap();
+    let mut other = server.conn();
+    sessiond::accounts::change_password(&mut other, &user, "gina-new", server.clock_now()).unwrap();
+    let client = sessiond::accounts::Client { addr: "127.0.0.1", user_agent: "test" };
+    let lifetime = sessiond::web_sessions::Lifetime { idle: 100, absolute: 0 };
+    let started = sessiond::accounts::start_web_session(
+        &conn,
+        &verified,
+        None,
+        lifetime,
+        server.clock_now(),
+        &client,
+    )
+    .unwrap();
+    assert!(started.is_none());
+    let stored = sessiond::accounts::start_jwt_session(
+        &conn,
+        &verified,
+        "jti-1",
+        server.clock_now(),
+        server.clock_now() + 60,
+        &client,
+    )
+    .unwrap();
+    assert!(!stored);
+    assert_eq!(count(&conn, "web_sessions") + count(&conn, "jwt_sessions"), 0);
+}
