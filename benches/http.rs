@@ -6,9 +6,10 @@
 //! database file, seeded with 10,000 users that each hold one web session and
 //! one JWT session, and drives both with `wrk` (2 threads, 32 keep-alive
 //! connections, 10 s) through a Lua script that rotates over all 10,000
-//! cookies or tokens. It then times `cleanup::clear_expired` over 1,000,000
-//! expired web sessions and 100,000 expired JWT rows on the idle server, and
-//! the cookie scenario again while that cleanup runs. Before any timing,
+//! cookies or tokens. It then times `sessiond clear_expired_sessions` (run
+//! beside the server, as an operator would) over 1,000,000 expired web
+//! sessions and 100,000 expired JWT rows on the idle server, and the cookie
+//! scenario again while that cleanup runs. Before any timing,
 //! every cookie and token is checked to answer 200, and the stored expiry is
 //! checked to have slid; after the cookie run it is checked again.
 //!
@@ -36,7 +37,7 @@ use sessiond::clock::{Clock, SystemClock, UnixTime};
 use sessiond::settings::{Overrides, Settings};
 use sessiond::users::{self, Role, User};
 use sessiond::web_sessions::{self, Lifetime};
-use sessiond::{cleanup, db, jwt, jwt_sessions, secrets};
+use sessiond::{db, jwt, jwt_sessions, secrets};
 
 /// Users, each with one live web session and one live JWT session.
 const USERS: usize = 10_000;
@@ -235,7 +236,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let cleanup_outcome = if quick {
         Err(anyhow::anyhow!("skipped (SESSIOND_BENCH_QUICK)"))
     } else {
-        timed_cleanup(&db_path, clock.now())
+        timed_cleanup(&db_path)
     };
     match cleanup_outcome {
         Ok((seconds, run)) => {
@@ -243,16 +244,13 @@ fn run() -> anyhow::Result<ExitCode> {
             rows.push(Row {
                 scenario: "cleanup, idle (1.1 M rows)",
                 result: None,
-                note: format!(
-                    "{seconds:.2} s; cleared {} web + {} JWT",
-                    run.web_deleted, run.jwt_deleted
-                ),
+                note: format!("{seconds:.2} s; cleared {} web + {} JWT", run.web, run.jwt),
             });
             ensure!(
-                run.web_deleted == EXPIRED_WEB && run.jwt_deleted == EXPIRED_JWT,
+                run.web == EXPIRED_WEB && run.jwt == EXPIRED_JWT,
                 "the cleanup cleared {} web and {} JWT rows, not {EXPIRED_WEB} and {EXPIRED_JWT}",
-                run.web_deleted,
-                run.jwt_deleted
+                run.web,
+                run.jwt
             );
 
             // The cookie scenario again, for exactly as long as a cleanup of
@@ -262,7 +260,7 @@ fn run() -> anyhow::Result<ExitCode> {
             clock.jump(CLOCK_JUMP);
             eprintln!("running: cookie whoami during cleanup");
             let (outcome, rss) =
-                with_peak_rss(|| cookie_during_cleanup(addr, &cookie_script, &db_path, &clock))?;
+                with_peak_rss(|| cookie_during_cleanup(addr, &cookie_script, &db_path))?;
             let (result, seconds, run) = outcome?;
             during_rss = Some(rss);
             during = Some(result);
@@ -271,7 +269,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 result: Some(result),
                 note: format!(
                     "cleanup took {seconds:.2} s under load; cleared {} web + {} JWT",
-                    run.web_deleted, run.jwt_deleted
+                    run.web, run.jwt
                 ),
             });
         }
@@ -316,15 +314,13 @@ fn cookie_during_cleanup(
     addr: SocketAddr,
     script: &Path,
     db_path: &Path,
-    clock: &Arc<OffsetClock>,
-) -> anyhow::Result<(WrkResult, f64, cleanup::CleanupRun)> {
+) -> anyhow::Result<(WrkResult, f64, Cleared)> {
     let cpu_before = Cpu::now(std::process::id())?;
     let child = spawn_wrk(addr, script, 120)?;
     std::thread::sleep(Duration::from_millis(500));
     let cleanup = {
         let db_path = db_path.to_path_buf();
-        let now = clock.now();
-        std::thread::spawn(move || timed_cleanup(&db_path, now))
+        std::thread::spawn(move || timed_cleanup(&db_path))
     };
     let cleanup_outcome =
         cleanup.join().map_err(|_| anyhow::anyhow!("the cleanup thread panicked"));
@@ -335,11 +331,47 @@ fn cookie_during_cleanup(
     Ok((result, seconds, run))
 }
 
-fn timed_cleanup(db_path: &Path, now: UnixTime) -> anyhow::Result<(f64, cleanup::CleanupRun)> {
-    let mut conn = db::connect(db_path)?;
+/// Runs `sessiond clear_expired_sessions` on the file, as an operator would
+/// beside the running server, and returns its wall time and the counts it
+/// printed. A separate process, so that the server's peak RSS is the
+/// server's alone.
+fn timed_cleanup(db_path: &Path) -> anyhow::Result<(f64, Cleared)> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+    command.arg("--db").arg(db_path).arg("clear_expired_sessions");
+    command.current_dir(db_path.parent().context("the database has a folder")?);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
+            command.env_remove(key);
+        }
+    }
     let started = Instant::now();
-    let run = cleanup::clear_expired(&mut conn, now, cleanup::Trigger::Command)?;
-    Ok((started.elapsed().as_secs_f64(), run))
+    let output = command.output().context("failed to run `sessiond clear_expired_sessions`")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "`sessiond clear_expired_sessions` failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // `Cleared N expired web session(s).` then `Cleared M expired GraphQL
+    // login session(s).`
+    let mut counts = stdout.lines().map(|line| {
+        line.strip_prefix("Cleared ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|number| number.parse().ok())
+            .with_context(|| format!("unexpected output line `{line}`"))
+    });
+    let web = counts.next().context("no output from the cleanup")??;
+    let jwt = counts.next().context("no second line from the cleanup")??;
+    Ok((seconds, Cleared { web, jwt }))
+}
+
+/// What a cleanup printed it cleared.
+#[derive(Debug, Clone, Copy)]
+struct Cleared {
+    web: usize,
+    jwt: usize,
 }
 
 /// The settings of the run, as if from a `.env` file.
