@@ -268,7 +268,8 @@ fn run() -> anyhow::Result<ExitCode> {
                 scenario: "cookie whoami during cleanup",
                 result: Some(result),
                 note: format!(
-                    "cleanup took {seconds:.2} s under load; cleared {} web + {} JWT",
+                    "cleanup took {seconds:.2} s under load; cleared {} web + {} JWT; \
+                     the wrk CPU figure includes the cleanup process",
                     run.web, run.jwt
                 ),
             });
