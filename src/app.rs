@@ -31,6 +31,8 @@ pub struct App {
     pub lifetime: Lifetime,
     pub throttle: Throttle,
     pub decoy: DecoyHash,
+    /// The admin overview's counts, reused for a few seconds.
+    pub admin_counts: crate::http::admin::CountsCache,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,
 }
@@ -86,6 +88,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         lifetime,
         throttle: Throttle::new(),
         decoy: DecoyHash::new(),
+        admin_counts: Default::default(),
         shutdown: options.shutdown,
     });
     let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;

@@ -102,8 +102,9 @@ fn quote(value: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,:/@+".contains(c);
     if !value.is_empty() && value.chars().all(plain) {
         value.to_owned()
-    } else if !value.contains('\'') && !value.contains('\n') {
-        // Single quotes take everything literally: no escapes, no `$VAR`.
+    } else if !value.contains(['\'', '\n', '\\']) {
+        // Single quotes take everything literally (no `$VAR`), but for a
+        // backslash before a quote, which dotenvy reads as an escape.
         format!("'{value}'")
     } else {
         let mut quoted = String::from("\"");
@@ -182,7 +183,9 @@ mod tests {
     fn quoted_values_read_back_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".env");
-        for value in ["plain", "two words", "it's $HOME \"q\" \\", "", "#hash"] {
+        for value in
+            ["plain", "two words", "it's $HOME \"q\" \\", "", "#hash", "ends in \\", "a\\'b"]
+        {
             set(&path, "K", value).unwrap();
             let pairs = read(&path).unwrap();
             assert_eq!(pairs, vec![("K".to_owned(), value.to_owned())], "value {value:?}");

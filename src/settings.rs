@@ -145,6 +145,13 @@ pub const KEYS: &[Key] = &[
         init: InitValue::Value("false"),
         meaning: "take the client address from `X-Forwarded-For` (only behind a reverse proxy)",
     },
+    Key {
+        name: "SESSIOND_REQUEST_TIMEOUT",
+        kind: Kind::Seconds,
+        fallback: Some("10"),
+        init: InitValue::NotWritten,
+        meaning: "seconds a client has to send a request's headers, and again its body; a connection silent this long is closed",
+    },
 ];
 
 /// Finds a key by name, ignoring case.
@@ -218,6 +225,9 @@ pub struct Settings {
     pub bind: SocketAddr,
     pub db: PathBuf,
     pub trust_proxy_headers: bool,
+    /// Seconds a client has for a request's headers, and again for its body;
+    /// also how long a connection may stay silent.
+    pub request_timeout: i64,
     /// Every key with its value and source, in `KEYS` order.
     pub resolved: Vec<Resolved>,
 }
@@ -309,6 +319,7 @@ impl Settings {
             bind: required("SESSIOND_BIND").parse().expect("validated"),
             db: PathBuf::from(required("SESSIOND_DB")),
             trust_proxy_headers: boolean("SESSIOND_TRUST_PROXY_HEADERS"),
+            request_timeout: seconds("SESSIOND_REQUEST_TIMEOUT"),
             resolved,
         }
     }
@@ -427,6 +438,7 @@ mod tests {
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(settings.db, PathBuf::from("data/sessiond.sqlite3"));
         assert!(settings.jwt_secret_key.is_none());
+        assert_eq!(settings.request_timeout, 10);
     }
 
     #[test]

@@ -10,8 +10,6 @@
 //! already refused cross-site POSTs. This module runs no SQL itself: the
 //! session modules own their tables.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -513,7 +511,7 @@ fn dashboard_page(
 //
 // Counting reads indexes only (see `web_sessions::counts`), but with a
 // million rows that is still some milliseconds, so the counts are kept for
-// a few seconds per database file, shared by the workers. An admin action
+// a few seconds in the app, shared by the workers. An admin action
 // forgets them at once, so what an admin did shows on the next view; logins
 // and expiries elsewhere show within `COUNTS_TTL`. Moving the clock (tests)
 // by more than that also forgets them.
@@ -521,18 +519,20 @@ fn dashboard_page(
 /// How long counts are reused.
 const COUNTS_TTL: Duration = Duration::from_secs(5);
 
+/// The last counts taken, kept in `App` and shared by the workers.
+#[derive(Default)]
+pub struct CountsCache(Mutex<Option<CachedCounts>>);
+
 struct CachedCounts {
     taken: Instant,
     now: UnixTime,
     counts: AdminCounts,
 }
 
-static COUNTS: Mutex<Option<HashMap<PathBuf, CachedCounts>>> = Mutex::new(None);
-
 fn cached_counts(worker: &Worker, now: UnixTime) -> Result<AdminCounts, HttpError> {
-    let db = &worker.app.settings.db;
-    if let Ok(cache) = COUNTS.lock()
-        && let Some(cached) = cache.as_ref().and_then(|cache| cache.get(db))
+    let cache = &worker.app.admin_counts.0;
+    if let Ok(cached) = cache.lock()
+        && let Some(cached) = cached.as_ref()
         && cached.taken.elapsed() < COUNTS_TTL
         && (0..COUNTS_TTL.as_secs() as i64).contains(&(now - cached.now))
     {
@@ -542,18 +542,14 @@ fn cached_counts(worker: &Worker, now: UnixTime) -> Result<AdminCounts, HttpErro
         web: web_sessions::counts(&worker.conn, now)?,
         jwt: jwt_sessions::counts(&worker.conn, now)?,
     };
-    if let Ok(mut cache) = COUNTS.lock() {
-        cache
-            .get_or_insert_with(HashMap::new)
-            .insert(db.clone(), CachedCounts { taken: Instant::now(), now, counts });
+    if let Ok(mut cached) = cache.lock() {
+        *cached = Some(CachedCounts { taken: Instant::now(), now, counts });
     }
     Ok(counts)
 }
 
 fn forget_counts(worker: &Worker) {
-    if let Ok(mut cache) = COUNTS.lock()
-        && let Some(cache) = cache.as_mut()
-    {
-        cache.remove(&worker.app.settings.db);
+    if let Ok(mut cached) = worker.app.admin_counts.0.lock() {
+        *cached = None;
     }
 }

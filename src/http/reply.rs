@@ -66,6 +66,8 @@ pub enum HttpError {
     MethodNotAllowed(&'static str),
     PayloadTooLarge,
     HeadersTooLarge,
+    /// The client did not send its body in time.
+    RequestTimeout,
     TooManyRequests {
         retry_after: i64,
     },
@@ -84,6 +86,7 @@ impl HttpError {
             HttpError::MethodNotAllowed(_) => 405,
             HttpError::PayloadTooLarge => 413,
             HttpError::HeadersTooLarge => 431,
+            HttpError::RequestTimeout => 408,
             HttpError::TooManyRequests { .. } => 429,
             HttpError::Unavailable(_) => 503,
             HttpError::Internal(_) => 500,
@@ -137,6 +140,7 @@ impl fmt::Display for HttpError {
             }
             HttpError::PayloadTooLarge => f.write_str("request body larger than 1 MiB"),
             HttpError::HeadersTooLarge => f.write_str("request headers too large"),
+            HttpError::RequestTimeout => f.write_str("request body not received in time"),
             HttpError::TooManyRequests { retry_after } => {
                 write!(f, "too many failed logins; try again in {retry_after} s")
             }
@@ -150,9 +154,15 @@ impl From<rusqlite::Error> for HttpError {
     fn from(error: rusqlite::Error) -> HttpError {
         use rusqlite::ErrorCode;
         match error.sqlite_error_code() {
-            Some(ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::CannotOpen) => {
-                HttpError::Unavailable(error.to_string())
-            }
+            // A database file made read-only while open fails its next write
+            // with SQLITE_IOERR (the WAL cannot be written), a new connection
+            // with SQLITE_READONLY; both pass once it is writable again.
+            Some(
+                ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure,
+            ) => HttpError::Unavailable(error.to_string()),
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 HttpError::Unavailable(error.to_string())
             }

@@ -6,13 +6,19 @@
 //! headers), hands it to the router, and writes the [`Reply`] back. Workers
 //! poll a shared shutdown flag, so a stop finishes the requests in flight and
 //! then returns.
+//!
+//! The limits that must hold before a request exists (timeouts on every
+//! socket, the header limits while the head is read, a cap on open
+//! connections, bodies read within a deadline) are enforced by the patched
+//! tiny_http in `vendor/tiny_http`, configured here through
+//! `tiny_http::Limits`; SECURITY.md explains why.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -25,6 +31,11 @@ use crate::http::router;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADER_LINES: usize = 100;
+/// The longest request line (method, URL, version); longer gets 414.
+pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
+/// Connections open at once; one more is answered 503 and closed, so that
+/// slow clients cannot exhaust threads or file descriptors.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// What a worker thread owns: the shared app and its own connection.
 pub struct Worker {
@@ -46,7 +57,20 @@ impl HttpServer {
         bind: SocketAddr,
         worker_count: usize,
     ) -> anyhow::Result<HttpServer> {
-        let server = tiny_http::Server::http(bind)
+        let listener =
+            TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
+        let timeout = request_timeout(&app);
+        let limits = tiny_http::Limits {
+            read_timeout: Some(timeout),
+            write_timeout: Some(timeout),
+            head_timeout: Some(timeout),
+            max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
+            max_header_bytes: MAX_HEADER_BYTES,
+            max_header_lines: MAX_HEADER_LINES,
+            max_connections: MAX_CONNECTIONS,
+            max_buffered_body: MAX_BODY_BYTES,
+        };
+        let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
             .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
         let addr = match server.server_addr() {
             tiny_http::ListenAddr::IP(addr) => addr,
@@ -96,7 +120,7 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
 }
 
 fn answer(worker: &Worker, mut raw: tiny_http::Request) {
-    let (reply, close) = match read_request(&mut raw) {
+    let (reply, close) = match read_request(worker, &mut raw) {
         Ok(request) => (route_catching_panics(worker, &request), false),
         // The rest of an oversized request is not read: close the connection.
         Err(error) => (error.into_reply(false), true),
@@ -129,7 +153,7 @@ fn route_catching_panics(worker: &Worker, request: &Request) -> Reply {
 
 /// Copies what the handlers need out of tiny_http's request, enforcing the
 /// size limits.
-fn read_request(raw: &mut tiny_http::Request) -> Result<Request, HttpError> {
+fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request, HttpError> {
     let header_lines = raw.headers().len();
     let header_bytes: usize = raw
         .headers()
@@ -159,14 +183,47 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, HttpError> {
     request.peer_addr = raw.remote_addr().map(|addr| addr.ip());
     if method == Method::Post {
         let mut body = Vec::new();
-        raw.as_reader()
-            .take(MAX_BODY_BYTES as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|error| HttpError::BadRequest(format!("failed to read the body: {error}")))?;
+        // Most bodies were read by the connection's thread already; one sent
+        // with `Expect: 100-continue` is read here, within its own deadline.
+        let deadline = Instant::now() + request_timeout(&worker.app);
+        let reader = DeadlineReader { inner: raw.as_reader(), deadline };
+        reader.take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut body).map_err(
+            |error| match error.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    HttpError::RequestTimeout
+                }
+                _ => HttpError::BadRequest(String::from("failed to read the body")),
+            },
+        )?;
         if body.len() > MAX_BODY_BYTES {
             return Err(HttpError::PayloadTooLarge);
         }
         request.body = body;
     }
     Ok(request)
+}
+
+/// How long a client has for a request's head, and again for its body.
+fn request_timeout(app: &App) -> Duration {
+    Duration::from_secs(u64::try_from(app.settings.request_timeout).unwrap_or(10))
+}
+
+/// A reader that fails with `TimedOut` once its deadline has passed; each
+/// read blocks at most the socket's read timeout, so a client trickling its
+/// body cannot hold a worker much past the deadline.
+struct DeadlineReader<R> {
+    inner: R,
+    deadline: Instant,
+}
+
+impl<R: Read> Read for DeadlineReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() > self.deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "body not received in time",
+            ));
+        }
+        self.inner.read(buf)
+    }
 }

@@ -160,6 +160,9 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
+    // The child is waited for in `terminate`; a test that panics before
+    // that leaves it to the test harness's exit.
+    #[allow(clippy::zombie_processes)]
     #[track_caller]
     fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> ServeProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));

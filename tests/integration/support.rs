@@ -293,3 +293,138 @@ pub fn jwt_login(server: &TestServer, username: &str, password: &str) -> String 
     let token = response.json()["data"]["login"]["token"].as_str().map(str::to_owned);
     token.unwrap_or_else(|| panic!("no token in {}", response.body))
 }
+
+/// A real `sessiond serve` process on `127.0.0.1:0` over a database in
+/// `dir`, with its stdout and stderr collected; killed on drop.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    output: Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ServeProcess {
+    /// Starts `sessiond --db DIR/sessiond.sqlite3 serve --bind 127.0.0.1:0`
+    /// and waits for its `listening on` line.
+    #[track_caller]
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> ServeProcess {
+        let db = dir.join("sessiond.sqlite3");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+        command.current_dir(dir).arg("--db").arg(&db).args(["serve", "--bind", "127.0.0.1:0"]);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("run sessiond serve");
+        let output = Arc::new(std::sync::Mutex::new(String::new()));
+        let (addr_sender, addr_receiver) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut readers = Vec::new();
+        for (stream, sender) in [
+            (Box::new(stdout) as Box<dyn Read + Send>, None),
+            (Box::new(stderr) as Box<dyn Read + Send>, Some(addr_sender)),
+        ] {
+            let output = Arc::clone(&output);
+            readers.push(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let (Some(sender), Some(addr)) =
+                        (&sender, line.strip_prefix("listening on http://"))
+                    {
+                        let _ = sender.send(addr.to_owned());
+                    }
+                    let mut output = output.lock().unwrap();
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+            }));
+        }
+        let addr = match addr_receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr.parse().expect("a socket address"),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-KILL").arg(child.id().to_string()).status();
+                let _ = child.wait();
+                panic!("sessiond serve did not start: {}", output.lock().unwrap());
+            }
+        };
+        ServeProcess { child, addr, output, readers }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process printed so far, stdout and stderr.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Sends a signal (`KILL`, `TERM`) with `kill` and waits for the exit;
+    /// returns all the output.
+    pub fn signal_and_wait(&mut self, signal: &str) -> String {
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status();
+        let _ = self.child.wait();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        self.output()
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr, "GET", path, headers, b"")
+    }
+
+    pub fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        request(self.addr, "POST", path, &all, body.as_bytes())
+    }
+
+    pub fn post_graphql(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+        token: Option<&str>,
+    ) -> Response {
+        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend(authorization.iter().map(|value| ("Authorization", value.as_str())));
+        request(self.addr, "POST", "/graphql", &headers, body.as_bytes())
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg("-KILL").arg(self.pid().to_string()).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Makes a database in `dir` with users `alice` and `bob` (password
+/// `<name>-password`, role user) and `root` (admin), as `ServeProcess`
+/// expects it.
+pub fn prepare_database(dir: &Path) -> PathBuf {
+    let db_path = dir.join("sessiond.sqlite3");
+    let conn = sessiond::db::open(&db_path).expect("open db");
+    let now = chrono::Utc::now().timestamp();
+    users::create(&conn, "root", "", "root-password", Role::Admin, now).expect("create root");
+    for name in ["alice", "bob"] {
+        users::create(&conn, name, "", &format!("{name}-password"), Role::User, now)
+            .expect("create user");
+    }
+    db_path
+}

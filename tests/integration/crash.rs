@@ -1,0 +1,272 @@
+//! Crash safety (SPEC 8): a real `sessiond serve` is killed with SIGKILL in
+//! the middle of logins and revocations, restarted on the same file, and
+//! everything it acknowledged is still so: the file passes
+//! `PRAGMA integrity_check`, every login whose response arrived still works,
+//! every revocation or logout whose response arrived still holds.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{Response, ServeProcess, parse_response, prepare_database};
+
+const LOGIN: &str =
+    "mutation ($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
+
+/// One request that may fail (the server can die at any moment): `None`
+/// when no whole response arrived.
+fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<Response> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(raw.as_bytes()).ok()?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).ok()?;
+    let response = parse_response(&bytes)?;
+    let length: usize = response.header("content-length")?.parse().ok()?;
+    (response.body.len() == length).then_some(response)
+}
+
+fn graphql(
+    addr: SocketAddr,
+    query: &str,
+    variables: serde_json::Value,
+    token: Option<&str>,
+) -> Option<Response> {
+    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(authorization.iter().map(|value| ("Authorization", value.as_str())));
+    try_request(addr, "POST", "/graphql", &headers, &body)
+}
+
+/// What the server acknowledged before it died.
+#[derive(Default)]
+struct Acknowledged {
+    live_cookies: Vec<String>,
+    ended_cookies: Vec<String>,
+    live_tokens: Vec<String>,
+    revoked_tokens: Vec<String>,
+}
+
+/// Web logins, every other one followed by a logout, until the server dies.
+fn web_load(addr: SocketAddr, acknowledged: &Mutex<Acknowledged>) {
+    let body = "username=alice&password=alice-password";
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    for round in 0.. {
+        let Some(login) = try_request(addr, "POST", "/login", &form, body) else { return };
+        assert_eq!(login.status, 303, "{}", login.body);
+        let cookie = login.cookie_value("sessionid").expect("a cookie");
+        acknowledged.lock().unwrap().live_cookies.push(cookie.clone());
+        if round % 2 == 1 {
+            let header = format!("sessionid={cookie}");
+            let Some(logout) = try_request(addr, "POST", "/logout", &[("Cookie", &header)], "")
+            else {
+                return;
+            };
+            assert_eq!(logout.status, 303);
+            let mut acknowledged = acknowledged.lock().unwrap();
+            acknowledged.live_cookies.retain(|live| *live != cookie);
+            acknowledged.ended_cookies.push(cookie);
+        }
+    }
+}
+
+/// API logins, every other token revoked by its `logout`, until the server
+/// dies.
+fn api_load(addr: SocketAddr, acknowledged: &Mutex<Acknowledged>) {
+    for round in 0.. {
+        let variables = serde_json::json!({ "u": "bob", "p": "bob-password" });
+        let Some(login) = graphql(addr, LOGIN, variables, None) else { return };
+        assert_eq!(login.status, 200, "{}", login.body);
+        let token = login.json()["data"]["login"]["token"].as_str().expect("a token").to_owned();
+        acknowledged.lock().unwrap().live_tokens.push(token.clone());
+        if round % 2 == 1 {
+            let Some(logout) =
+                graphql(addr, "mutation { logout }", serde_json::json!({}), Some(&token))
+            else {
+                return;
+            };
+            assert_eq!(logout.json()["data"]["logout"], true, "{}", logout.body);
+            let mut acknowledged = acknowledged.lock().unwrap();
+            acknowledged.live_tokens.retain(|live| *live != token);
+            acknowledged.revoked_tokens.push(token);
+        }
+    }
+}
+
+/// Starts the load threads against `addr`: two sign in and out through the
+/// form, two through GraphQL.
+fn start_load(
+    addr: SocketAddr,
+    acknowledged: &Arc<Mutex<Acknowledged>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..4)
+        .map(|number| {
+            let acknowledged = Arc::clone(acknowledged);
+            std::thread::spawn(move || {
+                if number % 2 == 0 {
+                    web_load(addr, &acknowledged)
+                } else {
+                    api_load(addr, &acknowledged)
+                }
+            })
+        })
+        .collect()
+}
+
+/// After a crash: the file is sound, and a restarted server honours every
+/// acknowledged login, logout and revocation.
+#[track_caller]
+fn assert_nothing_acknowledged_was_lost(dir: &std::path::Path, acknowledged: &Acknowledged) {
+    assert!(
+        acknowledged.live_cookies.len() + acknowledged.ended_cookies.len() >= 4,
+        "too little load to mean anything"
+    );
+    assert!(
+        acknowledged.live_tokens.len() + acknowledged.revoked_tokens.len() >= 4,
+        "too little load to mean anything"
+    );
+    let conn = sessiond::db::connect(&dir.join("sessiond.sqlite3")).expect("the file opens");
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+    drop(conn);
+
+    let restarted = ServeProcess::start(dir, &[]);
+    let whoami_cookie = |cookie: &str| {
+        restarted.get("/api/whoami", &[("Cookie", &format!("sessionid={cookie}"))]).status
+    };
+    let whoami_token = |token: &str| {
+        restarted.get("/api/whoami", &[("Authorization", &format!("Bearer {token}"))]).status
+    };
+    for cookie in &acknowledged.live_cookies {
+        assert_eq!(whoami_cookie(cookie), 200, "an acknowledged web login was lost");
+    }
+    for cookie in &acknowledged.ended_cookies {
+        assert_eq!(whoami_cookie(cookie), 401, "an acknowledged logout was undone");
+    }
+    for token in &acknowledged.live_tokens {
+        assert_eq!(whoami_token(token), 200, "an acknowledged API login was lost");
+    }
+    for token in &acknowledged.revoked_tokens {
+        assert_eq!(whoami_token(token), 401, "an acknowledged revocation was undone");
+    }
+}
+
+#[test]
+fn sigkill_under_load_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare_database(dir.path());
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let load = start_load(server.addr, &acknowledged);
+    // Let the load run, then kill in the middle of it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.signal_and_wait("KILL");
+    for thread in load {
+        thread.join().expect("the load threads saw only well-formed answers");
+    }
+    assert_nothing_acknowledged_was_lost(dir.path(), &acknowledged.lock().unwrap());
+}
+
+/// Expired web sessions left in the database (a real clock is used by the
+/// processes of this test).
+fn expired_web_sessions(conn: &rusqlite::Connection) -> i64 {
+    let now = chrono::Utc::now().timestamp();
+    conn.query_row("SELECT count(*) FROM web_sessions WHERE expire_date <= ?1", [now], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+#[test]
+fn sigkill_during_a_large_cleanup_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = prepare_database(dir.path());
+    let backlog = 8 * sessiond::cleanup::BATCH_SIZE as i64;
+    {
+        let mut conn = sessiond::db::open(&db_path).unwrap();
+        let alice = sessiond::users::find_by_username(&conn, "alice").unwrap().unwrap();
+        let long_ago = chrono::Utc::now().timestamp() - 100_000;
+        let lifetime = sessiond::web_sessions::Lifetime { idle: 100, absolute: 0 };
+        let tx = conn.transaction().unwrap();
+        for _ in 0..backlog {
+            sessiond::web_sessions::create(&tx, &alice, lifetime, long_ago, "127.0.0.1", "test")
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(expired_web_sessions(&conn), backlog);
+    }
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let load = start_load(server.addr, &acknowledged);
+    // The load gets going first.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let so_far = acknowledged.lock().unwrap();
+        let web = so_far.live_cookies.len() + so_far.ended_cookies.len();
+        let api = so_far.live_tokens.len() + so_far.revoked_tokens.len();
+        if web >= 4 && api >= 4 {
+            break;
+        }
+        drop(so_far);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut cleanup = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .current_dir(dir.path())
+        .arg("--db")
+        .arg(&db_path)
+        .arg("clear_expired_sessions")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run clear_expired_sessions");
+    // Kill both once the cleanup is well under way.
+    let conn = sessiond::db::connect(&db_path).unwrap();
+    let started = Instant::now();
+    while expired_web_sessions(&conn) > backlog * 3 / 4
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for pid in [cleanup.id(), server.pid()] {
+        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+    let _ = cleanup.wait();
+    server.signal_and_wait("KILL");
+    for thread in load {
+        thread.join().expect("the load threads saw only well-formed answers");
+    }
+    let left = expired_web_sessions(&conn);
+    drop(conn);
+    assert!(
+        left > 0 && left < backlog,
+        "the kill did not land mid-cleanup: {left} of {backlog} left"
+    );
+
+    assert_nothing_acknowledged_was_lost(dir.path(), &acknowledged.lock().unwrap());
+    // A second run finishes the job.
+    let output = crate::support::run_cli(
+        dir.path(),
+        &["--db", &db_path.display().to_string(), "clear_expired_sessions"],
+        &[],
+        None,
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let conn = sessiond::db::connect(&db_path).unwrap();
+    assert_eq!(expired_web_sessions(&conn), 0);
+}
