@@ -13,13 +13,16 @@
 //! every cookie and token is checked to answer 200, and the stored expiry is
 //! checked to have slid; after the cookie run it is checked again.
 //!
-//! Seeding runs in a child process (this binary, re-executed with a
-//! `__seed-*` argument), so that its memory never counts in the peak RSS of
-//! the process that hosts the server. The peak RSS is the `VmHWM` of this
-//! process, reset (`/proc/self/clear_refs`) before each sessiond load phase:
-//! it covers the server plus this bench's own small footprint, never wrk,
-//! which is a separate process. Nothing here writes SQL: rows are made and
-//! read through the modules that own their tables.
+//! Seeding and the ceiling run in child processes (this binary, re-executed
+//! with a `__seed-*` or `__ceiling` argument), and the cleanup is the real
+//! command, so that none of them counts in the peak RSS of the process that
+//! hosts sessiond. That peak is the `VmHWM` of this process, reset
+//! (`/proc/self/clear_refs`) before each sessiond load phase: it covers the
+//! server plus this bench's own small footprint, never wrk. The stored
+//! expiries are made to lag before a cookie run by moving the server's clock
+//! (the system clock plus an offset) two minutes forward, so that every
+//! cookie of the run must be written once. Nothing here writes SQL: rows are
+//! made and read through the modules that own their tables.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
