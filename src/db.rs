@@ -82,7 +82,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_handler(Some(retry_when_busy))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL lets readers go on while one writer writes, across processes.
     // synchronous=NORMAL in WAL mode keeps every committed transaction across
     // a crash of the process; only a power loss can drop the last commits.
@@ -91,32 +91,6 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
-}
-
-/// The busy handler of every connection: while another connection holds the
-/// write lock, try again every 250 µs for the first 50 ms, then every
-/// millisecond, and give up (SQLITE_BUSY) after [`BUSY_TIMEOUT`].
-///
-/// SQLite's own busy timeout sleeps 1, 2, 5, 10, ... up to 100 ms between
-/// tries. A request that meets one batch of a cleanup would then sleep
-/// through the short gap the cleanup leaves between its batches and wait for
-/// several more; retrying often takes the first gap (SPEC 7: requests keep
-/// being served while a cleanup runs). A failed try costs a few microseconds.
-fn retry_when_busy(attempts_so_far: i32) -> bool {
-    const FAST_TRIES: u64 = 200;
-    const FAST: Duration = Duration::from_micros(250);
-    const SLOW: Duration = Duration::from_millis(1);
-    let attempts = u64::try_from(attempts_so_far).unwrap_or(0);
-    let waited = if attempts < FAST_TRIES {
-        FAST * attempts as u32
-    } else {
-        FAST * FAST_TRIES as u32 + SLOW * (attempts - FAST_TRIES) as u32
-    };
-    if waited >= BUSY_TIMEOUT {
-        return false;
-    }
-    std::thread::sleep(if attempts < FAST_TRIES { FAST } else { SLOW });
-    true
 }
 
 /// The schema, one step per entry; never edit a step that has shipped, only
@@ -238,13 +212,5 @@ mod tests {
         release.join().unwrap();
         let count: i64 = waiter.query_row("SELECT count(*) FROM meta", [], |r| r.get(0)).unwrap();
         assert_eq!(count, 2);
-    }
-
-    #[test]
-    fn the_busy_handler_gives_up_after_the_busy_timeout() {
-        assert!(retry_when_busy(0));
-        assert!(!retry_when_busy(i32::MAX));
-        // 200 tries at 250 µs, then 1 ms each: the 10 s are spent by try 10,150.
-        assert!(!retry_when_busy(10_150));
     }
 }
