@@ -192,4 +192,25 @@ mod tests {
         let value: String = conn.query_row("SELECT value FROM meta", [], |r| r.get(0)).unwrap();
         assert_eq!(value, "v");
     }
+
+    #[test]
+    fn a_writer_waits_for_another_and_then_gets_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let mut holder = open(&path).unwrap();
+        let waiter = connect(&path).unwrap();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let release = std::thread::spawn(move || {
+            let tx = holder.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+            tx.execute("INSERT INTO meta (key, value) VALUES ('first', '1')", []).unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            tx.commit().unwrap();
+        });
+        is_locked.recv().unwrap();
+        waiter.execute("INSERT INTO meta (key, value) VALUES ('second', '2')", []).unwrap();
+        release.join().unwrap();
+        let count: i64 = waiter.query_row("SELECT count(*) FROM meta", [], |r| r.get(0)).unwrap();
+        assert_eq!(count, 2);
+    }
 }

@@ -265,6 +265,41 @@ pub fn create(
     })
 }
 
+/// Creates a user with an already computed Argon2 hash (a PHC string from
+/// [`hash_password`]), so that tools seeding many users (the benchmark) pay
+/// for one hash, not one per user. The username and email are checked as
+/// in [`create`].
+pub fn create_with_password_hash(
+    conn: &Connection,
+    username: &str,
+    email: &str,
+    password_hash: &str,
+    role: Role,
+    now: UnixTime,
+) -> Result<User, anyhow::Error> {
+    validate_username(username)?;
+    validate_email(email)?;
+    PasswordHash::new(password_hash)
+        .map_err(|error| anyhow::anyhow!("invalid password hash: {error}"))?;
+    let (is_superuser, is_staff) = role.flags();
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO users (username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6) ON CONFLICT (username) DO NOTHING",
+        )?
+        .execute(params![username, email, password_hash, is_superuser, is_staff, now])?;
+    if inserted == 0 {
+        return Err(UserError::UsernameTaken(username.to_owned()).into());
+    }
+    Ok(User {
+        id: conn.last_insert_rowid(),
+        username: username.to_owned(),
+        email: email.to_owned(),
+        role,
+        is_active: true,
+    })
+}
+
 /// Finds a user by name.
 pub fn find_by_username(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
     conn.prepare_cached(
