@@ -242,27 +242,11 @@ pub fn create(
     role: Role,
     now: UnixTime,
 ) -> Result<User, anyhow::Error> {
+    // Refuse a bad username or email before paying for the hash.
     validate_username(username)?;
     validate_email(email)?;
     validate_password(password)?;
-    let (is_superuser, is_staff) = role.flags();
-    let password_hash = hash_password(password);
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO users (username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
-             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6) ON CONFLICT (username) DO NOTHING",
-        )?
-        .execute(params![username, email, password_hash, is_superuser, is_staff, now])?;
-    if inserted == 0 {
-        return Err(UserError::UsernameTaken(username.to_owned()).into());
-    }
-    Ok(User {
-        id: conn.last_insert_rowid(),
-        username: username.to_owned(),
-        email: email.to_owned(),
-        role,
-        is_active: true,
-    })
+    create_with_password_hash(conn, username, email, &hash_password(password), role, now)
 }
 
 /// Creates a user with an already computed Argon2 hash (a PHC string from

@@ -13,7 +13,7 @@ use crate::http::request::{Method, Request};
 use crate::http::server::Worker;
 use crate::http::web_auth::{self, WebAuth};
 use crate::jwt_sessions;
-use crate::web_sessions::{self, KeyHash};
+use crate::web_sessions::{self, KeyHash, WebSession};
 
 /// The most API logins listed on the page.
 const MAX_JWT_ROWS: usize = 100;
@@ -67,13 +67,9 @@ fn sessions_page(worker: &Worker, request: &Request) -> Result<Reply, HttpError>
 /// `POST /account/sessions/end`: signs out one of the user's own browser
 /// sessions (`id` = the hex hash); ending the current one signs out here.
 fn end_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let auth = web_auth::authenticate(worker, request)?;
-    let Some(session) = &auth.session else {
-        return Ok(pages::finish(
-            worker,
-            auth,
-            Reply::redirect("/login?next=%2Faccount%2Fsessions"),
-        ));
+    let (auth, session) = match require_session(worker, request)? {
+        Ok(signed_in) => signed_in,
+        Err(to_login) => return Ok(to_login),
     };
     let form = request.form();
     let key_hash = KeyHash::from_hex(form.get("id"))
@@ -89,13 +85,9 @@ fn end_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// `POST /account/sessions/revoke`: revokes one of the user's own API
 /// logins (`jti`).
 fn revoke_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let auth = web_auth::authenticate(worker, request)?;
-    let Some(session) = &auth.session else {
-        return Ok(pages::finish(
-            worker,
-            auth,
-            Reply::redirect("/login?next=%2Faccount%2Fsessions"),
-        ));
+    let (auth, session) = match require_session(worker, request)? {
+        Ok(signed_in) => signed_in,
+        Err(to_login) => return Ok(to_login),
     };
     let form = request.form();
     let jti = form.get("jti");
@@ -111,13 +103,9 @@ fn revoke_one(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 /// `POST /account/sessions/end-others`: "Sign out all other sessions":
 /// every other browser session is deleted and every live API login revoked.
 fn end_others(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let auth = web_auth::authenticate(worker, request)?;
-    let Some(session) = &auth.session else {
-        return Ok(pages::finish(
-            worker,
-            auth,
-            Reply::redirect("/login?next=%2Faccount%2Fsessions"),
-        ));
+    let (auth, session) = match require_session(worker, request)? {
+        Ok(signed_in) => signed_in,
+        Err(to_login) => return Ok(to_login),
     };
     let now = worker.app.clock.now();
     let user_id = session.user.id;
@@ -135,5 +123,21 @@ fn notice_from(request: &Request) -> Option<Notice> {
         "signed-out" => Some(Notice::SignedOut(count)),
         "signed-out-others" => Some(Notice::SignedOutOthers(count)),
         _ => None,
+    }
+}
+
+/// The request's live session for a POST here, or the reply that sends an
+/// anonymous visitor to sign in and come back to `/account/sessions`.
+fn require_session(
+    worker: &Worker,
+    request: &Request,
+) -> Result<Result<(WebAuth, WebSession), Reply>, HttpError> {
+    let auth = web_auth::authenticate(worker, request)?;
+    match auth.session.clone() {
+        Some(session) => Ok(Ok((auth, session))),
+        None => {
+            let to_login = Reply::redirect("/login?next=%2Faccount%2Fsessions");
+            Ok(Err(pages::finish(worker, auth, to_login)))
+        }
     }
 }

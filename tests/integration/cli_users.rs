@@ -270,3 +270,14 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn serve_logs_the_next_cleanup_and_stops_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServeProcess::start_with_args(dir.path(), &[], &[("TZ", "UTC")]);
+    let startup = server.output_once_it_shows("next cleanup run at");
+    assert!(startup.contains("T05:00:00Z), schedule `0 5 * * *`"), "{startup}");
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    let status = server.stop_with("INT");
+    assert_eq!(status.code(), Some(0), "{}", server.output());
+}

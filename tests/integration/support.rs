@@ -104,10 +104,7 @@ impl TestServer {
         fields: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> Response {
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
-        let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        all.extend_from_slice(headers);
-        request(self.addr, "POST", path, &all, body.as_bytes())
+        post_form(self.addr, path, fields, headers)
     }
 
     pub fn post_json(
@@ -180,6 +177,19 @@ impl Response {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
+}
+
+/// POSTs an HTML form (`application/x-www-form-urlencoded`).
+pub fn post_form(
+    addr: SocketAddr,
+    path: &str,
+    fields: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> Response {
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+    let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    request(addr, "POST", path, &all, body.as_bytes())
 }
 
 /// Sends one HTTP/1.1 request on a new connection and reads the response.
@@ -273,11 +283,21 @@ pub fn post_graphql(
     variables: serde_json::Value,
     token: Option<&str>,
 ) -> Response {
-    let body = serde_json::json!({ "query": query, "variables": variables });
+    graphql_request(server.addr, query, variables, token)
+}
+
+/// Posts a GraphQL request to `/graphql` at `addr`.
+pub fn graphql_request(
+    addr: SocketAddr,
+    query: &str,
+    variables: serde_json::Value,
+    token: Option<&str>,
+) -> Response {
+    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
     let authorization = token.map(|token| format!("Bearer {token}"));
-    let headers: Vec<(&str, &str)> =
-        authorization.iter().map(|value| ("Authorization", value.as_str())).collect();
-    server.post_json("/graphql", &body, &headers)
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(authorization.iter().map(|value| ("Authorization", value.as_str())));
+    request(addr, "POST", "/graphql", &headers, body.as_bytes())
 }
 
 /// Logs in through the GraphQL `login` mutation and returns the token.
@@ -369,12 +389,32 @@ impl ServeProcess {
 
     /// Sends SIGTERM and returns how the process exited.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        self.stop_with("TERM")
+    }
+
+    /// Sends a signal (`TERM`, `INT`) and returns how the process exited.
+    pub fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status();
         let status = self.child.wait().expect("wait for sessiond");
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
         status
+    }
+
+    /// The output once it contains `needle` (lines printed after
+    /// `listening on` may still be on their way); panics after 10 s.
+    #[track_caller]
+    pub fn output_once_it_shows(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = self.output();
+            if output.contains(needle) {
+                return output;
+            }
+            assert!(std::time::Instant::now() < deadline, "never printed {needle:?}: {output}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Everything the process printed so far, stdout and stderr.
@@ -403,10 +443,7 @@ impl ServeProcess {
         fields: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> Response {
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
-        let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        all.extend_from_slice(headers);
-        request(self.addr, "POST", path, &all, body.as_bytes())
+        post_form(self.addr, path, fields, headers)
     }
 
     pub fn post_graphql(
@@ -415,11 +452,7 @@ impl ServeProcess {
         variables: serde_json::Value,
         token: Option<&str>,
     ) -> Response {
-        let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
-        let authorization = token.map(|token| format!("Bearer {token}"));
-        let mut headers = vec![("Content-Type", "application/json")];
-        headers.extend(authorization.iter().map(|value| ("Authorization", value.as_str())));
-        request(self.addr, "POST", "/graphql", &headers, body.as_bytes())
+        graphql_request(self.addr, query, variables, token)
     }
 }
 
