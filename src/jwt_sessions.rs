@@ -124,6 +124,39 @@ pub fn delete_expired_batch(
     .execute(params![now, limit as i64])
 }
 
+/// How many rows have expired by `now`, and how many have not; both are
+/// counted through the expiry index.
+pub fn count_expired_and_live(
+    conn: &Connection,
+    now: UnixTime,
+) -> rusqlite::Result<(usize, usize)> {
+    conn.prepare_cached(
+        "SELECT (SELECT count(*) FROM jwt_sessions WHERE expires_at <= ?1),
+                (SELECT count(*) FROM jwt_sessions WHERE expires_at > ?1)",
+    )?
+    .query_row(params![now], |row| {
+        Ok((row.get::<_, i64>(0)? as usize, row.get::<_, i64>(1)? as usize))
+    })
+}
+
+/// Deletes every expired row at once by copying the live ones aside,
+/// emptying the table and copying them back; see
+/// `web_sessions::delete_expired_keeping_live`, whose conditions (inside a
+/// transaction, foreign keys off) hold here too. Returns how many rows were
+/// deleted.
+pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite::Result<usize> {
+    conn.execute(
+        "CREATE TEMP TABLE cleanup_live_jwt_sessions AS
+         SELECT * FROM jwt_sessions WHERE expires_at > ?1",
+        params![now],
+    )?;
+    let all = conn.execute("DELETE FROM jwt_sessions", [])?;
+    let live =
+        conn.execute("INSERT INTO jwt_sessions SELECT * FROM temp.cleanup_live_jwt_sessions", [])?;
+    conn.execute("DROP TABLE temp.cleanup_live_jwt_sessions", [])?;
+    Ok(all - live)
+}
+
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JwtSession> {
     Ok(JwtSession {
         jti: row.get(0)?,

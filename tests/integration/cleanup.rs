@@ -149,6 +149,102 @@ fn cleanup_deletes_more_rows_than_one_batch_holds() {
     assert_eq!(count(&conn, "jwt_sessions"), 0);
 }
 
+/// Every column of every web session, in id order.
+type WebRow = (i64, Vec<u8>, i64, i64, i64, i64, String, String);
+
+fn web_rows(conn: &Connection) -> Vec<WebRow> {
+    let mut statement = conn.prepare("SELECT * FROM web_sessions ORDER BY id").unwrap();
+    let rows = statement.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    });
+    rows.unwrap().map(Result::unwrap).collect()
+}
+
+/// Every column of every JWT row that identifies it or can change, in
+/// `seq` order.
+type JwtRow = (i64, String, i64, i64, i64, Option<i64>, Option<i64>);
+
+fn jwt_rows(conn: &Connection) -> Vec<JwtRow> {
+    let mut statement = conn
+        .prepare(
+            "SELECT seq, jti, user_id, last_activity, expires_at, revoked_at, revoked_by
+             FROM jwt_sessions ORDER BY seq",
+        )
+        .unwrap();
+    let rows = statement.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    });
+    rows.unwrap().map(Result::unwrap).collect()
+}
+
+/// When most rows have expired the cleanup empties each table and puts the
+/// live rows back in one transaction; they must come back exactly as they
+/// were, ids included, and the foreign keys must hold again afterwards.
+#[test]
+fn cleanup_of_mostly_expired_tables_puts_every_live_row_back_as_it_was() {
+    let (_dir, mut conn, alice) = open_temp();
+    let bob = users::create(&conn, "bob", "", "bob-password", Role::User, START).unwrap();
+    let expired = 1000;
+    {
+        let tx = conn.transaction().unwrap();
+        for index in 0..expired {
+            let user = if index % 2 == 0 { &alice } else { &bob };
+            web_session(&tx, user, START - 10_000, 100);
+            let revoked = (index % 3 == 0).then_some(START - 1500);
+            let jti = format!("expired-{index}");
+            jwt_session(&tx, user, &jti, START - 2000, START - 1000, revoked);
+        }
+        web_session(&tx, &alice, START - 50, 100);
+        web_session(&tx, &bob, START, 100);
+        jwt_session(&tx, &alice, "live-alice", START - 10, START + 900, None);
+        jwt_session(&tx, &bob, "live-bob-revoked", START - 10, START + 900, Some(START - 5));
+        tx.commit().unwrap();
+    }
+    let web_live: Vec<WebRow> = web_rows(&conn).into_iter().filter(|row| row.5 > START).collect();
+    let jwt_live: Vec<JwtRow> = jwt_rows(&conn).into_iter().filter(|row| row.4 > START).collect();
+    assert_eq!((web_live.len(), jwt_live.len()), (2, 2));
+
+    let run = cleanup::clear_expired(&mut conn, START, Trigger::Command).unwrap();
+
+    assert_eq!((run.web_deleted, run.jwt_deleted), (expired, expired));
+    assert_eq!(web_rows(&conn), web_live);
+    assert_eq!(jwt_rows(&conn), jwt_live);
+    let foreign_keys: bool =
+        conn.pragma_query_value(None, "foreign_keys", |row| row.get(0)).unwrap();
+    assert!(foreign_keys, "the cleanup turned the connection's foreign keys back on");
+    conn.execute("DELETE FROM users WHERE id = ?1", [bob.id]).unwrap();
+    assert_eq!(count(&conn, "web_sessions"), 1, "bob's session went with him");
+    assert_eq!(jtis(&conn), vec![String::from("live-alice")]);
+}
+
+/// When most rows are live the cleanup deletes batch after batch instead;
+/// it must find every expired row all the same.
+#[test]
+fn cleanup_of_mostly_live_tables_deletes_every_expired_row() {
+    let (_dir, mut conn, user) = open_temp();
+    let expired = 2 * BATCH_SIZE + 1;
+    {
+        let tx = conn.transaction().unwrap();
+        for index in 0..expired {
+            web_session(&tx, &user, START - 10_000, 100);
+            web_session(&tx, &user, START, 100);
+            jwt_session(&tx, &user, &format!("expired-{index}"), START - 2000, START - 1, None);
+            jwt_session(&tx, &user, &format!("live-{index}"), START - 2000, START + 1, None);
+        }
+        web_session(&tx, &user, START, 100);
+        jwt_session(&tx, &user, "one-more-live", START - 2000, START + 1, None);
+        tx.commit().unwrap();
+    }
+
+    let run = cleanup::clear_expired(&mut conn, START, Trigger::Command).unwrap();
+
+    assert_eq!((run.web_deleted, run.jwt_deleted), (expired, expired));
+    assert_eq!(count(&conn, "web_sessions"), expired as i64 + 1);
+    assert_eq!(count(&conn, "jwt_sessions"), expired as i64 + 1);
+    assert!(web_rows(&conn).iter().all(|row| row.5 > START));
+    assert!(jwt_rows(&conn).iter().all(|row| row.4 > START));
+}
+
 #[test]
 fn failed_cleanup_is_recorded_and_returned_as_an_error() {
     let (_dir, mut conn, user) = open_temp();

@@ -198,15 +198,20 @@ fn sigkill_during_a_large_cleanup_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = prepare_database(dir.path());
     let backlog = 8 * sessiond::cleanup::BATCH_SIZE as i64;
+    // More live rows than the cleanup empties and refills a table with, so
+    // that it deletes in batches: a kill lands between two of them.
+    let live = sessiond::cleanup::KEEP_LIVE_MAX as i64 + 1;
     {
         let mut conn = sessiond::db::open(&db_path).unwrap();
         let alice = sessiond::users::find_by_username(&conn, "alice").unwrap().unwrap();
-        let long_ago = chrono::Utc::now().timestamp() - 100_000;
-        let lifetime = sessiond::web_sessions::Lifetime { idle: 100, absolute: 0 };
+        let now = chrono::Utc::now().timestamp();
         let tx = conn.transaction().unwrap();
-        for _ in 0..backlog {
-            sessiond::web_sessions::create(&tx, &alice, lifetime, long_ago, "127.0.0.1", "test")
-                .unwrap();
+        for (count, saved, idle) in [(backlog, now - 100_000, 100), (live, now, 100_000)] {
+            let lifetime = sessiond::web_sessions::Lifetime { idle, absolute: 0 };
+            for _ in 0..count {
+                sessiond::web_sessions::create(&tx, &alice, lifetime, saved, "127.0.0.1", "test")
+                    .unwrap();
+            }
         }
         tx.commit().unwrap();
         assert_eq!(expired_web_sessions(&conn), backlog);
