@@ -28,6 +28,8 @@ pub struct App {
     pub secrets: Secrets,
     /// The HS256 key for login JWTs, made once from the secret.
     pub jwt_key: jwt_simple::algorithms::HS256Key,
+    /// Verifies bearer tokens with `jwt_key`, remembering those that passed.
+    pub jwt_verifier: crate::jwt::Verifier,
     pub lifetime: Lifetime,
     pub throttle: Throttle,
     pub decoy: DecoyHash,
@@ -83,6 +85,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
     let app = Arc::new(App {
         settings,
         clock: options.clock,
+        jwt_verifier: crate::jwt::Verifier::new(jwt_key.clone()),
         jwt_key,
         secrets,
         lifetime,

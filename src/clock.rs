@@ -54,7 +54,7 @@ impl Clock for ManualClock {
 /// Formats a stored time as RFC 3339 in UTC, e.g. `2026-11-27T05:15:00Z`.
 pub fn rfc3339(time: UnixTime) -> String {
     match chrono::DateTime::from_timestamp(time, 0) {
-        Some(datetime) => datetime.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Some(datetime) => datetime.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         None => String::from("invalid-time"),
     }
 }

@@ -17,6 +17,28 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 /// giving up with "database is locked".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Runs `write` on `conn` without waiting for another writer: `Ok(None)`
+/// when the database is locked at this moment, where a plain write would
+/// wait up to [`BUSY_TIMEOUT`]. For writes that may be put off, such as a
+/// sliding expiry still within its allowed lag.
+pub fn unless_busy<T>(
+    conn: &Connection,
+    write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    conn.busy_timeout(Duration::ZERO)?;
+    let result = write(conn);
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(rusqlite::Error::SqliteFailure(error, _))
+            if error.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// Opens (creating when missing) the database file and brings its schema up
 /// to date. The folder is created too. The file holds session hashes and may
 /// hold the generated signing keys, so it is made readable by its owner only

@@ -10,14 +10,23 @@
 //! and has not passed (no leeway: issuer and verifier read one clock), and
 //! `sub` and `jti` are present. Time is passed in; nothing here reads a
 //! clock or prints a token.
+//!
+//! [`Verifier`] is what the request path uses: [`verify`] plus a bounded
+//! memory of the tokens that passed, keyed by their SHA-256, so that a
+//! client sending the same token again costs one hash instead of base64,
+//! HMAC and JSON (the way API gateways such as Envoy's `jwt_authn` cache
+//! verified tokens). Only the token's own checks are remembered; its row is
+//! still read on every request.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use jwt_simple::algorithms::{HS256Key, MACLike};
 use jwt_simple::claims::{Audiences, JWTClaims};
 use jwt_simple::common::{HeaderOptions, VerificationOptions};
 use jwt_simple::prelude::Duration;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
 use crate::users::User;
@@ -82,6 +91,17 @@ pub fn issue(
 /// signature; the claims are only decoded once the signature holds. Every
 /// failure is the same refusal, so that order is not visible outside.
 pub fn verify(key: &HS256Key, token: &str, now: UnixTime) -> Option<VerifiedToken> {
+    verify_with_start(key, token, now).map(|(verified, _)| verified)
+}
+
+/// [`verify`], also returning the time from which the token is valid: its
+/// `iat` or `nbf`, whichever is later (jwt-simple refuses a token before
+/// either).
+fn verify_with_start(
+    key: &HS256Key,
+    token: &str,
+    now: UnixTime,
+) -> Option<(VerifiedToken, UnixTime)> {
     let options = VerificationOptions {
         artificial_time: Some(timestamp(now)),
         time_tolerance: Some(Duration::from_secs(0)),
@@ -98,7 +118,73 @@ pub fn verify(key: &HS256Key, token: &str, now: UnixTime) -> Option<VerifiedToke
     if now >= exp {
         return None;
     }
-    Some(VerifiedToken { sub: claims.subject?, jti: claims.jwt_id?, exp })
+    let start = [claims.issued_at, claims.invalid_before]
+        .into_iter()
+        .flatten()
+        .map(|time| UnixTime::try_from(time.as_secs()).unwrap_or(UnixTime::MAX))
+        .max()
+        .unwrap_or(UnixTime::MIN);
+    Some((VerifiedToken { sub: claims.subject?, jti: claims.jwt_id?, exp }, start))
+}
+
+/// How many passed tokens a [`Verifier`] remembers; when full, it forgets
+/// them all and starts again. At about 150 bytes each, at most ~2.5 MiB.
+pub const REMEMBERED_MAX: usize = 16_384;
+
+/// Verifies tokens as [`verify`] does, remembering those that passed.
+pub struct Verifier {
+    key: HS256Key,
+    capacity: usize,
+    passed: Mutex<HashMap<[u8; 32], Passed>>,
+}
+
+/// A token that passed [`verify`], and the times between which it holds.
+#[derive(Clone)]
+struct Passed {
+    token: VerifiedToken,
+    start: UnixTime,
+}
+
+impl Verifier {
+    pub fn new(key: HS256Key) -> Verifier {
+        Verifier::with_capacity(key, REMEMBERED_MAX)
+    }
+
+    fn with_capacity(key: HS256Key, capacity: usize) -> Verifier {
+        Verifier { key, capacity, passed: Mutex::new(HashMap::new()) }
+    }
+
+    /// The same answer as [`verify`] with this key. A token that passed
+    /// before is answered from memory, its `iat`/`nbf` and `exp` checked
+    /// against `now` again; any other token is verified in full.
+    pub fn verify(&self, token: &str, now: UnixTime) -> Option<VerifiedToken> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self.remembered().get(&digest).cloned();
+        if let Some(Passed { token, start }) = remembered {
+            return (start <= now && now < token.exp).then_some(token);
+        }
+        let (verified, start) = verify_with_start(&self.key, token, now)?;
+        let mut passed = self.remembered();
+        if passed.len() >= self.capacity {
+            passed.clear();
+        }
+        passed.insert(digest, Passed { token: verified.clone(), start });
+        Some(verified)
+    }
+
+    /// How many passed tokens are remembered now.
+    pub fn remembered_count(&self) -> usize {
+        self.remembered().len()
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Passed>> {
+        // The map is never left half-changed, so a panic elsewhere while it
+        // was held does not make it wrong.
+        self.passed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 fn timestamp(time: UnixTime) -> Duration {
@@ -142,6 +228,60 @@ mod tests {
         let other = HS256Key::from_bytes(b"another key, also 32 bytes long!");
         let token = issue(&other, &alice(), "jti-1", NOW, NOW + 900).unwrap();
         assert_eq!(verify(&key(), &token, NOW), None);
+    }
+
+    #[test]
+    fn verifier_answers_as_verify_does_before_and_after_remembering() {
+        let verifier = Verifier::new(key());
+        let token = issue(&key(), &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        assert!(verifier.verify(&token, NOW).is_some());
+        assert_eq!(verifier.remembered_count(), 1);
+        for now in [NOW - 1, NOW, NOW + 1, NOW + 899, NOW + 900, NOW + 901] {
+            assert_eq!(verifier.verify(&token, now), verify(&key(), &token, now), "at {now}");
+        }
+    }
+
+    #[test]
+    fn verifier_remembers_only_tokens_that_passed() {
+        let verifier = Verifier::new(key());
+        let other = HS256Key::from_bytes(b"another key, also 32 bytes long!");
+        let foreign = issue(&other, &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        let expired = issue(&key(), &alice(), "jti-2", NOW - 900, NOW).unwrap();
+        for _ in 0..2 {
+            assert_eq!(verifier.verify(&foreign, NOW), None);
+            assert_eq!(verifier.verify(&expired, NOW), None);
+        }
+        assert_eq!(verifier.remembered_count(), 0);
+    }
+
+    #[test]
+    fn a_remembered_token_changed_anywhere_is_refused() {
+        let verifier = Verifier::new(key());
+        let token = issue(&key(), &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        assert!(verifier.verify(&token, NOW).is_some());
+        for index in 0..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[index] = if bytes[index] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(bytes).unwrap();
+            assert_eq!(verifier.verify(&changed, NOW), None, "changed at {index}");
+        }
+        assert_eq!(verifier.verify(&format!("{token}A"), NOW), None);
+        assert_eq!(verifier.verify(&token[..token.len() - 1], NOW), None);
+    }
+
+    #[test]
+    fn a_full_verifier_forgets_and_still_answers() {
+        let verifier = Verifier::with_capacity(key(), 2);
+        let tokens: Vec<String> = (0..3)
+            .map(|n| issue(&key(), &alice(), &format!("jti-{n}"), NOW, NOW + 900).unwrap())
+            .collect();
+        for token in &tokens {
+            assert!(verifier.verify(token, NOW).is_some());
+        }
+        assert_eq!(verifier.remembered_count(), 1, "the third token found it full");
+        for token in &tokens {
+            assert_eq!(verifier.verify(token, NOW + 1), verify(&key(), token, NOW + 1));
+        }
     }
 
     #[test]

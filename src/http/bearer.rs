@@ -2,7 +2,8 @@
 //!
 //! [`authenticate`] applies the rules of SPEC 5 in their order: the token
 //! itself first (HS256 and its signature, `typ`, `aud`, `exp` without
-//! leeway; see `jwt::verify`), and only then the database: the row named by
+//! leeway; see `jwt::verify` and `jwt::Verifier`, which remembers the tokens
+//! that passed), and only then the database: the row named by
 //! `jti` must exist, be neither revoked nor expired, belong to an active
 //! user, and that user must be the token's `sub`. The row is read on every
 //! request, so a revocation or deletion by any process counts on the very
@@ -13,7 +14,6 @@ use crate::clock::UnixTime;
 use crate::http::reply::HttpError;
 use crate::http::request::Request;
 use crate::http::server::Worker;
-use crate::jwt;
 use crate::jwt_sessions;
 use crate::users::User;
 
@@ -29,7 +29,7 @@ pub struct BearerCaller {
 pub fn authenticate(worker: &Worker, request: &Request) -> Result<BearerCaller, HttpError> {
     let token = bearer_token(request).ok_or(HttpError::Unauthorized)?;
     let now = worker.app.clock.now();
-    let verified = jwt::verify(&worker.app.jwt_key, token, now).ok_or(HttpError::Unauthorized)?;
+    let verified = worker.app.jwt_verifier.verify(token, now).ok_or(HttpError::Unauthorized)?;
     let (session, user) = jwt_sessions::find_live(&worker.conn, &verified.jti, now)?
         .ok_or(HttpError::Unauthorized)?;
     if session.user_id.to_string() != verified.sub || user.id != session.user_id {

@@ -106,30 +106,38 @@ pub fn logout(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 pub fn whoami(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     if request.header("authorization").is_some() {
         let caller = bearer::authenticate(worker, request)?;
-        return Ok(Reply::json(
-            200,
-            &serde_json::json!({
-                "username": caller.user.username,
-                "role": caller.user.role.as_str(),
-                "auth": "jwt",
-                "expires": rfc3339(caller.expires_at),
-            }),
-        ));
+        let body = Caller {
+            username: &caller.user.username,
+            role: caller.user.role.as_str(),
+            auth: "jwt",
+            expires: rfc3339(caller.expires_at),
+        };
+        return Ok(Reply::json_of(200, &body));
     }
     let auth = web_auth::authenticate(worker, request)?;
     let reply = match &auth.session {
-        Some(session) => Reply::json(
+        Some(session) => Reply::json_of(
             200,
-            &serde_json::json!({
-                "username": session.user.username,
-                "role": session.user.role.as_str(),
-                "auth": "session",
-                "expires": rfc3339(session.expire_date),
-            }),
+            &Caller {
+                username: &session.user.username,
+                role: session.user.role.as_str(),
+                auth: "session",
+                expires: rfc3339(session.expire_date),
+            },
         ),
         None => HttpError::Unauthorized.into_reply(true),
     };
     Ok(finish(worker, auth, reply))
+}
+
+/// The body of a `GET /api/whoami` that knows the caller, fields in SPEC
+/// order.
+#[derive(serde::Serialize)]
+struct Caller<'a> {
+    username: &'a str,
+    role: &'static str,
+    auth: &'static str,
+    expires: String,
 }
 
 /// `GET /healthz`: 200 when the database answers.

@@ -32,6 +32,14 @@ impl Reply {
         Reply::new(status, "application/json", value.to_string())
     }
 
+    /// A JSON body written straight from a serializable value, without
+    /// building a `serde_json::Value` first: for the hot paths.
+    pub fn json_of(status: u16, value: &impl serde::Serialize) -> Reply {
+        // Serializing plain fields to memory cannot fail.
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        Reply::new(status, "application/json", body)
+    }
+
     /// A `303 See Other` to a local path.
     pub fn redirect(location: &str) -> Reply {
         Reply::new(303, "text/plain; charset=utf-8", "").with_header("Location", location)

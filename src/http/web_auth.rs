@@ -4,10 +4,16 @@
 //! [`authenticate`] runs once per request that cares about the browser
 //! session. It never creates a row: an unknown, expired, deleted or
 //! malformed cookie means "not signed in" and gets the deletion cookie. With
-//! SAVE_EVERY_REQUEST on, a live session's expiry slides (written only when
-//! the stored value lags by more than `Lifetime::allowed_lag`) and the
-//! cookie is sent again; [`WebAuth::finish`] adds that Set-Cookie to the
-//! reply.
+//! SAVE_EVERY_REQUEST on, a live session's expiry slides and the cookie is
+//! sent again; [`WebAuth::finish`] adds that Set-Cookie to the reply.
+//!
+//! The slide is written only once the stored expiry lags the exact one by
+//! more than half of `Lifetime::allowed_lag`. Between half and the whole of
+//! it, the write is tried without waiting: when another writer (a cleanup,
+//! another process) holds the lock, it is put off to a later request and
+//! the cookie carries the stored expiry. Past the whole lag it waits for
+//! the lock like any write. So a request waits on someone else's write only
+//! when its session had no write for half the allowed lag.
 
 use crate::clock::UnixTime;
 use crate::http::reply::{HttpError, Reply};
@@ -55,13 +61,27 @@ pub fn authenticate(worker: &Worker, request: &Request) -> Result<WebAuth, HttpE
     if settings.save_every_request {
         let lifetime = worker.app.lifetime;
         let exact = lifetime.expiry_after_save(session.created, now);
-        if (exact - session.expire_date).abs() > lifetime.allowed_lag() {
-            if !web_sessions::save(&worker.conn, session.row_id, exact, now)? {
+        let lag = (exact - session.expire_date).abs();
+        let allowed = lifetime.allowed_lag();
+        if lag > allowed / 2 {
+            let save =
+                |conn: &rusqlite::Connection| web_sessions::save(conn, session.row_id, exact, now);
+            let saved = if lag > allowed {
+                Some(save(&worker.conn)?)
+            } else {
+                crate::db::unless_busy(&worker.conn, save)?
+            };
+            match saved {
+                Some(true) => {
+                    session.expire_date = exact;
+                    session.last_activity = now;
+                }
                 // A logout deleted the row after we read it.
-                return Ok(WebAuth::stale());
+                Some(false) => return Ok(WebAuth::stale()),
+                // Another writer holds the lock; the stored expiry still
+                // lags no more than allowed, and a later request writes it.
+                None => {}
             }
-            session.expire_date = exact;
-            session.last_activity = now;
         }
         cookie = CookieAction::Send { key: value.clone(), expire_date: session.expire_date };
     }

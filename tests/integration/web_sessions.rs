@@ -152,6 +152,76 @@ fn activity_slides_the_expiry_past_the_cookie_age() {
     assert!(server.clock_now() > START + 1000 * 4);
 }
 
+/// With COOKIE_AGE 7200 the stored expiry may lag 60 s (SPEC 3): a request
+/// writes once it lags more than 30 s, not before.
+#[test]
+fn a_request_within_half_the_allowed_lag_does_not_write() {
+    let server = TestServer::start_with(&[("DJANGO_SESSION_COOKIE_AGE", "7200")]);
+    let key = server.login("root", "root-password");
+    let at_login = stored_expiry(&server);
+    server.advance(30);
+    assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 200);
+    assert_eq!(stored_expiry(&server), at_login, "a 30 s lag is not written");
+    server.advance(1);
+    assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 200);
+    assert_eq!(stored_expiry(&server), server.clock_now() + 7200, "a 31 s lag is");
+}
+
+/// Between half and the whole of the allowed lag, a request does not wait
+/// for another writer: it answers at once with the stored expiry in its
+/// cookie, and a later request writes the slide.
+#[test]
+fn a_slide_within_the_allowed_lag_is_put_off_while_another_writer_holds_the_lock() {
+    let server = TestServer::start_with(&[
+        ("DJANGO_SESSION_COOKIE_AGE", "7200"),
+        ("DJANGO_SESSION_EXPIRE_AT_BROWSER_CLOSE", "false"),
+    ]);
+    let key = server.login("root", "root-password");
+    let at_login = stored_expiry(&server);
+    server.advance(45);
+    let holder = server.conn();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let response = server.get_with_cookie("/api/whoami", &key);
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(stored_expiry(&server), at_login, "the write was put off");
+    let cookie = response.set_cookie("sessionid").expect("the cookie is sent again");
+    let max_age = at_login - server.clock_now();
+    assert!(cookie.contains(&format!("Max-Age={max_age};")), "{cookie} vs stored {at_login}");
+    assert_eq!(response.json()["expires"], sessiond::clock::rfc3339(at_login));
+
+    assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 200);
+    assert_eq!(stored_expiry(&server), server.clock_now() + 7200, "the next request wrote it");
+}
+
+/// Past the allowed lag the slide must be written: the request waits for
+/// the other writer and then writes.
+#[test]
+fn a_slide_past_the_allowed_lag_waits_for_the_lock_and_is_written() {
+    let server = TestServer::start_with(&[("DJANGO_SESSION_COOKIE_AGE", "7200")]);
+    let key = server.login("root", "root-password");
+    server.advance(61);
+    let mut holder = server.conn();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let release = std::thread::spawn(move || {
+        let tx = holder.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate);
+        let tx = tx.unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tx.commit().unwrap();
+    });
+    is_locked.recv().unwrap();
+
+    let response = server.get_with_cookie("/api/whoami", &key);
+
+    release.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(stored_expiry(&server), server.clock_now() + 7200);
+    assert_eq!(response.json()["expires"], sessiond::clock::rfc3339(server.clock_now() + 7200));
+}
+
 #[test]
 fn idle_past_the_cookie_age_signs_out() {
     let server = TestServer::start_with(&[("DJANGO_SESSION_COOKIE_AGE", "1000")]);
