@@ -9,11 +9,14 @@
 //!
 //! The slide is written only once the stored expiry lags the exact one by
 //! more than half of `Lifetime::allowed_lag`. Between half and the whole of
-//! it, the write is tried without waiting: when another writer (a cleanup,
-//! another process) holds the lock, it is put off to a later request and
-//! the cookie carries the stored expiry. Past the whole lag it waits for
-//! the lock like any write. So a request waits on someone else's write only
+//! it, the write is tried without waiting: when another writer (another
+//! worker's slide, a cleanup, another process) holds the lock, it is put off
+//! to a later request and the cookie carries the stored expiry. Past the
+//! whole lag it waits for the lock like any write; slides of this process
+//! queue on `App::slide_writes` rather than on SQLite's busy handler. So a request waits on someone else's write only
 //! when its session had no write for half the allowed lag.
+
+use std::sync::{PoisonError, TryLockError};
 
 use crate::clock::UnixTime;
 use crate::http::reply::{HttpError, Reply};
@@ -66,10 +69,19 @@ pub fn authenticate(worker: &Worker, request: &Request) -> Result<WebAuth, HttpE
         if lag > allowed / 2 {
             let save =
                 |conn: &rusqlite::Connection| web_sessions::save(conn, session.row_id, exact, now);
+            let slides = &worker.app.slide_writes;
             let saved = if lag > allowed {
+                let _turn = slides.lock().unwrap_or_else(PoisonError::into_inner);
                 Some(save(&worker.conn)?)
             } else {
-                crate::db::unless_busy(&worker.conn, save)?
+                match slides.try_lock() {
+                    Ok(_turn) => crate::db::unless_busy(&worker.conn, save)?,
+                    Err(TryLockError::Poisoned(poisoned)) => {
+                        let _turn = poisoned.into_inner();
+                        crate::db::unless_busy(&worker.conn, save)?
+                    }
+                    Err(TryLockError::WouldBlock) => None,
+                }
             };
             match saved {
                 Some(true) => {
