@@ -6,10 +6,12 @@
 //! database file, seeded with 10,000 users that each hold one web session and
 //! one JWT session, and drives both with `wrk` (2 threads, 32 keep-alive
 //! connections, 10 s) through a Lua script that rotates over all 10,000
-//! cookies or tokens. It then times `sessiond clear_expired_sessions` (run
-//! beside the server, as an operator would) over 1,000,000 expired web
-//! sessions and 100,000 expired JWT rows on the idle server, and the cookie
-//! scenario again while that cleanup runs. Before any timing,
+//! cookies or tokens: ceiling, cookie, bearer, twice, and the ceiling a third
+//! time; the table shows the means. It then times `sessiond
+//! clear_expired_sessions` (run beside the server, as an operator would) over
+//! 1,000,000 expired web sessions and 100,000 expired JWT rows on the idle
+//! server, and runs the cookie scenario again with that cleanup started five
+//! seconds into it. Before any timing,
 //! every cookie and token is checked to answer 200, and the stored expiry is
 //! checked to have slid; after the cookie run it is checked again.
 //!
@@ -62,13 +64,15 @@ const JWT_LIFETIME: i64 = 86_400;
 const WRK_THREADS: u32 = 2;
 const WRK_CONNECTIONS: u32 = 32;
 const WRK_SECONDS: u32 = 10;
-/// How long wrk runs before the cleanup starts in the "during cleanup"
-/// scenario. As in the cookie scenario, the clock jump before it makes the
-/// first request of every session write; that burst takes about half a
-/// second, and the cleanup starts after it, into the steady state that
-/// most of the cookie scenario's ten seconds measure. (With half a second,
-/// the cleanup's transaction landed on the burst: p99 326 ms.)
-const CLEANUP_LEAD: Duration = Duration::from_secs(2);
+/// Rounds of the ceiling, cookie and bearer scenarios; the table shows the
+/// means.
+const ROUNDS: usize = 2;
+/// When the cleanup starts in the "during cleanup" scenario, which is the
+/// cookie scenario again: half-way through its ten seconds, after the burst
+/// of writes that the clock jump causes at its start. The cleanup must end
+/// before the run does, so that the run holds all of it; a cleanup that
+/// outlasts it fails the bench.
+const CLEANUP_START: Duration = Duration::from_secs(5);
 const PATH: &str = "/api/whoami";
 const CEILING_BODY: &str =
     r#"{"username":"user00000","role":"user","auth":"session","expires":"2026-11-27T14:00:00Z"}"#;
@@ -149,9 +153,10 @@ fn run() -> anyhow::Result<ExitCode> {
 
     // The ceiling: tiny_http alone, with sessiond's worker-pool shape, in a
     // child process so that it shares nothing with the measured one. It is
-    // measured before and after the sessiond scenarios; the table uses the
-    // mean, so that a load change on the machine during the run counts
-    // against both sides alike.
+    // measured before, between and after [`ROUNDS`] rounds of the sessiond
+    // scenarios; the table uses the means, so that the machine's speed,
+    // which drifts by 15% within a run here, counts against both sides
+    // alike.
     let ceiling = Ceiling::spawn(workers)?;
     eprintln!("ceiling listening on http://{}", ceiling.addr);
     verify_all(ceiling.addr, &cookies_path, "Cookie", "sessionid=", |status, _, _| {
@@ -161,8 +166,8 @@ fn run() -> anyhow::Result<ExitCode> {
     let cookie_script = write_script(dir.path(), "cookie", &cookies_path, "Cookie", "sessionid=")?;
     let bearer_script =
         write_script(dir.path(), "bearer", &tokens_path, "Authorization", "Bearer ")?;
-    eprintln!("running: ceiling (first)");
-    let ceiling_first = wrk(ceiling.addr, &cookie_script, ceiling.pid)?;
+    eprintln!("running: ceiling (1)");
+    let mut ceiling_runs = vec![wrk(ceiling.addr, &cookie_script, ceiling.pid)?];
 
     // sessiond, in-process, on the seeded file.
     let clock = Arc::new(OffsetClock::default());
@@ -193,49 +198,55 @@ fn run() -> anyhow::Result<ExitCode> {
     })?;
     eprintln!("checked: every bearer token answers 200");
 
-    // Cookie whoami: the jump makes every stored expiry lag again, so the
-    // run writes each of the 10,000 sessions at least once.
-    clock.jump(CLOCK_JUMP);
-    let run_time = clock.now();
-    eprintln!("running: cookie whoami");
-    let (cookie_result, cookie_rss) =
-        with_peak_rss(|| wrk(addr, &cookie_script, std::process::id()))?;
-    let cookie_result = cookie_result?;
-    check_expiry_slid(&db_path, &cookies_path, lifetime, run_time)
-        .context("the cookie run did not slide every stored expiry")?;
+    let mut cookie_runs = Vec::new();
+    let mut bearer_runs = Vec::new();
+    let mut peak_rss = Vec::new();
+    for round in 1..=ROUNDS {
+        // Cookie whoami: the jump makes every stored expiry lag again, so
+        // the run writes each of the 10,000 sessions at least once.
+        clock.jump(CLOCK_JUMP);
+        let run_time = clock.now();
+        eprintln!("running: cookie whoami ({round})");
+        let (result, rss) = with_peak_rss(|| wrk(addr, &cookie_script, std::process::id()))?;
+        cookie_runs.push(result?);
+        peak_rss.push(rss);
+        check_expiry_slid(&db_path, &cookies_path, lifetime, run_time)
+            .context("the cookie run did not slide every stored expiry")?;
+
+        eprintln!("running: bearer whoami ({round})");
+        let (result, rss) = with_peak_rss(|| wrk(addr, &bearer_script, std::process::id()))?;
+        bearer_runs.push(result?);
+        peak_rss.push(rss);
+
+        eprintln!("running: ceiling ({})", round + 1);
+        ceiling_runs.push(wrk(ceiling.addr, &cookie_script, ceiling.pid)?);
+    }
+    ceiling.stop()?;
+    let ceiling_result = mean(&ceiling_runs);
+    let cookie_result = mean(&cookie_runs);
+    let bearer_result = mean(&bearer_runs);
+    rows.push(Row {
+        scenario: "ceiling (bare tiny_http)",
+        result: Some(ceiling_result),
+        note: format!("mean of {}, before, between and after", each_rate(&ceiling_runs)),
+    });
     rows.push(Row {
         scenario: "cookie whoami (sliding expiry)",
         result: Some(cookie_result),
-        note: String::from("all 10,000 stored expiries slid"),
+        note: format!(
+            "mean of {}; all 10,000 stored expiries slid in each",
+            each_rate(&cookie_runs)
+        ),
     });
-
-    eprintln!("running: bearer whoami");
-    let (bearer_result, bearer_rss) =
-        with_peak_rss(|| wrk(addr, &bearer_script, std::process::id()))?;
-    let bearer_result = bearer_result?;
-    rows.push(Row { scenario: "bearer whoami", result: Some(bearer_result), note: String::new() });
-
-    eprintln!("running: ceiling (second)");
-    let ceiling_second = wrk(ceiling.addr, &cookie_script, ceiling.pid)?;
-    ceiling.stop()?;
-    let ceiling_result = mean(ceiling_first, ceiling_second);
-    rows.insert(
-        0,
-        Row {
-            scenario: "ceiling (bare tiny_http)",
-            result: Some(ceiling_result),
-            note: format!(
-                "mean of {:.0} before and {:.0} after the sessiond runs",
-                ceiling_first.requests_per_second(),
-                ceiling_second.requests_per_second()
-            ),
-        },
-    );
+    rows.push(Row {
+        scenario: "bearer whoami",
+        result: Some(bearer_result),
+        note: format!("mean of {}", each_rate(&bearer_runs)),
+    });
 
     // Cleanup of 1.1 M expired rows on the idle server.
     let mut cleanup_idle = None;
     let mut during = None;
-    let mut during_rss = None;
     // SESSIOND_BENCH_QUICK=1 skips the cleanup scenarios while tuning the
     // request path; a run for the README never sets it.
     let quick = std::env::var_os("SESSIOND_BENCH_QUICK").is_some();
@@ -264,8 +275,8 @@ fn run() -> anyhow::Result<ExitCode> {
                 run.jwt
             );
 
-            // The cookie scenario again, for exactly as long as a cleanup of
-            // the same rows runs beside it.
+            // The cookie scenario again, with a cleanup of the same rows
+            // started half-way through it.
             eprintln!("seeding the expired rows again...");
             run_child(&["__seed-expired", &path_text(&db_path), &clock.now().to_string()])?;
             clock.jump(CLOCK_JUMP);
@@ -273,16 +284,24 @@ fn run() -> anyhow::Result<ExitCode> {
             let (outcome, rss) =
                 with_peak_rss(|| cookie_during_cleanup(addr, &cookie_script, &db_path))?;
             let (result, seconds, run) = outcome?;
-            during_rss = Some(rss);
-            during = Some(result);
+            peak_rss.push(rss);
+            let covered = CLEANUP_START.as_secs_f64() + seconds < f64::from(WRK_SECONDS);
+            if covered {
+                during = Some(result);
+            } else {
+                failures.push(format!(
+                    "the cleanup ({seconds:.2} s) outlasted the cookie run it was started in"
+                ));
+            }
             rows.push(Row {
                 scenario: "cookie whoami during cleanup",
                 result: Some(result),
                 note: format!(
-                    "wrk ran {:.1} s before the cleanup and until it ended; the cleanup took \
-                     {seconds:.2} s under load and cleared {} web + {} JWT; the wrk CPU \
-                     figure includes the cleanup process",
-                    CLEANUP_LEAD.as_secs_f64(),
+                    "the cleanup started {:.0} s into the run and took {seconds:.2} s under \
+                     load{}, clearing {} web + {} JWT; the wrk CPU figure includes the \
+                     cleanup process",
+                    CLEANUP_START.as_secs_f64(),
+                    if covered { "" } else { " (OUTLASTED the run)" },
                     run.web,
                     run.jwt,
                 ),
@@ -304,7 +323,7 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     running.stop();
 
-    let peak_rss_kib = [Some(cookie_rss), Some(bearer_rss), during_rss].into_iter().flatten().max();
+    let peak_rss_kib = peak_rss.into_iter().max();
     print_report(&Report {
         started_at,
         workers,
@@ -322,27 +341,20 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Runs wrk beside a cleanup of the seeded expired rows: wrk starts first,
-/// the cleanup [`CLEANUP_LEAD`] later, and wrk is stopped (SIGINT, which
-/// makes it report) as soon as the cleanup ends.
+/// The cookie scenario (wrk for [`WRK_SECONDS`]) with a cleanup of the
+/// seeded expired rows started [`CLEANUP_START`] into it; returns wrk's
+/// figures, the cleanup's wall time and what it cleared.
 fn cookie_during_cleanup(
     addr: SocketAddr,
     script: &Path,
     db_path: &Path,
 ) -> anyhow::Result<(WrkResult, f64, Cleared)> {
     let cpu_before = Cpu::now(std::process::id())?;
-    let child = spawn_wrk(addr, script, 120)?;
-    std::thread::sleep(CLEANUP_LEAD);
-    let cleanup = {
-        let db_path = db_path.to_path_buf();
-        std::thread::spawn(move || timed_cleanup(&db_path))
-    };
-    let cleanup_outcome =
-        cleanup.join().map_err(|_| anyhow::anyhow!("the cleanup thread panicked"));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let child = spawn_wrk(addr, script, WRK_SECONDS)?;
+    std::thread::sleep(CLEANUP_START);
+    let cleanup = timed_cleanup(db_path);
     let result = finish_wrk(child, std::process::id(), cpu_before)?;
-    status.context("failed to stop wrk")?;
-    let (seconds, run) = cleanup_outcome??;
+    let (seconds, run) = cleanup?;
     Ok((result, seconds, run))
 }
 
@@ -741,18 +753,33 @@ fn wrk(addr: SocketAddr, script: &Path, server_pid: u32) -> anyhow::Result<WrkRe
     finish_wrk(spawn_wrk(addr, script, WRK_SECONDS)?, server_pid, cpu_before)
 }
 
-/// The mean of two runs of the same scenario.
-fn mean(a: WrkResult, b: WrkResult) -> WrkResult {
-    let half = |x: u64, y: u64| (x + y) / 2;
+/// The mean of several runs of the same scenario: requests over the total
+/// time, the mean of each latency percentile and of the CPU figures, the
+/// largest maximum and all the errors.
+fn mean(runs: &[WrkResult]) -> WrkResult {
+    let count = runs.len().max(1) as u64;
+    let sum = |field: fn(&WrkResult) -> u64| runs.iter().map(field).sum::<u64>();
+    let sum_f = |field: fn(&WrkResult) -> f64| runs.iter().map(field).sum::<f64>();
     WrkResult {
-        requests: a.requests + b.requests,
-        duration_us: a.duration_us + b.duration_us,
-        p50_us: half(a.p50_us, b.p50_us),
-        p99_us: half(a.p99_us, b.p99_us),
-        max_us: a.max_us.max(b.max_us),
-        errors: a.errors + b.errors,
-        server_cpu_us: (a.server_cpu_us + b.server_cpu_us) / 2.0,
-        wrk_cpu_us: (a.wrk_cpu_us + b.wrk_cpu_us) / 2.0,
+        requests: sum(|run| run.requests),
+        duration_us: sum(|run| run.duration_us),
+        p50_us: sum(|run| run.p50_us) / count,
+        p99_us: sum(|run| run.p99_us) / count,
+        max_us: runs.iter().map(|run| run.max_us).max().unwrap_or(0),
+        errors: sum(|run| run.errors),
+        server_cpu_us: sum_f(|run| run.server_cpu_us) / count as f64,
+        wrk_cpu_us: sum_f(|run| run.wrk_cpu_us) / count as f64,
+    }
+}
+
+/// Each run's requests per second, for the notes: `61234, 58765 and 60012`.
+fn each_rate(runs: &[WrkResult]) -> String {
+    let rates: Vec<String> =
+        runs.iter().map(|run| format!("{:.0}", run.requests_per_second())).collect();
+    match rates.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -797,7 +824,14 @@ fn with_peak_rss<T>(phase: impl FnOnce() -> T) -> anyhow::Result<(T, u64)> {
         .context("failed to reset the peak RSS (`/proc/self/clear_refs`)")?;
     eprintln!("  RSS at the start of the phase: {} KiB", status_kib("VmRSS")?);
     let value = phase();
-    Ok((value, status_kib("VmHWM")?))
+    let peak = status_kib("VmHWM")?;
+    eprintln!(
+        "  peak RSS of the phase: {peak} KiB (at its end: anonymous {} KiB, files {} KiB, shared memory {} KiB)",
+        status_kib("RssAnon")?,
+        status_kib("RssFile")?,
+        status_kib("RssShmem")?
+    );
+    Ok((value, peak))
 }
 
 fn status_kib(field: &str) -> anyhow::Result<u64> {

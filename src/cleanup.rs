@@ -48,10 +48,12 @@ pub const KEEP_LIVE_MAX: usize = 50_000;
 /// over a million rows.
 const BATCH_PAUSE: Duration = Duration::from_millis(3);
 
-/// The page cache of the cleaning connection while it cleans, in KiB. The
-/// unique indexes on random keys (`key_hash`, `jti`) get a delete on nearly
-/// every page in each batch; with the default 2 MiB cache each batch would
-/// read them all again.
+/// The page cache of the cleaning connection while it deletes in batches,
+/// in KiB. The unique indexes on random keys (`key_hash`, `jti`) get a
+/// delete on nearly every page in each batch; with the default 2 MiB cache
+/// each batch would read them all again. Emptying a table reads each page
+/// once and gains nothing from it, so it keeps the default: in `serve` the
+/// timer cleans on its own connection, inside the server's memory.
 const CLEANUP_CACHE_KIB: i64 = 64 * 1024;
 
 /// WAL pages after which a commit of the cleaning connection checkpoints,
@@ -233,33 +235,39 @@ fn clear_table(
 ) -> anyhow::Result<()> {
     let (expired, live) = (table.count_expired_and_live)(conn, now)?;
     if expired > live && live <= KEEP_LIVE_MAX {
-        *deleted += without_foreign_keys(conn, |conn| {
+        // SQLite empties a table without visiting its rows only when no
+        // foreign key needs checking; the rows taken out and put back break
+        // none.
+        *deleted += with_pragma(conn, "foreign_keys", 0, |conn| {
             in_batch(conn, stop, |tx| (table.delete_expired_keeping_live)(tx, now))
         })?;
         return Ok(());
     }
-    loop {
-        let batch = in_batch(conn, stop, |tx| (table.delete_expired_batch)(tx, now, BATCH_SIZE))?;
-        *deleted += batch;
-        if batch < BATCH_SIZE {
-            return Ok(());
+    with_pragma(conn, "cache_size", -CLEANUP_CACHE_KIB, |conn| {
+        loop {
+            let batch =
+                in_batch(conn, stop, |tx| (table.delete_expired_batch)(tx, now, BATCH_SIZE))?;
+            *deleted += batch;
+            if batch < BATCH_SIZE {
+                return Ok(());
+            }
+            std::thread::sleep(BATCH_PAUSE);
         }
-        std::thread::sleep(BATCH_PAUSE);
-    }
+    })
 }
 
-/// Runs `work` with this connection's foreign keys off, and turns them back
-/// on after it, whatever it returns. SQLite empties a table without visiting
-/// its rows only when no foreign key needs checking; the rows that
-/// [`TableCleanup::delete_expired_keeping_live`] takes out and puts back
-/// break none.
-fn without_foreign_keys<T>(
+/// Runs `work` with the connection's integer pragma `name` set to `value`,
+/// and puts the previous value back after it, whatever it returns.
+fn with_pragma<T>(
     conn: &mut Connection,
+    name: &str,
+    value: i64,
     work: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    conn.pragma_update(None, "foreign_keys", false)?;
+    let previous: i64 = conn.pragma_query_value(None, name, |row| row.get(0))?;
+    conn.pragma_update(None, name, value)?;
     let result = work(conn);
-    let restored = conn.pragma_update(None, "foreign_keys", true);
+    let restored = conn.pragma_update(None, name, previous);
     let value = result?;
     restored?;
     Ok(value)
@@ -285,21 +293,18 @@ fn in_batch(
 /// What [`widen_connection`] changed, to put back.
 #[derive(Debug, Clone, Copy)]
 struct ConnectionSettings {
-    cache_size: i64,
     wal_autocheckpoint: i64,
     temp_store: i64,
 }
 
-/// Gives the connection a larger page cache and rarer checkpoints for the
+/// Gives the connection rarer checkpoints and a temp store in memory for the
 /// length of a cleanup; these are settings of this connection only.
 fn widen_connection(conn: &Connection) -> anyhow::Result<ConnectionSettings> {
     let previous = ConnectionSettings {
-        cache_size: conn.pragma_query_value(None, "cache_size", |row| row.get(0))?,
         wal_autocheckpoint: conn
             .pragma_query_value(None, "wal_autocheckpoint", |row| row.get(0))?,
         temp_store: conn.pragma_query_value(None, "temp_store", |row| row.get(0))?,
     };
-    conn.pragma_update(None, "cache_size", -CLEANUP_CACHE_KIB)?;
     conn.pragma_update(None, "wal_autocheckpoint", CLEANUP_AUTOCHECKPOINT_PAGES)?;
     // The live rows set aside stay in memory, not in a file in a temp folder.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -309,7 +314,6 @@ fn widen_connection(conn: &Connection) -> anyhow::Result<ConnectionSettings> {
 /// Puts the connection's settings back and checkpoints the WAL, so that the
 /// next request to write does not pay for the cleanup's checkpoint.
 fn restore_connection(conn: &Connection, previous: ConnectionSettings) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "cache_size", previous.cache_size)?;
     conn.pragma_update(None, "wal_autocheckpoint", previous.wal_autocheckpoint)?;
     conn.pragma_update(None, "temp_store", previous.temp_store)?;
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))

@@ -17,6 +17,14 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 /// giving up with "database is locked".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The page cache of each connection, in KiB. Every worker has its own
+/// connection, and in WAL mode a connection drops its whole cache whenever
+/// another one commits, so SQLite's default (2,000 KiB) mostly holds pages
+/// that will be thrown away: in `cargo bench --bench http` it made the
+/// server's peak RSS 37.7 MiB against 20.8 MiB with this value, at the same
+/// throughput. Pages not cached come from the OS's file cache.
+pub const PAGE_CACHE_KIB: i64 = 512;
+
 /// Runs `write` on `conn` without waiting for another writer: `Ok(None)`
 /// when the database is locked at this moment, where a plain write would
 /// wait up to [`BUSY_TIMEOUT`]. For writes that may be put off, such as a
@@ -112,6 +120,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(64);
+    conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     Ok(conn)
 }
 
