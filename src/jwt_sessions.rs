@@ -147,7 +147,7 @@ pub fn count_expired_and_live(
 pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite::Result<usize> {
     conn.execute(
         "CREATE TEMP TABLE cleanup_live_jwt_sessions AS
-         SELECT * FROM jwt_sessions WHERE expires_at > ?1",
+         SELECT * FROM jwt_sessions WHERE expires_at > ?1 ORDER BY seq",
         params![now],
     )?;
     let all = conn.execute("DELETE FROM jwt_sessions", [])?;

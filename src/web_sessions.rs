@@ -169,14 +169,18 @@ pub fn find_live(
 pub fn save(
     conn: &Connection,
     row_id: i64,
+    key_hash: &KeyHash,
     expire_date: UnixTime,
     now: UnixTime,
 ) -> rusqlite::Result<bool> {
+    // The key hash too: a row id can be given to a new session once the
+    // session read earlier is gone.
     let changed = conn
         .prepare_cached(
-            "UPDATE web_sessions SET expire_date = ?2, last_activity = ?3 WHERE id = ?1",
+            "UPDATE web_sessions SET expire_date = ?3, last_activity = ?4
+             WHERE id = ?1 AND key_hash = ?2",
         )?
-        .execute(params![row_id, expire_date, now])?;
+        .execute(params![row_id, &key_hash.0[..], expire_date, now])?;
     Ok(changed == 1)
 }
 
@@ -266,7 +270,7 @@ pub fn count_expired_and_live(
 pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite::Result<usize> {
     conn.execute(
         "CREATE TEMP TABLE cleanup_live_web_sessions AS
-         SELECT * FROM web_sessions WHERE expire_date > ?1",
+         SELECT * FROM web_sessions WHERE expire_date > ?1 ORDER BY id",
         params![now],
     )?;
     let all = conn.execute("DELETE FROM web_sessions", [])?;

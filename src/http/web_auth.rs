@@ -8,15 +8,17 @@
 //! sent again; [`WebAuth::finish`] adds that Set-Cookie to the reply.
 //!
 //! The slide is written only once the stored expiry lags the exact one by
-//! more than half of `Lifetime::allowed_lag`. Between half and the whole of
-//! it, the write is tried without waiting: when another writer (another
-//! worker's slide, a cleanup, another process) holds the lock, it is put off
-//! to a later request and the cookie carries the stored expiry. Past the
-//! whole lag it waits for the lock like any write; slides of this process
-//! queue on `App::slide_writes` rather than on SQLite's busy handler. So a request waits on someone else's write only
+//! more than half of `Lifetime::allowed_lag`. Slides of this process take
+//! turns on `App::slide_writes` (a mutex wakes the next one at once, where
+//! SQLite's busy handler would poll with growing sleeps), and each tries its
+//! write without waiting on SQLite. When another writer holds SQLite's lock
+//! (a cleanup, a login, another process), a slide within the allowed lag is
+//! put off to a later request and the cookie carries the stored expiry;
+//! past the allowed lag it waits for the lock like any write, after giving
+//! up its turn. So a request waits on someone else's write only
 //! when its session had no write for half the allowed lag.
 
-use std::sync::{PoisonError, TryLockError};
+use std::sync::PoisonError;
 
 use crate::clock::UnixTime;
 use crate::http::reply::{HttpError, Reply};
@@ -67,21 +69,18 @@ pub fn authenticate(worker: &Worker, request: &Request) -> Result<WebAuth, HttpE
         let lag = (exact - session.expire_date).abs();
         let allowed = lifetime.allowed_lag();
         if lag > allowed / 2 {
-            let save =
-                |conn: &rusqlite::Connection| web_sessions::save(conn, session.row_id, exact, now);
-            let slides = &worker.app.slide_writes;
-            let saved = if lag > allowed {
-                let _turn = slides.lock().unwrap_or_else(PoisonError::into_inner);
-                Some(save(&worker.conn)?)
-            } else {
-                match slides.try_lock() {
-                    Ok(_turn) => crate::db::unless_busy(&worker.conn, save)?,
-                    Err(TryLockError::Poisoned(poisoned)) => {
-                        let _turn = poisoned.into_inner();
-                        crate::db::unless_busy(&worker.conn, save)?
-                    }
-                    Err(TryLockError::WouldBlock) => None,
-                }
+            let save = |conn: &rusqlite::Connection| {
+                web_sessions::save(conn, session.row_id, &session.key_hash, exact, now)
+            };
+            // The turn is held only for a write that does not wait on
+            // SQLite, so a slide never waits behind another process's lock
+            // while holding up this process's slides.
+            let turn = worker.app.slide_writes.lock().unwrap_or_else(PoisonError::into_inner);
+            let saved = crate::db::unless_busy(&worker.conn, save)?;
+            drop(turn);
+            let saved = match saved {
+                None if lag > allowed => Some(save(&worker.conn)?),
+                saved => saved,
             };
             match saved {
                 Some(true) => {

@@ -259,6 +259,31 @@ fn failed_cleanup_is_recorded_and_returned_as_an_error() {
     assert!(!runs[0].is_ok());
     assert!(runs[0].outcome.contains("injected failure"), "{}", runs[0].outcome);
     assert_eq!(count(&conn, "web_sessions"), 1, "the failed batch was rolled back");
+    let foreign_keys: bool =
+        conn.pragma_query_value(None, "foreign_keys", |row| row.get(0)).unwrap();
+    assert!(foreign_keys, "the failed run turned the connection's foreign keys back on");
+}
+
+/// The same failure when most rows are live, so that the cleanup deletes in
+/// batches.
+#[test]
+fn failed_batched_cleanup_is_recorded_and_keeps_every_row() {
+    let (_dir, mut conn, user) = open_temp();
+    web_session(&conn, &user, START - 10_000, 100);
+    web_session(&conn, &user, START, 100);
+    web_session(&conn, &user, START, 100);
+    break_web_session_deletes(&conn);
+
+    let error = cleanup::clear_expired(&mut conn, START, Trigger::Command).unwrap_err();
+
+    assert!(format!("{error:#}").contains("injected failure"), "{error:#}");
+    let runs = cleanup::recent_runs(&conn, 10).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].outcome.contains("injected failure"), "{}", runs[0].outcome);
+    assert_eq!(count(&conn, "web_sessions"), 3, "the failed batch was rolled back");
+    mend_web_session_deletes(&conn);
+    let run = cleanup::clear_expired(&mut conn, START, Trigger::Command).unwrap();
+    assert_eq!(run.web_deleted, 1);
 }
 
 /// Seconds since the epoch by the real clock, which the CLI uses.
