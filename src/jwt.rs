@@ -128,7 +128,8 @@ fn verify_with_start(
 }
 
 /// How many passed tokens a [`Verifier`] remembers; when full, it forgets
-/// them all and starts again. At about 150 bytes each, at most ~2.5 MiB.
+/// them all and starts again. At about 190 bytes each (hash, claims, the
+/// map's own room), about 3 MiB when full.
 pub const REMEMBERED_MAX: usize = 16_384;
 
 /// Verifies tokens as [`verify`] does, remembering those that passed.

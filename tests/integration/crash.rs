@@ -193,14 +193,18 @@ fn expired_web_sessions(conn: &rusqlite::Connection) -> i64 {
     .unwrap()
 }
 
-#[test]
-fn sigkill_during_a_large_cleanup_loses_nothing_acknowledged() {
+/// Seeds `backlog` expired and `live` live web sessions, starts the load and
+/// then `sessiond clear_expired_sessions` beside the server, kills both with
+/// SIGKILL once `in_the_middle` says the cleanup is under way, checks that
+/// nothing acknowledged was lost and that a second run finishes the job.
+/// Returns how many expired sessions the kill left.
+fn kill_during_a_cleanup(
+    backlog: i64,
+    live: i64,
+    in_the_middle: impl Fn(&rusqlite::Connection) -> bool,
+) -> i64 {
     let dir = tempfile::tempdir().unwrap();
     let db_path = prepare_database(dir.path());
-    let backlog = 8 * sessiond::cleanup::BATCH_SIZE as i64;
-    // More live rows than the cleanup empties and refills a table with, so
-    // that it deletes in batches: a kill lands between two of them.
-    let live = sessiond::cleanup::KEEP_LIVE_MAX as i64 + 1;
     {
         let mut conn = sessiond::db::open(&db_path).unwrap();
         let alice = sessiond::users::find_by_username(&conn, "alice").unwrap().unwrap();
@@ -240,13 +244,10 @@ fn sigkill_during_a_large_cleanup_loses_nothing_acknowledged() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("run clear_expired_sessions");
-    // Kill both once the cleanup is well under way.
     let conn = sessiond::db::connect(&db_path).unwrap();
     let started = Instant::now();
-    while expired_web_sessions(&conn) > backlog * 3 / 4
-        && started.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(5));
+    while !in_the_middle(&conn) && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(1));
     }
     for pid in [cleanup.id(), server.pid()] {
         let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
@@ -258,10 +259,6 @@ fn sigkill_during_a_large_cleanup_loses_nothing_acknowledged() {
     }
     let left = expired_web_sessions(&conn);
     drop(conn);
-    assert!(
-        left > 0 && left < backlog,
-        "the kill did not land mid-cleanup: {left} of {backlog} left"
-    );
 
     assert_nothing_acknowledged_was_lost(dir.path(), &acknowledged.lock().unwrap());
     // A second run finishes the job.
@@ -274,4 +271,37 @@ fn sigkill_during_a_large_cleanup_loses_nothing_acknowledged() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let conn = sessiond::db::connect(&db_path).unwrap();
     assert_eq!(expired_web_sessions(&conn), 0);
+    left
+}
+
+/// With more live rows than the cleanup empties a table with, it deletes in
+/// batches: a kill lands between two of them.
+#[test]
+fn sigkill_during_a_batched_cleanup_loses_nothing_acknowledged() {
+    let backlog = 8 * sessiond::cleanup::BATCH_SIZE as i64;
+    let live = sessiond::cleanup::KEEP_LIVE_MAX as i64 + 1;
+    let left =
+        kill_during_a_cleanup(backlog, live, |conn| expired_web_sessions(conn) <= backlog * 3 / 4);
+    assert!(
+        left > 0 && left < backlog,
+        "the kill did not land mid-cleanup: {left} of {backlog} left"
+    );
+}
+
+/// With few live rows the cleanup empties the table in one transaction: a
+/// kill while it holds the write lock must leave every row as it was.
+#[test]
+fn sigkill_while_a_cleanup_empties_the_table_loses_nothing_acknowledged() {
+    let backlog = 8 * sessiond::cleanup::BATCH_SIZE as i64;
+    // The server's own writes hold the lock for well under a millisecond;
+    // the cleanup's transaction holds it for longer than five polls.
+    let busy_polls = std::cell::Cell::new(0);
+    let left = kill_during_a_cleanup(backlog, 0, |conn| {
+        let free =
+            sessiond::db::unless_busy(conn, |conn| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK"))
+                .unwrap();
+        busy_polls.set(if free.is_some() { 0 } else { busy_polls.get() + 1 });
+        busy_polls.get() >= 5
+    });
+    assert_eq!(left, backlog, "a cleanup killed in its transaction deletes nothing");
 }
