@@ -2,7 +2,9 @@
 //! the middle of logins and revocations, restarted on the same file, and
 //! everything it acknowledged is still so: the file passes
 //! `PRAGMA integrity_check`, every login whose response arrived still works,
-//! every revocation or logout whose response arrived still holds.
+//! every revocation or logout whose response arrived still holds. A login
+//! whose logout was sent but not answered may be either (see
+//! [`Acknowledged`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -52,12 +54,19 @@ fn graphql(
 }
 
 /// What the server acknowledged before it died.
+///
+/// A logout sent but not answered leaves its session in doubt: the server
+/// may have committed the logout and died before its answer went out, so
+/// the session is neither acknowledged live nor acknowledged ended, and is
+/// checked only for an answer of one or the other.
 #[derive(Default)]
 struct Acknowledged {
     live_cookies: Vec<String>,
     ended_cookies: Vec<String>,
     live_tokens: Vec<String>,
     revoked_tokens: Vec<String>,
+    in_doubt_cookies: Vec<String>,
+    in_doubt_tokens: Vec<String>,
 }
 
 /// Web logins, every other one followed by a logout, until the server dies.
@@ -73,6 +82,9 @@ fn web_load(addr: SocketAddr, acknowledged: &Mutex<Acknowledged>) {
             let header = format!("sessionid={cookie}");
             let Some(logout) = try_request(addr, "POST", "/logout", &[("Cookie", &header)], "")
             else {
+                let mut acknowledged = acknowledged.lock().unwrap();
+                acknowledged.live_cookies.retain(|live| *live != cookie);
+                acknowledged.in_doubt_cookies.push(cookie);
                 return;
             };
             assert_eq!(logout.status, 303);
@@ -96,6 +108,9 @@ fn api_load(addr: SocketAddr, acknowledged: &Mutex<Acknowledged>) {
             let Some(logout) =
                 graphql(addr, "mutation { logout }", serde_json::json!({}), Some(&token))
             else {
+                let mut acknowledged = acknowledged.lock().unwrap();
+                acknowledged.live_tokens.retain(|live| *live != token);
+                acknowledged.in_doubt_tokens.push(token);
                 return;
             };
             assert_eq!(logout.json()["data"]["logout"], true, "{}", logout.body);
@@ -131,11 +146,17 @@ fn start_load(
 #[track_caller]
 fn assert_nothing_acknowledged_was_lost(dir: &std::path::Path, acknowledged: &Acknowledged) {
     assert!(
-        acknowledged.live_cookies.len() + acknowledged.ended_cookies.len() >= 4,
+        acknowledged.live_cookies.len()
+            + acknowledged.ended_cookies.len()
+            + acknowledged.in_doubt_cookies.len()
+            >= 4,
         "too little load to mean anything"
     );
     assert!(
-        acknowledged.live_tokens.len() + acknowledged.revoked_tokens.len() >= 4,
+        acknowledged.live_tokens.len()
+            + acknowledged.revoked_tokens.len()
+            + acknowledged.in_doubt_tokens.len()
+            >= 4,
         "too little load to mean anything"
     );
     let conn = sessiond::db::connect(&dir.join("sessiond.sqlite3")).expect("the file opens");
@@ -161,6 +182,12 @@ fn assert_nothing_acknowledged_was_lost(dir: &std::path::Path, acknowledged: &Ac
     }
     for token in &acknowledged.revoked_tokens {
         assert_eq!(whoami_token(token), 401, "an acknowledged revocation was undone");
+    }
+    for cookie in &acknowledged.in_doubt_cookies {
+        assert!(matches!(whoami_cookie(cookie), 200 | 401), "a web session in doubt");
+    }
+    for token in &acknowledged.in_doubt_tokens {
+        assert!(matches!(whoami_token(token), 200 | 401), "an API login in doubt");
     }
 }
 
