@@ -26,9 +26,9 @@ pub struct App {
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
     pub secrets: Secrets,
-    /// The HS256 key for login JWTs, made once from the secret.
-    pub jwt_key: jwt_simple::algorithms::HS256Key,
-    /// Verifies bearer tokens with `jwt_key`, remembering those that passed.
+    /// Holds the HS256 key for login JWTs, made once from the secret: it
+    /// verifies bearer tokens, remembering those that passed, and its key
+    /// signs new ones.
     pub jwt_verifier: crate::jwt::Verifier,
     pub lifetime: Lifetime,
     pub throttle: Throttle,
@@ -91,8 +91,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
     let app = Arc::new(App {
         settings,
         clock: options.clock,
-        jwt_verifier: crate::jwt::Verifier::new(jwt_key.clone()),
-        jwt_key,
+        jwt_verifier: crate::jwt::Verifier::new(jwt_key),
         secrets,
         lifetime,
         throttle: Throttle::new(),

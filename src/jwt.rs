@@ -155,6 +155,11 @@ impl Verifier {
         Verifier { key, capacity, passed: Mutex::new(HashMap::new()) }
     }
 
+    /// The key tokens are verified with, which also signs new ones.
+    pub fn key(&self) -> &HS256Key {
+        &self.key
+    }
+
     /// The same answer as [`verify`] with this key. A token that passed
     /// before is answered from memory, its `iat`/`nbf` and `exp` checked
     /// against `now` again; any other token is verified in full.

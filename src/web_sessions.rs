@@ -139,27 +139,17 @@ pub fn find_live(
     key_hash: &KeyHash,
     now: UnixTime,
 ) -> rusqlite::Result<Option<WebSession>> {
-    // The user columns are those of `users::user_from_columns`.
+    // The columns are those of `session_with_user`.
     conn.prepare_cached(
-        "SELECT web_sessions.id, web_sessions.created, web_sessions.last_activity,
-                web_sessions.expire_date, web_sessions.client_addr, web_sessions.user_agent,
+        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
+                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
+                web_sessions.user_agent,
                 users.id, users.username, users.email, users.is_superuser, users.is_staff,
                 users.is_active
          FROM web_sessions JOIN users ON users.id = web_sessions.user_id
          WHERE web_sessions.key_hash = ?1 AND web_sessions.expire_date > ?2 AND users.is_active",
     )?
-    .query_row(params![&key_hash.0[..], now], |row| {
-        Ok(WebSession {
-            row_id: row.get(0)?,
-            key_hash: *key_hash,
-            created: row.get(1)?,
-            last_activity: row.get(2)?,
-            expire_date: row.get(3)?,
-            client_addr: row.get(4)?,
-            user_agent: row.get(5)?,
-            user: user_from_columns(row, 6)?,
-        })
-    })
+    .query_row(params![&key_hash.0[..], now], session_with_user)
     .optional()
 }
 
@@ -209,22 +199,17 @@ pub fn delete_for_user_except(
 
 /// A user's sessions, live and expired, newest first.
 pub fn list_for_user(conn: &Connection, user: &User) -> rusqlite::Result<Vec<WebSession>> {
+    // The columns are those of `session_with_user`.
     let mut statement = conn.prepare_cached(
-        "SELECT id, key_hash, created, last_activity, expire_date, client_addr, user_agent
-         FROM web_sessions WHERE user_id = ?1 ORDER BY id DESC LIMIT 500",
+        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
+                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
+                web_sessions.user_agent,
+                users.id, users.username, users.email, users.is_superuser, users.is_staff,
+                users.is_active
+         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
+         WHERE web_sessions.user_id = ?1 ORDER BY web_sessions.id DESC LIMIT 500",
     )?;
-    let rows = statement.query_map(params![user.id], |row| {
-        Ok(WebSession {
-            row_id: row.get(0)?,
-            key_hash: key_hash_from_column(row, 1)?,
-            created: row.get(2)?,
-            last_activity: row.get(3)?,
-            expire_date: row.get(4)?,
-            client_addr: row.get(5)?,
-            user_agent: row.get(6)?,
-            user: user.clone(),
-        })
-    })?;
+    let rows = statement.query_map(params![user.id], session_with_user)?;
     rows.collect()
 }
 
@@ -282,8 +267,7 @@ pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite
 
 /// Reads a 32-byte key hash from a BLOB column.
 pub fn key_hash_from_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<KeyHash> {
-    let bytes: Vec<u8> = row.get(index)?;
-    let array: [u8; 32] = bytes.try_into().map_err(|_| {
+    let array: [u8; 32] = row.get_ref(index)?.as_blob()?.try_into().map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(
             index,
             rusqlite::types::Type::Blob,
@@ -489,19 +473,24 @@ pub fn find_by_row_id(conn: &Connection, row_id: i64) -> rusqlite::Result<Option
          FROM web_sessions JOIN users ON users.id = web_sessions.user_id
          WHERE web_sessions.id = ?1",
     )?
-    .query_row(params![row_id], |row| {
-        Ok(WebSession {
-            row_id: row.get(0)?,
-            key_hash: key_hash_from_column(row, 1)?,
-            created: row.get(2)?,
-            last_activity: row.get(3)?,
-            expire_date: row.get(4)?,
-            client_addr: row.get(5)?,
-            user_agent: row.get(6)?,
-            user: user_from_columns(row, 7)?,
-        })
-    })
+    .query_row(params![row_id], session_with_user)
     .optional()
+}
+
+/// A session and its user from the columns `id, key_hash, created,
+/// last_activity, expire_date, client_addr, user_agent`, then those of
+/// `users::user_from_columns`.
+fn session_with_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<WebSession> {
+    Ok(WebSession {
+        row_id: row.get(0)?,
+        key_hash: key_hash_from_column(row, 1)?,
+        created: row.get(2)?,
+        last_activity: row.get(3)?,
+        expire_date: row.get(4)?,
+        client_addr: row.get(5)?,
+        user_agent: row.get(6)?,
+        user: user_from_columns(row, 7)?,
+    })
 }
 
 /// How many web sessions are live and how many have expired.

@@ -306,7 +306,7 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
         return Err(coded_error("Invalid credentials", "InvalidCredentials"));
     }
     app.throttle.succeeded(attempt);
-    let token = jwt::issue(&app.jwt_key, &verified.user, &jti, now, expires_at)
+    let token = jwt::issue(app.jwt_verifier.key(), &verified.user, &jti, now, expires_at)
         .map_err(|error| context.fail(error))?;
     context.issued_jti.replace(Some(jti));
     Ok(LoginResponse { token, expires: rfc3339(expires_at) })

@@ -64,20 +64,53 @@ fn start_load(
         .collect()
 }
 
+/// A `sessiond serve` on a fresh database with `users` added (password
+/// `<name>-password`), under the load of [`start_load`].
+struct UnderLoad {
+    dir: tempfile::TempDir,
+    db: String,
+    server: ServeProcess,
+    stop: Arc<AtomicBool>,
+    statuses: Arc<Mutex<Vec<u16>>>,
+    load: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl UnderLoad {
+    fn start(users: &[&str]) -> UnderLoad {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = prepare_database(dir.path());
+        let conn = sessiond::db::open(&db_path).unwrap();
+        for name in users {
+            users::create(&conn, name, "", &format!("{name}-password"), Role::User, 0).unwrap();
+        }
+        drop(conn);
+        let server = ServeProcess::start(dir.path(), &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let load = start_load(&server, &stop, &statuses);
+        let db = db_path.display().to_string();
+        UnderLoad { dir, db, server, stop, statuses, load }
+    }
+
+    /// Stops the load and the server: enough requests went through, none
+    /// got a 5xx, and the server never logged a locked database.
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.load {
+            thread.join().expect("load thread");
+        }
+        let statuses = self.statuses.lock().unwrap();
+        assert!(statuses.len() >= 10, "too little load to mean anything: {}", statuses.len());
+        assert!(statuses.iter().all(|status| *status < 500), "{statuses:?}");
+        let output = self.server.signal_and_wait("TERM");
+        assert!(!output.contains("locked"), "{output}");
+    }
+}
+
 #[test]
 fn user_commands_under_load_never_see_a_locked_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = prepare_database(dir.path());
-    let conn = sessiond::db::open(&db_path).unwrap();
-    for name in ["carol", "dave"] {
-        users::create(&conn, name, "", &format!("{name}-password"), Role::User, 0).unwrap();
-    }
-    drop(conn);
-    let mut server = ServeProcess::start(dir.path(), &[]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let statuses = Arc::new(Mutex::new(Vec::new()));
-    let load = start_load(&server, &stop, &statuses);
-    let db = db_path.display().to_string();
+    let under_load = UnderLoad::start(&["carol", "dave"]);
+    let (dir, db, server) = (&under_load.dir, &under_load.db, &under_load.server);
 
     for round in 0..3 {
         let carol_password = format!("carol-password-{round}");
@@ -86,29 +119,22 @@ fn user_commands_under_load_never_see_a_locked_database() {
         } else {
             format!("carol-password-{}", round - 1)
         };
-        let (carol_cookie, carol_bearer) = sign_in(&server, "carol", &old_carol_password);
-        let (dave_cookie, dave_bearer) = sign_in(&server, "dave", "dave-password");
+        let (carol_cookie, carol_bearer) = sign_in(server, "carol", &old_carol_password);
+        let (dave_cookie, dave_bearer) = sign_in(server, "dave", "dave-password");
 
         type Command<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
         let commands: [Command<'_>; 5] = [
             (
-                vec!["--db", &db, "changepassword", "carol"],
+                vec!["changepassword", "carol"],
                 vec![("DJANGO_SUPERUSER_PASSWORD", carol_password.as_str())],
             ),
-            (vec!["--db", &db, "deactivateuser", "dave"], vec![]),
-            (vec!["--db", &db, "activateuser", "dave"], vec![]),
-            (vec!["--db", &db, "clear_expired_sessions"], vec![]),
-            (vec!["--db", &db, "config"], vec![]),
+            (vec!["deactivateuser", "dave"], vec![]),
+            (vec!["activateuser", "dave"], vec![]),
+            (vec!["clear_expired_sessions"], vec![]),
+            (vec!["config"], vec![]),
         ];
         for (number, (args, env)) in commands.iter().enumerate() {
-            let output = run_cli(dir.path(), args, env, None);
-            let printed = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            assert!(output.status.success(), "`{}` failed: {printed}", args.join(" "));
-            assert!(!printed.contains("locked"), "{printed}");
+            run_ok(dir.path(), db, args, env);
             if number == 1 {
                 // Deactivated: dave's sessions are refused at once.
                 assert_eq!(server.get("/api/whoami", &[("Cookie", &dave_cookie)]).status, 401);
@@ -123,27 +149,19 @@ fn user_commands_under_load_never_see_a_locked_database() {
         assert_eq!(server.get("/api/whoami", &[("Authorization", &carol_bearer)]).status, 401);
         // Reactivated dave signs in again; his old sessions stay ended.
         assert_eq!(server.get("/api/whoami", &[("Cookie", &dave_cookie)]).status, 401);
-        sign_in(&server, "dave", "dave-password");
+        sign_in(server, "dave", "dave-password");
     }
 
-    stop.store(true, Ordering::SeqCst);
-    for thread in load {
-        thread.join().expect("load thread");
-    }
-    let statuses = statuses.lock().unwrap();
-    assert!(statuses.len() >= 10, "too little load to mean anything: {}", statuses.len());
-    assert!(statuses.iter().all(|status| *status < 500), "{statuses:?}");
-    let output = server.signal_and_wait("TERM");
-    assert!(!output.contains("locked"), "{output}");
+    under_load.finish();
 }
 
 /// Runs the binary on the database and returns its stdout; fails the test on
 /// a non-zero exit or any mention of a locked database.
 #[track_caller]
-fn run_ok(dir: &std::path::Path, db: &str, args: &[&str]) -> String {
+fn run_ok(dir: &std::path::Path, db: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut all = vec!["--db", db];
     all.extend_from_slice(args);
-    let output = run_cli(dir, &all, &[], None);
+    let output = run_cli(dir, &all, env, None);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let printed = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "`{}` failed: {printed}", args.join(" "));
@@ -153,24 +171,14 @@ fn run_ok(dir: &std::path::Path, db: &str, args: &[&str]) -> String {
 
 #[test]
 fn session_commands_under_load_never_see_a_locked_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = prepare_database(dir.path());
-    let conn = sessiond::db::open(&db_path).unwrap();
-    for name in ["erin", "frank"] {
-        users::create(&conn, name, "", &format!("{name}-password"), Role::User, 0).unwrap();
-    }
-    drop(conn);
-    let mut server = ServeProcess::start(dir.path(), &[]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let statuses = Arc::new(Mutex::new(Vec::new()));
-    let load = start_load(&server, &stop, &statuses);
-    let db = db_path.display().to_string();
+    let under_load = UnderLoad::start(&["erin", "frank"]);
+    let (dir, db, server) = (&under_load.dir, &under_load.db, &under_load.server);
 
     for _ in 0..3 {
-        let (erin_cookie, erin_bearer) = sign_in(&server, "erin", "erin-password");
-        let (frank_cookie, frank_bearer) = sign_in(&server, "frank", "frank-password");
+        let (erin_cookie, erin_bearer) = sign_in(server, "erin", "erin-password");
+        let (frank_cookie, frank_bearer) = sign_in(server, "frank", "frank-password");
         // Revoke each of erin's live sessions by id, as an operator would.
-        let listed = run_ok(dir.path(), &db, &["sessions", "list", "--user", "erin", "--json"]);
+        let listed = run_ok(dir.path(), db, &["sessions", "list", "--user", "erin", "--json"], &[]);
         let items: serde_json::Value = serde_json::from_str(&listed).expect("a JSON array");
         let live: Vec<&str> = items
             .as_array()
@@ -181,26 +189,18 @@ fn session_commands_under_load_never_see_a_locked_database() {
             .collect();
         assert_eq!(live.len(), 2, "{listed}");
         for id in live {
-            run_ok(dir.path(), &db, &["sessions", "revoke", id]);
+            run_ok(dir.path(), db, &["sessions", "revoke", id], &[]);
         }
         assert_eq!(server.get("/api/whoami", &[("Cookie", &erin_cookie)]).status, 401);
         assert_eq!(server.get("/api/whoami", &[("Authorization", &erin_bearer)]).status, 401);
         // End all of frank's at once.
-        run_ok(dir.path(), &db, &["sessions", "end-user", "frank"]);
+        run_ok(dir.path(), db, &["sessions", "end-user", "frank"], &[]);
         assert_eq!(server.get("/api/whoami", &[("Cookie", &frank_cookie)]).status, 401);
         assert_eq!(server.get("/api/whoami", &[("Authorization", &frank_bearer)]).status, 401);
-        run_ok(dir.path(), &db, &["sessions", "list", "--json"]);
-        run_ok(dir.path(), &db, &["clear_expired_sessions"]);
-        run_ok(dir.path(), &db, &["schedule", "show"]);
+        run_ok(dir.path(), db, &["sessions", "list", "--json"], &[]);
+        run_ok(dir.path(), db, &["clear_expired_sessions"], &[]);
+        run_ok(dir.path(), db, &["schedule", "show"], &[]);
     }
 
-    stop.store(true, Ordering::SeqCst);
-    for thread in load {
-        thread.join().expect("load thread");
-    }
-    let statuses = statuses.lock().unwrap();
-    assert!(statuses.len() >= 10, "too little load to mean anything: {}", statuses.len());
-    assert!(statuses.iter().all(|status| *status < 500), "{statuses:?}");
-    let output = server.signal_and_wait("TERM");
-    assert!(!output.contains("locked"), "{output}");
+    under_load.finish();
 }

@@ -5,7 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Response, TestServer, count, jwt_login, post_graphql, request};
+use crate::support::{
+    Response, TestServer, assert_invalid_token, count, jwt_login, post_graphql, request,
+};
 
 const LOGIN: &str = "mutation Login($u: String!, $p: String!) { login(username: $u, password: $p) { token expires } }";
 
@@ -20,15 +22,6 @@ fn post_body(server: &TestServer, body: &[u8]) -> Response {
 /// The `extensions.code` of the first error.
 fn first_error_code(response: &Response) -> Value {
     response.json()["errors"][0]["extensions"]["code"].clone()
-}
-
-#[track_caller]
-fn assert_invalid_token(response: &Response) {
-    assert_eq!(response.status, 401, "{}", response.body);
-    assert_eq!(
-        response.json(),
-        json!({"message":"Received invalid authentication token","extensions":{"code":"AuthenticationInvalid"}})
-    );
 }
 
 #[test]

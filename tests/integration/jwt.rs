@@ -10,7 +10,7 @@ use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder}
 use serde_json::{Map, Value, json};
 use sessiond::users::Role;
 
-use crate::support::{Response, START, TestServer, jwt_login, post_graphql};
+use crate::support::{Response, START, TestServer, assert_invalid_token, jwt_login, post_graphql};
 
 /// The JWT key the servers of these tests are configured with, so that the
 /// tests can sign tokens the way an attacker who had it (or not) would.
@@ -89,16 +89,6 @@ fn sign_hs256(key: &[u8], typ: &str, claims: &Value) -> String {
 /// Signs `claims` as the server would, with its key.
 fn sign(claims: &Value) -> String {
     sign_hs256(JWT_SECRET.as_bytes(), "sessiond-user+jwt", claims)
-}
-
-/// Asserts the fixed 401 body of SPEC 5.
-#[track_caller]
-fn assert_invalid_token(response: &Response) {
-    assert_eq!(response.status, 401, "{}", response.body);
-    assert_eq!(
-        response.json(),
-        json!({"message":"Received invalid authentication token","extensions":{"code":"AuthenticationInvalid"}})
-    );
 }
 
 /// Asserts that a token is refused by `/api/whoami`, by the `whoami` query

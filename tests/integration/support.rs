@@ -479,3 +479,13 @@ pub fn prepare_database(dir: &Path) -> PathBuf {
     }
     db_path
 }
+
+/// Asserts the fixed 401 body of SPEC 5.
+#[track_caller]
+pub fn assert_invalid_token(response: &Response) {
+    assert_eq!(response.status, 401, "{}", response.body);
+    assert_eq!(
+        response.json(),
+        serde_json::json!({"message":"Received invalid authentication token","extensions":{"code":"AuthenticationInvalid"}})
+    );
+}
