@@ -19,6 +19,7 @@ pub mod http;
 pub mod jwt;
 pub mod jwt_sessions;
 pub mod meta;
+pub mod metrics;
 pub mod random;
 pub mod schedule;
 pub mod secrets;
