@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::http::server::HttpServer;
+use crate::http::access_log::Destination;
+use crate::http::server::{HttpServer, MetricsServer};
 use crate::secrets::Secrets;
 use crate::settings::Settings;
 use crate::throttle::Throttle;
@@ -43,6 +44,10 @@ pub struct App {
     pub slide_writes: std::sync::Mutex<()>,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,
+    /// This server's Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
+    /// Where the workers write the access log (when it is on).
+    pub access_log: Destination,
 }
 
 /// How to start: the clock and the number of workers.
@@ -52,6 +57,8 @@ pub struct StartOptions {
     /// The flag that stops the server; `serve` hands in the one its signal
     /// handlers set.
     pub shutdown: Arc<AtomicBool>,
+    /// Where the access log goes: stderr, or memory for in-process tests.
+    pub access_log: Destination,
 }
 
 impl Default for StartOptions {
@@ -60,6 +67,7 @@ impl Default for StartOptions {
             clock: Arc::new(SystemClock),
             workers: default_workers(),
             shutdown: Arc::new(AtomicBool::new(false)),
+            access_log: Destination::Stderr,
         }
     }
 }
@@ -73,8 +81,10 @@ pub fn default_workers() -> usize {
 pub struct Running {
     app: Arc<App>,
     http: Option<HttpServer>,
+    metrics_http: Option<MetricsServer>,
     timer: Option<JoinHandle<()>>,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Starts the server.
@@ -99,11 +109,28 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         admin_counts: Default::default(),
         slide_writes: std::sync::Mutex::new(()),
         shutdown: options.shutdown,
+        metrics: crate::metrics::Metrics::new(),
+        access_log: options.access_log,
     });
+    let mut running = Running {
+        app: Arc::clone(&app),
+        http: None,
+        metrics_http: None,
+        timer: None,
+        addr: bind,
+        metrics_addr: None,
+    };
+    // On an error, dropping `running` stops whatever had started.
     let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;
-    let addr = http.addr();
-    let timer = crate::schedule::spawn_timer(Arc::clone(&app))?;
-    Ok(Running { app, http: Some(http), timer, addr })
+    running.addr = http.addr();
+    running.http = Some(http);
+    if let Some(metrics_bind) = app.settings.metrics_bind {
+        let metrics_http = MetricsServer::start(Arc::clone(&app), metrics_bind)?;
+        running.metrics_addr = Some(metrics_http.addr());
+        running.metrics_http = Some(metrics_http);
+    }
+    running.timer = crate::schedule::spawn_timer(Arc::clone(&app))?;
+    Ok(running)
 }
 
 /// On a database without users, creates the superuser `admin` with a random
@@ -132,6 +159,11 @@ impl Running {
         self.addr
     }
 
+    /// The address of the metrics listener, when it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     pub fn app(&self) -> &Arc<App> {
         &self.app
     }
@@ -153,6 +185,9 @@ impl Running {
         self.app.shutdown.store(true, Ordering::SeqCst);
         if let Some(http) = self.http.take() {
             http.join();
+        }
+        if let Some(metrics_http) = self.metrics_http.take() {
+            metrics_http.join();
         }
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();

@@ -16,9 +16,10 @@
 //! [`UNMATCHED`], never the path itself), the methods, the numeric status,
 //! and the kinds and outcomes named here. This module encodes with
 //! `prometheus-client`'s Prometheus text format (0.0.4) from a snapshot taken
-//! at scrape time; it reads no clock, runs no SQL and knows no HTTP: the
-//! scrape handler hands it the session counts and the last successful
-//! cleanup's time.
+//! at scrape time. [`scrape`] gathers what the database adds (the session
+//! counts the admin overview caches, the last successful cleanup from the
+//! run records) through the modules that own them; this module runs no SQL,
+//! reads no clock and knows no HTTP.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,25 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::exemplar::Exemplar;
 
 use crate::clock::UnixTime;
+
+/// The exposition of a scrape at `now`: the counts of `app`, the cached
+/// session counts (taken again when older than 5 s) and the last successful
+/// cleanup from the records. A database error leaves those out of this
+/// scrape and is logged; the counters are still answered.
+pub fn scrape(app: &crate::app::App, conn: &rusqlite::Connection, now: UnixTime) -> String {
+    let sessions = match app.admin_counts.get(conn, now) {
+        Ok(counts) => Some(SessionCounts { web: counts.web, jwt: counts.jwt }),
+        Err(error) => {
+            eprintln!("error: metrics: failed to count the sessions: {error}");
+            None
+        }
+    };
+    let last_cleanup_success = crate::cleanup::last_success_started(conn).unwrap_or_else(|error| {
+        eprintln!("error: metrics: failed to read the cleanup runs: {error}");
+        None
+    });
+    app.metrics.render(&Scraped { sessions, last_cleanup_success })
+}
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

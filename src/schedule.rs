@@ -266,7 +266,10 @@ fn run_timer(
                 Some(next) => format!("next run at {}", crate::clock::rfc3339(next)),
                 None => String::from("no next run"),
             };
-            match cleanup::clear_expired_unless(&mut conn, now, Trigger::Timer, &app.shutdown) {
+            let run = cleanup::clear_expired_unless(&mut conn, now, Trigger::Timer, &app.shutdown);
+            let deleted = run.as_ref().ok().map(|run| (run.web_deleted, run.jwt_deleted));
+            app.metrics.record_cleanup(crate::metrics::CleanupTrigger::Timer, deleted);
+            match run {
                 Ok(run) => eprintln!(
                     "cleanup timer: cleared {} expired web session(s) and {} expired GraphQL login session(s) in {} ms; {next}",
                     run.web_deleted, run.jwt_deleted, run.duration_ms

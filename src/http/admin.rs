@@ -267,7 +267,10 @@ fn clear_expired_now(worker: &Worker, request: &Request) -> Result<Reply, HttpEr
     };
     let mut conn = crate::db::connect(&worker.app.settings.db)?;
     let now = worker.app.clock.now();
-    let run = cleanup::clear_expired(&mut conn, now, cleanup::Trigger::Admin)?;
+    let run = cleanup::clear_expired(&mut conn, now, cleanup::Trigger::Admin);
+    let deleted = run.as_ref().ok().map(|run| (run.web_deleted, run.jwt_deleted));
+    worker.app.metrics.record_cleanup(crate::metrics::CleanupTrigger::Admin, deleted);
+    let run = run?;
     forget_counts(worker);
     let location = format!(
         "/admin/?done=cleared&count={}&web={}&jwt={}",
@@ -530,22 +533,29 @@ struct CachedCounts {
 }
 
 fn cached_counts(worker: &Worker, now: UnixTime) -> Result<AdminCounts, HttpError> {
-    let cache = &worker.app.admin_counts.0;
-    if let Ok(cached) = cache.lock()
-        && let Some(cached) = cached.as_ref()
-        && cached.taken.elapsed() < COUNTS_TTL
-        && (0..COUNTS_TTL.as_secs() as i64).contains(&(now - cached.now))
-    {
-        return Ok(cached.counts);
+    Ok(worker.app.admin_counts.get(&worker.conn, now)?)
+}
+
+impl CountsCache {
+    /// The counts at `now`, reused while they are fresh; the admin overview
+    /// and the metrics scrape share them.
+    pub fn get(&self, conn: &rusqlite::Connection, now: UnixTime) -> rusqlite::Result<AdminCounts> {
+        if let Ok(cached) = self.0.lock()
+            && let Some(cached) = cached.as_ref()
+            && cached.taken.elapsed() < COUNTS_TTL
+            && (0..COUNTS_TTL.as_secs() as i64).contains(&(now - cached.now))
+        {
+            return Ok(cached.counts);
+        }
+        let counts = AdminCounts {
+            web: web_sessions::counts(conn, now)?,
+            jwt: jwt_sessions::counts(conn, now)?,
+        };
+        if let Ok(mut cached) = self.0.lock() {
+            *cached = Some(CachedCounts { taken: Instant::now(), now, counts });
+        }
+        Ok(counts)
     }
-    let counts = AdminCounts {
-        web: web_sessions::counts(&worker.conn, now)?,
-        jwt: jwt_sessions::counts(&worker.conn, now)?,
-    };
-    if let Ok(mut cached) = cache.lock() {
-        *cached = Some(CachedCounts { taken: Instant::now(), now, counts });
-    }
-    Ok(counts)
 }
 
 fn forget_counts(worker: &Worker) {

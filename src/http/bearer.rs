@@ -35,6 +35,7 @@ pub fn authenticate(worker: &Worker, request: &Request) -> Result<BearerCaller, 
     if session.user_id.to_string() != verified.sub || user.id != session.user_id {
         return Err(HttpError::Unauthorized);
     }
+    worker.note_user(&user.username);
     Ok(BearerCaller { user, jti: session.jti, expires_at: session.expires_at })
 }
 

@@ -28,6 +28,7 @@ use crate::http::request::Request;
 use crate::http::server::Worker;
 use crate::jwt;
 use crate::jwt_sessions;
+use crate::metrics::{LoginKind, LoginOutcome};
 use crate::users;
 
 /// Answers one GraphQL request.
@@ -282,6 +283,7 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
     let attempt = match app.throttle.begin_attempt(username, &client_addr, now) {
         Ok(attempt) => attempt,
         Err(retry_after) => {
+            app.metrics.record_login(LoginKind::Jwt, LoginOutcome::Throttled);
             context.throttled.set(Some(retry_after.0));
             let seconds = i32::try_from(retry_after.0).unwrap_or(i32::MAX);
             return Err(FieldError::new(
@@ -293,6 +295,7 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
     let verified = users::authenticate(&worker.conn, &app.decoy, username, password)
         .map_err(|error| context.fail(error))?;
     let Some(verified) = verified else {
+        app.metrics.record_login(LoginKind::Jwt, LoginOutcome::Failure);
         return Err(coded_error("Invalid credentials", "InvalidCredentials"));
     };
     let jti = uuid::Uuid::new_v4().to_string();
@@ -303,9 +306,11 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
             .map_err(|error| context.fail(error))?;
     if !stored {
         // The password changed or the user was deactivated meanwhile.
+        app.metrics.record_login(LoginKind::Jwt, LoginOutcome::Failure);
         return Err(coded_error("Invalid credentials", "InvalidCredentials"));
     }
     app.throttle.succeeded(attempt);
+    app.metrics.record_login(LoginKind::Jwt, LoginOutcome::Success);
     let token = jwt::issue(app.jwt_verifier.key(), &verified.user, &jti, now, expires_at)
         .map_err(|error| context.fail(error))?;
     context.issued_jti.replace(Some(jti));

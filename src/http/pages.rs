@@ -12,6 +12,7 @@ use crate::http::request::Request;
 use crate::http::server::Worker;
 use crate::http::views;
 use crate::http::web_auth::{self, WebAuth};
+use crate::metrics::{LoginKind, LoginOutcome};
 use crate::users;
 use crate::web_sessions;
 
@@ -56,6 +57,7 @@ pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpErr
     let attempt = match app.throttle.begin_attempt(username, &client_addr, now) {
         Ok(attempt) => attempt,
         Err(retry_after) => {
+            app.metrics.record_login(LoginKind::Web, LoginOutcome::Throttled);
             let page = views::login(
                 next,
                 username,
@@ -83,10 +85,12 @@ pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpErr
         None => None,
     };
     let Some((key, session)) = started else {
+        app.metrics.record_login(LoginKind::Web, LoginOutcome::Failure);
         let reply = Reply::html(401, views::login(next, username, Some(LOGIN_FAILED)));
         return Ok(finish(worker, current, reply));
     };
     app.throttle.succeeded(attempt);
+    app.metrics.record_login(LoginKind::Web, LoginOutcome::Success);
     let auth = WebAuth::logged_in(session, key);
     Ok(finish(worker, auth, Reply::redirect(next)))
 }

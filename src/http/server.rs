@@ -7,12 +7,19 @@
 //! poll a shared shutdown flag, so a stop finishes the requests in flight and
 //! then returns.
 //!
+//! A second, optional listener ([`MetricsServer`], `SESSIOND_METRICS_BIND`)
+//! answers only `GET /metrics` on one thread with its own connection; the
+//! main listener never serves it. Every request of the main listener is
+//! counted and written to the access log here, once its reply is ready
+//! (the refusals made before routing, such as 413 and 431, too).
+//!
 //! The limits that must hold before a request exists (timeouts on every
 //! socket, the header limits while the head is read, a cap on open
 //! connections, bodies read within a deadline) are enforced by the patched
 //! tiny_http in `vendor/tiny_http`, configured here through
 //! `tiny_http::Limits`; SECURITY.md explains why.
 
+use std::cell::RefCell;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -24,6 +31,7 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 use crate::app::App;
+use crate::http::access_log::{self, AccessLog};
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::router;
@@ -37,10 +45,26 @@ pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
 /// slow clients cannot exhaust threads or file descriptors.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// What a worker thread owns: the shared app and its own connection.
+/// What a worker thread owns: the shared app, its own connection, its own
+/// request counts and its own access log.
 pub struct Worker {
     pub app: Arc<App>,
     pub conn: Connection,
+    pub metrics: crate::metrics::WorkerRecorder,
+    pub access_log: AccessLog,
+    /// The username of the current request's valid cookie or token, set
+    /// where those are checked, for the access log.
+    pub request_user: RefCell<Option<String>>,
+}
+
+impl Worker {
+    /// Notes who the current request belongs to (its own valid cookie or
+    /// token, never a name typed into a form), for the access log.
+    pub fn note_user(&self, username: &str) {
+        if self.access_log.is_on() {
+            *self.request_user.borrow_mut() = Some(username.to_owned());
+        }
+    }
 }
 
 /// The listening server and its workers.
@@ -57,30 +81,20 @@ impl HttpServer {
         bind: SocketAddr,
         worker_count: usize,
     ) -> anyhow::Result<HttpServer> {
-        let listener =
-            TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
-        let timeout = request_timeout(&app);
-        let limits = tiny_http::Limits {
-            read_timeout: Some(timeout),
-            write_timeout: Some(timeout),
-            head_timeout: Some(timeout),
-            max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
-            max_header_bytes: MAX_HEADER_BYTES,
-            max_header_lines: MAX_HEADER_LINES,
-            max_connections: MAX_CONNECTIONS,
-            max_buffered_body: MAX_BODY_BYTES,
-        };
-        let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-            .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
-        let addr = match server.server_addr() {
-            tiny_http::ListenAddr::IP(addr) => addr,
-            other => anyhow::bail!("unexpected listen address `{other}`"),
-        };
+        let (server, addr) = listen(&app, bind)?;
         let server = Arc::new(server);
         let mut workers = Vec::with_capacity(worker_count);
         for number in 0..worker_count {
             let conn = crate::db::connect(&app.settings.db)?;
-            let worker = Worker { app: Arc::clone(&app), conn };
+            let access_log = AccessLog::new(app.settings.access_log, &app.access_log)
+                .context("failed to open the access log on stderr")?;
+            let worker = Worker {
+                metrics: app.metrics.worker_recorder(),
+                access_log,
+                request_user: RefCell::new(None),
+                app: Arc::clone(&app),
+                conn,
+            };
             let server = Arc::clone(&server);
             let handle = std::thread::Builder::new()
                 .name(format!("http-worker-{number}"))
@@ -106,6 +120,95 @@ impl HttpServer {
     }
 }
 
+/// Binds `bind` with the request limits of every listener.
+fn listen(app: &App, bind: SocketAddr) -> anyhow::Result<(tiny_http::Server, SocketAddr)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
+    let timeout = request_timeout(app);
+    let limits = tiny_http::Limits {
+        read_timeout: Some(timeout),
+        write_timeout: Some(timeout),
+        head_timeout: Some(timeout),
+        max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
+        max_header_bytes: MAX_HEADER_BYTES,
+        max_header_lines: MAX_HEADER_LINES,
+        max_connections: MAX_CONNECTIONS,
+        max_buffered_body: MAX_BODY_BYTES,
+    };
+    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
+        .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
+    let addr = match server.server_addr() {
+        tiny_http::ListenAddr::IP(addr) => addr,
+        other => anyhow::bail!("unexpected listen address `{other}`"),
+    };
+    Ok((server, addr))
+}
+
+/// The metrics listener: one thread answering `GET /metrics` with the
+/// exposition, and 404 to anything else. Its requests are neither counted
+/// nor logged: they are not sessiond's traffic.
+pub struct MetricsServer {
+    server: Arc<tiny_http::Server>,
+    addr: SocketAddr,
+    thread: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Binds `bind` and starts the thread, which stops with the app's
+    /// shutdown flag.
+    pub fn start(app: Arc<App>, bind: SocketAddr) -> anyhow::Result<MetricsServer> {
+        let (server, addr) = listen(&app, bind)?;
+        let server = Arc::new(server);
+        let conn = crate::db::connect(&app.settings.db)?;
+        let thread = {
+            let server = Arc::clone(&server);
+            std::thread::Builder::new()
+                .name(String::from("metrics"))
+                .spawn(move || serve_metrics(&server, &app, &conn))
+                .context("failed to start the metrics thread")?
+        };
+        Ok(MetricsServer { server, addr, thread })
+    }
+
+    /// The address actually bound (with the real port for `:0`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits for the thread, which stops once the shutdown flag is set.
+    pub fn join(self) {
+        let _ = self.thread.join();
+        self.server.unblock();
+    }
+}
+
+fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Connection) {
+    while !app.shutdown.load(Ordering::SeqCst) {
+        let raw = match server.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => continue,
+            Err(error) => {
+                eprintln!("error: the metrics listener failed to receive a request: {error}");
+                break;
+            }
+        };
+        let path = raw.url().split('?').next().unwrap_or("");
+        let response = if *raw.method() == tiny_http::Method::Get && path == "/metrics" {
+            let body = crate::metrics::scrape(app, conn, app.clock.now());
+            tiny_http::Response::from_string(body).with_header(
+                tiny_http::Header::from_bytes(
+                    &b"Content-Type"[..],
+                    crate::metrics::CONTENT_TYPE.as_bytes(),
+                )
+                .expect("valid header"),
+            )
+        } else {
+            tiny_http::Response::from_string("not found\n").with_status_code(404)
+        };
+        let _ = raw.respond(response);
+    }
+}
+
 fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
     while !worker.app.shutdown.load(Ordering::SeqCst) {
         match server.recv_timeout(Duration::from_millis(100)) {
@@ -120,11 +223,14 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
 }
 
 fn answer(worker: &Worker, mut raw: tiny_http::Request) {
+    let started = Instant::now();
+    worker.request_user.borrow_mut().take();
     let (reply, close) = match read_request(worker, &mut raw) {
         Ok(request) => (route_catching_panics(worker, &request), false),
         // The rest of an oversized request is not read: close the connection.
         Err(error) => (error.into_reply(false), true),
     };
+    record(worker, &raw, reply.status, started.elapsed());
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (name, value) in &reply.headers {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -138,6 +244,48 @@ fn answer(worker: &Worker, mut raw: tiny_http::Request) {
     }
     // A client that went away is not an error of ours.
     let _ = raw.respond(response);
+}
+
+/// Counts the request and writes its access log line. The route is the
+/// pattern the path matches (an unknown path shares one value); the path
+/// logged is the request's without its query string.
+fn record(worker: &Worker, raw: &tiny_http::Request, status: u16, duration: Duration) {
+    let method = match raw.method() {
+        tiny_http::Method::Get => "GET",
+        tiny_http::Method::Head => "HEAD",
+        tiny_http::Method::Post => "POST",
+        _ => "other",
+    };
+    let path = raw.url().split('?').next().unwrap_or("");
+    worker.metrics.record_request(crate::metrics::Route::of_path(path), method, status, duration);
+    if worker.access_log.is_on() {
+        let request_user = worker.request_user.borrow();
+        let client = client_addr(worker, raw);
+        worker.access_log.write(&access_log::Entry {
+            time: worker.app.clock.now(),
+            method: if method == "other" { raw.method().as_str() } else { method },
+            path,
+            status,
+            duration,
+            client: &client,
+            user: request_user.as_deref().unwrap_or(""),
+        });
+    }
+}
+
+/// The client's address as the handlers see it: the peer, or with trusted
+/// proxy headers the last `X-Forwarded-For` address.
+fn client_addr(worker: &Worker, raw: &tiny_http::Request) -> String {
+    if worker.app.settings.trust_proxy_headers
+        && let Some(forwarded) = raw
+            .headers()
+            .iter()
+            .find(|header| header.field.equiv("X-Forwarded-For"))
+            .and_then(|header| crate::http::request::last_forwarded_addr(header.value.as_str()))
+    {
+        return forwarded.to_string();
+    }
+    raw.remote_addr().map(|addr| addr.ip().to_string()).unwrap_or_default()
 }
 
 /// Routes a request; a panic in a handler is a bug, but it must cost one

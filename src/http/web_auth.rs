@@ -62,6 +62,7 @@ pub fn authenticate(worker: &Worker, request: &Request) -> Result<WebAuth, HttpE
     let Some(mut session) = web_sessions::find_live(&worker.conn, &key_hash, now)? else {
         return Ok(WebAuth::stale());
     };
+    worker.note_user(&session.user.username);
     let mut cookie = CookieAction::Nothing;
     if settings.save_every_request {
         let lifetime = worker.app.lifetime;

@@ -20,6 +20,7 @@ mod graphql;
 mod hardening;
 mod jwt;
 mod logs;
+mod metrics;
 mod properties;
 mod schedule;
 mod web_sessions;

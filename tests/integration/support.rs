@@ -26,6 +26,11 @@ pub struct TestServer {
     pub db_path: PathBuf,
     pub addr: SocketAddr,
     pub settings: Settings,
+    /// The metrics listener's address, when `SESSIOND_METRICS_BIND` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    /// What the workers wrote to the access log (kept in memory so that
+    /// servers of parallel tests do not write over one stderr).
+    pub access_log: Arc<std::sync::Mutex<Vec<u8>>>,
     running: Option<Running>,
 }
 
@@ -49,10 +54,32 @@ impl TestServer {
         drop(conn);
         let settings = settings_for(&db_path, settings);
         let clock = Arc::new(ManualClock::new(START));
-        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers: 4,
+            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
+            ..StartOptions::default()
+        };
         let running = app::start(settings.clone(), options).expect("server starts");
         let addr = running.addr();
-        TestServer { clock, dir, db_path, addr, settings, running: Some(running) }
+        let metrics_addr = running.metrics_addr();
+        TestServer {
+            clock,
+            dir,
+            db_path,
+            addr,
+            settings,
+            metrics_addr,
+            access_log,
+            running: Some(running),
+        }
+    }
+
+    /// The access log lines written so far.
+    pub fn access_log_lines(&self) -> Vec<String> {
+        let bytes = self.access_log.lock().unwrap().clone();
+        String::from_utf8(bytes).expect("UTF-8 log").lines().map(str::to_owned).collect()
     }
 
     pub fn url(&self, path: &str) -> String {
