@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access_log;
 mod account;
 mod admin;
 mod admin_cleanup;
