@@ -32,14 +32,15 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::exemplar::Exemplar;
 
 use crate::clock::UnixTime;
+use crate::session_counts::SessionCounts;
 
 /// The exposition of a scrape at `now`: the counts of `app`, the cached
 /// session counts (taken again when older than 5 s) and the last successful
 /// cleanup from the records. A database error leaves those out of this
 /// scrape and is logged; the counters are still answered.
 pub fn scrape(app: &crate::app::App, conn: &rusqlite::Connection, now: UnixTime) -> String {
-    let sessions = match app.admin_counts.get(conn, now) {
-        Ok(counts) => Some(SessionCounts { web: counts.web, jwt: counts.jwt }),
+    let sessions = match app.session_counts.get(conn, now) {
+        Ok(counts) => Some(counts),
         Err(error) => {
             eprintln!("error: metrics: failed to count the sessions: {error}");
             None
@@ -166,6 +167,17 @@ pub enum LoginOutcome {
     Failure,
     /// Refused by the throttle before the password was checked.
     Throttled,
+}
+
+impl LoginOutcome {
+    /// The outcome of a run of the login sequence.
+    pub fn of<T>(login: &crate::accounts::Login<T>) -> LoginOutcome {
+        match login {
+            crate::accounts::Login::Started(_) => LoginOutcome::Success,
+            crate::accounts::Login::Refused => LoginOutcome::Failure,
+            crate::accounts::Login::Throttled { .. } => LoginOutcome::Throttled,
+        }
+    }
 }
 
 /// What forward auth answered (SPEC 9).
@@ -344,13 +356,6 @@ pub struct Scraped {
     /// When the last successful cleanup run (of any trigger, any process)
     /// started, from the run records; `None` when there is none.
     pub last_cleanup_success: Option<UnixTime>,
-}
-
-/// The session counts as the admin overview shows them.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SessionCounts {
-    pub web: crate::web_sessions::Counts,
-    pub jwt: crate::jwt_sessions::Counts,
 }
 
 /// The counting side of one worker thread. Not `Clone`: one recorder, one

@@ -1,46 +1,120 @@
-//! The one place that maps a request to its handler, and the headers every
-//! response carries.
+//! The one place that maps a request to its handler, and what every
+//! response gets after its handler.
 //!
-//! `route` refuses cross-site POSTs (SPEC 4) before any handler runs, then a
-//! single `match (method, path)` picks the handler. Errors become responses
-//! here and nowhere else: JSON for API paths, plain text for pages.
+//! `route` builds the request's [`Ctx`] (reading the clock once), refuses
+//! cross-site POSTs (SPEC 4) before any handler runs, then a single
+//! `match (method, path)` picks the handler. After the handler, and whatever
+//! it returned, the same steps run once: an error becomes its response
+//! (JSON for API requests, decided here and nowhere else), the session
+//! cookie is written back, the request is counted (by its route pattern,
+//! see `metrics::ROUTES`) and written to the access log, and the common
+//! headers are added. A panic in a handler is a bug, but it costs one logged
+//! 500, not the worker thread.
 
+use std::time::Instant;
+
+use crate::http::access_log::{self, AccessLog};
+use crate::http::context::Ctx;
 use crate::http::pages;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::server::Worker;
 use crate::http::{account, admin, csrf, graphql};
+use crate::metrics::{Route, WorkerRecorder};
+
+/// What one worker keeps about the requests it answers: its counts and its
+/// access log. Each worker owns its own, so recording a request takes no
+/// lock that another worker takes.
+pub struct WorkerRecords {
+    pub metrics: WorkerRecorder,
+    pub access_log: AccessLog,
+}
 
 /// Answers one request.
 pub fn route(worker: &Worker, request: &Request) -> Reply {
-    let api = request.path.starts_with("/api/") || request.path == "/graphql";
-    let reply = match dispatch(worker, request) {
-        Ok(reply) => reply,
-        Err(error) => error.into_reply(api),
-    };
+    let started = Instant::now();
+    let app = &*worker.app;
+    let ctx = Ctx::new(app, &worker.conn, request, app.clock.now());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&ctx)));
+    let result = outcome.unwrap_or_else(|_| {
+        Err(HttpError::Internal(anyhow::anyhow!("a handler panicked on `{}`", request.path)))
+    });
+    let mut reply = result.unwrap_or_else(|error| error.into_reply(request.is_api()));
+    if let Some(cookie) = ctx.cookie_header() {
+        reply.headers.push(("Set-Cookie", cookie));
+    }
+    record(worker, request, &reply, ctx.known_user(), started, ctx.now);
     with_common_headers(reply)
 }
 
-fn dispatch(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+/// The answer to a request that could not be read (too large, too slow):
+/// no handler runs and no session is looked at. `request` holds only its
+/// method, path and peer; `started` is when the server began reading it.
+pub fn refuse_unread(
+    worker: &Worker,
+    request: &Request,
+    error: HttpError,
+    started: Instant,
+) -> Reply {
+    let reply = error.into_reply(false);
+    record(worker, request, &reply, None, started, worker.app.clock.now());
+    with_common_headers(reply)
+}
+
+/// Counts an answered request by its route pattern (an unknown path shares
+/// one value, never its own) and writes its access log line: the path
+/// without its query string, and the user of the request's own valid cookie
+/// or token, never a name typed into a form.
+fn record(
+    worker: &Worker,
+    request: &Request,
+    reply: &Reply,
+    user: Option<&str>,
+    started: Instant,
+    now: crate::clock::UnixTime,
+) {
+    let duration = started.elapsed();
+    let method = match request.method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Other => "other",
+    };
+    let records = &worker.records;
+    records.metrics.record_request(Route::of_path(&request.path), method, reply.status, duration);
+    if records.access_log.is_on() {
+        let client = request.client_addr(worker.app.settings.trust_proxy_headers);
+        records.access_log.write(&access_log::Entry {
+            time: now,
+            method,
+            path: &request.path,
+            status: reply.status,
+            duration,
+            client: &client,
+            user: user.unwrap_or(""),
+        });
+    }
+}
+
+fn dispatch(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let request = ctx.request;
     if request.method == Method::Post
-        && !csrf::is_allowed(request, &worker.app.settings.csrf_trusted_origins)
+        && !csrf::is_allowed(request, &ctx.app.settings.csrf_trusted_origins)
     {
         return Err(HttpError::Forbidden("cross-origin request refused"));
     }
     use Method::{Get, Head, Post};
     match (request.method, request.path.as_str()) {
-        (Get | Head, "/") => pages::home(worker, request),
-        (Get | Head, "/login") => pages::login_form(worker, request),
-        (Post, "/login") => pages::login_submit(worker, request),
-        (Post, "/logout") => pages::logout(worker, request),
-        (Get | Head, "/api/whoami") => pages::whoami(worker, request),
-        (Get | Head, "/healthz") => pages::healthz(worker),
+        (Get | Head, "/") => pages::home(ctx),
+        (Get | Head, "/login") => pages::login_form(ctx),
+        (Post, "/login") => pages::login_submit(ctx),
+        (Post, "/logout") => pages::logout(ctx),
+        (Get | Head, "/api/whoami") => pages::whoami(ctx),
+        (Get | Head, "/healthz") => pages::healthz(ctx),
         (Get | Head, "/static/style.css") => Ok(pages::stylesheet()),
-        (Post, "/graphql") => graphql::handle(worker, request),
-        (_, path) if path.starts_with("/admin/") || path == "/admin" => {
-            admin::route(worker, request)
-        }
-        (_, path) if path.starts_with("/account/") => account::route(worker, request),
+        (Post, "/graphql") => graphql::handle(ctx),
+        (_, path) if path.starts_with("/admin/") || path == "/admin" => admin::route(ctx),
+        (_, path) if path.starts_with("/account/") => account::route(ctx),
         (_, "/" | "/login" | "/api/whoami" | "/healthz" | "/static/style.css") => {
             Err(HttpError::MethodNotAllowed("GET, HEAD"))
         }

@@ -9,9 +9,10 @@
 //!
 //! A second, optional listener ([`MetricsServer`], `SESSIOND_METRICS_BIND`)
 //! answers only `GET /metrics` on one thread with its own connection; the
-//! main listener never serves it. Every request of the main listener is
-//! counted and written to the access log here, once its reply is ready
-//! (the refusals made before routing, such as 413 and 431, too).
+//! main listener never serves it. Each worker owns its records of the
+//! requests it answers (`router::WorkerRecords`: counts, access log), which
+//! the router writes once per request, refusals made before routing (413,
+//! 431) too.
 //!
 //! The limits that must hold before a request exists (timeouts on every
 //! socket, the header limits while the head is read, a cap on open
@@ -19,7 +20,6 @@
 //! tiny_http in `vendor/tiny_http`, configured here through
 //! `tiny_http::Limits`; SECURITY.md explains why.
 
-use std::cell::RefCell;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -31,8 +31,8 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 use crate::app::App;
-use crate::http::access_log::{self, AccessLog};
-use crate::http::reply::{HttpError, Reply};
+use crate::http::access_log::AccessLog;
+use crate::http::reply::HttpError;
 use crate::http::request::{Method, Request};
 use crate::http::router;
 
@@ -45,26 +45,12 @@ pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
 /// slow clients cannot exhaust threads or file descriptors.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// What a worker thread owns: the shared app, its own connection, its own
-/// request counts and its own access log.
+/// What a worker thread owns: the shared app, its own connection, and its
+/// own records of the requests it answers (counts and access log).
 pub struct Worker {
     pub app: Arc<App>,
     pub conn: Connection,
-    pub metrics: crate::metrics::WorkerRecorder,
-    pub access_log: AccessLog,
-    /// The username of the current request's valid cookie or token, set
-    /// where those are checked, for the access log.
-    pub request_user: RefCell<Option<String>>,
-}
-
-impl Worker {
-    /// Notes who the current request belongs to (its own valid cookie or
-    /// token, never a name typed into a form), for the access log.
-    pub fn note_user(&self, username: &str) {
-        if self.access_log.is_on() {
-            *self.request_user.borrow_mut() = Some(username.to_owned());
-        }
-    }
+    pub records: router::WorkerRecords,
 }
 
 /// The listening server and its workers.
@@ -88,13 +74,9 @@ impl HttpServer {
             let conn = crate::db::connect(&app.settings.db)?;
             let access_log = AccessLog::new(app.settings.access_log, &app.access_log)
                 .context("failed to open the access log on stderr")?;
-            let worker = Worker {
-                metrics: app.metrics.worker_recorder(),
-                access_log,
-                request_user: RefCell::new(None),
-                app: Arc::clone(&app),
-                conn,
-            };
+            let records =
+                router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
+            let worker = Worker { app: Arc::clone(&app), conn, records };
             let server = Arc::clone(&server);
             let handle = std::thread::Builder::new()
                 .name(format!("http-worker-{number}"))
@@ -223,14 +205,17 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
 }
 
 fn answer(worker: &Worker, mut raw: tiny_http::Request) {
-    let started = Instant::now();
-    worker.request_user.borrow_mut().take();
+    let received = Instant::now();
     let (reply, close) = match read_request(worker, &mut raw) {
-        Ok(request) => (route_catching_panics(worker, &request), false),
+        Ok(request) => (router::route(worker, &request), false),
         // The rest of an oversized request is not read: close the connection.
-        Err(error) => (error.into_reply(false), true),
+        Err(error) => {
+            // Only the request line and the peer are known to be sound.
+            let mut request = Request::new(method_of(&raw), raw.url());
+            request.peer_addr = raw.remote_addr().map(|addr| addr.ip());
+            (router::refuse_unread(worker, &request, error, received), true)
+        }
     };
-    record(worker, &raw, reply.status, started.elapsed());
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (name, value) in &reply.headers {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -244,59 +229,6 @@ fn answer(worker: &Worker, mut raw: tiny_http::Request) {
     }
     // A client that went away is not an error of ours.
     let _ = raw.respond(response);
-}
-
-/// Counts the request and writes its access log line. The route is the
-/// pattern the path matches (an unknown path shares one value); the path
-/// logged is the request's without its query string.
-fn record(worker: &Worker, raw: &tiny_http::Request, status: u16, duration: Duration) {
-    let method = match raw.method() {
-        tiny_http::Method::Get => "GET",
-        tiny_http::Method::Head => "HEAD",
-        tiny_http::Method::Post => "POST",
-        _ => "other",
-    };
-    let path = raw.url().split('?').next().unwrap_or("");
-    worker.metrics.record_request(crate::metrics::Route::of_path(path), method, status, duration);
-    if worker.access_log.is_on() {
-        let request_user = worker.request_user.borrow();
-        let client = client_addr(worker, raw);
-        worker.access_log.write(&access_log::Entry {
-            time: worker.app.clock.now(),
-            method: if method == "other" { raw.method().as_str() } else { method },
-            path,
-            status,
-            duration,
-            client: &client,
-            user: request_user.as_deref().unwrap_or(""),
-        });
-    }
-}
-
-/// The client's address as the handlers see it: the peer, or with trusted
-/// proxy headers the last `X-Forwarded-For` address.
-fn client_addr(worker: &Worker, raw: &tiny_http::Request) -> String {
-    if worker.app.settings.trust_proxy_headers
-        && let Some(forwarded) = raw
-            .headers()
-            .iter()
-            .find(|header| header.field.equiv("X-Forwarded-For"))
-            .and_then(|header| crate::http::request::last_forwarded_addr(header.value.as_str()))
-    {
-        return forwarded.to_string();
-    }
-    raw.remote_addr().map(|addr| addr.ip().to_string()).unwrap_or_default()
-}
-
-/// Routes a request; a panic in a handler is a bug, but it must cost one
-/// logged 500, not the worker thread.
-fn route_catching_panics(worker: &Worker, request: &Request) -> Reply {
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| router::route(worker, request)));
-    outcome.unwrap_or_else(|_| {
-        HttpError::Internal(anyhow::anyhow!("a handler panicked on `{}`", request.path))
-            .into_reply(request.path.starts_with("/api/") || request.path == "/graphql")
-    })
 }
 
 /// Copies what the handlers need out of tiny_http's request, enforcing the
@@ -314,12 +246,7 @@ fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request
     if raw.body_length().is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(HttpError::PayloadTooLarge);
     }
-    let method = match raw.method() {
-        tiny_http::Method::Get => Method::Get,
-        tiny_http::Method::Head => Method::Head,
-        tiny_http::Method::Post => Method::Post,
-        _ => Method::Other,
-    };
+    let method = method_of(raw);
     let mut request = Request::new(method, raw.url());
     request.headers = raw
         .headers()
@@ -349,6 +276,15 @@ fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request
         request.body = body;
     }
     Ok(request)
+}
+
+fn method_of(raw: &tiny_http::Request) -> Method {
+    match raw.method() {
+        tiny_http::Method::Get => Method::Get,
+        tiny_http::Method::Head => Method::Head,
+        tiny_http::Method::Post => Method::Post,
+        _ => Method::Other,
+    }
 }
 
 /// How long a client has for a request's head, and again for its body.
