@@ -505,3 +505,29 @@ fn find_promtool() -> Option<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn a_failed_admin_cleanup_is_counted_as_failed_and_deletes_nothing_counted() {
+    let server = start();
+    let conn = server.conn();
+    let root = sessiond::users::find_by_username(&conn, "root").unwrap().unwrap();
+    let short = sessiond::web_sessions::Lifetime { idle: 60, absolute: 0 };
+    sessiond::web_sessions::create(&conn, &root, short, START - 1000, "", "").unwrap();
+    crate::cleanup::break_web_session_deletes(&conn);
+    let cookie = server.login("root", "root-password");
+    let response = post_with_cookie(&server, "/admin/cleanup", &cookie);
+    assert_eq!(response.status, 500, "{}", response.body);
+
+    let exposition = scrape(&server);
+    assert_eq!(
+        exposition.value("sessiond_cleanup_runs_total{trigger=\"admin\",outcome=\"failed\"}"),
+        1.0
+    );
+    assert_eq!(
+        exposition.value("sessiond_cleanup_runs_total{trigger=\"admin\",outcome=\"ok\"}"),
+        0.0
+    );
+    assert_eq!(exposition.value("sessiond_cleanup_deleted_rows_total{kind=\"web\"}"), 0.0);
+    assert!(!exposition.has("sessiond_cleanup_last_success_timestamp_seconds"));
+    assert_eq!(exposition.value(&requests("/admin/cleanup", "POST", 500)), 1.0);
+}
