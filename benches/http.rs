@@ -342,6 +342,7 @@ fn run() -> anyhow::Result<ExitCode> {
         peak_rss_kib,
         rows: &rows,
     });
+    failures.extend(observability_scenarios(dir.path(), &db_path, &cookie_script, workers)?);
     for failure in &failures {
         eprintln!("error: {failure}");
     }
@@ -1088,4 +1089,154 @@ fn micros(us: u64) -> String {
     } else {
         format!("{:.2} ms", us as f64 / 1000.0)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Observability (issue 16): self-contained; `run` calls it once, at the end.
+
+/// Cookie whoami with the metrics listener and the access log on, against
+/// both off, alternated over [`ROUNDS`] rounds so that the machine's drift
+/// counts against both; then the cost of a `/metrics` scrape with 1.1 M
+/// sessions in the database (the seeded expired rows plus the live ones).
+/// Prints its own table and returns the targets that failed. The access log
+/// goes to a file in `dir` (appended by each worker's duplicate of it, as
+/// `2>>file` would), not to the bench's stderr.
+fn observability_scenarios(
+    dir: &Path,
+    db_path: &Path,
+    cookie_script: &Path,
+    workers: usize,
+) -> anyhow::Result<Vec<String>> {
+    use sessiond::http::access_log::Destination;
+
+    let log_path = dir.join("access.log");
+    let log_file = Arc::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?);
+    let start = |on: bool| -> anyhow::Result<(app::Running, Arc<OffsetClock>)> {
+        let mut settings = bench_settings(db_path);
+        settings.access_log = on;
+        settings.metrics_bind = on.then(|| "127.0.0.1:0".parse().expect("an address"));
+        let clock = Arc::new(OffsetClock::default());
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers,
+            access_log: Destination::File(Arc::clone(&log_file)),
+            ..StartOptions::default()
+        };
+        Ok((app::start(settings, options).context("sessiond did not start")?, clock))
+    };
+    let scrape = |addr: SocketAddr| -> anyhow::Result<(Duration, String)> {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr)?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let elapsed = started.elapsed();
+        ensure!(response.starts_with("HTTP/1.1 200"), "a scrape got `{response:.80}`");
+        Ok((elapsed, response))
+    };
+
+    let mut off_runs = Vec::new();
+    let mut on_runs = Vec::new();
+    let mut counted = 0.0;
+    for round in 1..=ROUNDS {
+        for on in [false, true] {
+            let (running, clock) = start(on)?;
+            // Every stored expiry lags again, as in the cookie scenario.
+            clock.jump(CLOCK_JUMP * (round as i64 * 2 + i64::from(on)) + 3600);
+            eprintln!(
+                "running: cookie whoami, metrics and access log {} ({round})",
+                if on { "on" } else { "off" }
+            );
+            let result = wrk(running.addr(), cookie_script, std::process::id())?;
+            if on {
+                let metrics_addr = running.metrics_addr().context("no metrics listener")?;
+                let (_, body) = scrape(metrics_addr)?;
+                let series = "sessiond_http_requests_total{route=\"/api/whoami\",method=\"GET\",status=\"200\"} ";
+                counted += body
+                    .lines()
+                    .find_map(|line| line.strip_prefix(series))
+                    .context("no whoami count in the exposition")?
+                    .parse::<f64>()?;
+                on_runs.push(result);
+            } else {
+                off_runs.push(result);
+            }
+            running.stop();
+        }
+    }
+    let off = mean(&off_runs);
+    let on = mean(&on_runs);
+    let ratio = on.requests_per_second() / off.requests_per_second();
+    let log_lines = std::fs::read(&log_path)?.iter().filter(|byte| **byte == b'\n').count();
+
+    // A scrape with the expired rows seeded: the first takes the counts,
+    // the next ones (within 5 s) reuse them, as Prometheus' scrapes would.
+    eprintln!("seeding {EXPIRED_WEB} expired web and {EXPIRED_JWT} expired JWT sessions...");
+    let (running, clock) = start(true)?;
+    run_child(&["__seed-expired", &path_text(db_path), &clock.now().to_string()])?;
+    let metrics_addr = running.metrics_addr().context("no metrics listener")?;
+    let (first, body) = scrape(metrics_addr)?;
+    ensure!(
+        body.contains(&format!(
+            "sessiond_sessions{{kind=\"web\",status=\"expired\"}} {EXPIRED_WEB}"
+        )),
+        "the scrape does not count the {EXPIRED_WEB} expired web sessions"
+    );
+    let mut cached = Vec::new();
+    let scrapes_started = Instant::now();
+    while cached.len() < 200 && scrapes_started.elapsed() < Duration::from_secs(4) {
+        cached.push(scrape(metrics_addr)?.0);
+    }
+    running.stop();
+    cached.sort();
+    let median = cached[cached.len() / 2];
+    let slowest = *cached.last().expect("at least one scrape");
+
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    println!("\nObservability (issue 16), same run:\n");
+    println!("| scenario | requests/s | p50 | p99 | server CPU µs/req |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, result, runs) in [
+        ("cookie whoami, metrics and access log off", off, &off_runs),
+        ("cookie whoami, metrics and access log on", on, &on_runs),
+    ] {
+        println!(
+            "| {name}, mean of {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} |",
+            each_rate(runs),
+            result.requests_per_second(),
+            result.p50_us as f64 / 1000.0,
+            result.p99_us as f64 / 1000.0,
+            result.server_cpu_us
+        );
+    }
+    println!(
+        "| /metrics scrape, {} M sessions: first (counts taken) | {:.2} ms | | | |",
+        (EXPIRED_WEB + EXPIRED_JWT + 2 * USERS) as f64 / 1e6,
+        ms(first)
+    );
+    println!(
+        "| /metrics scrape, cached counts: median / slowest of {} | {:.2} ms / {:.2} ms | | | |",
+        cached.len(),
+        ms(median),
+        ms(slowest)
+    );
+    println!(
+        "\naccess log: {log_lines} lines written; requests counted by the metrics of the `on` runs: {counted:.0} (wrk: {})",
+        on_runs.iter().map(|run| run.requests).sum::<u64>()
+    );
+    let mut failures = Vec::new();
+    let holds = |ok: bool| if ok { "holds" } else { "MISSES" };
+    println!("target: on ≥ 0.9 of off: {ratio:.3} ({})", holds(ratio >= 0.9));
+    println!(
+        "target: a /metrics scrape < 5 ms: median {:.2} ms ({})",
+        ms(median),
+        holds(ms(median) < 5.0)
+    );
+    if ratio < 0.9 {
+        failures.push(format!("metrics and access log on reached {ratio:.3} of off, below 0.9"));
+    }
+    if ms(median) >= 5.0 {
+        failures.push(format!("a /metrics scrape took {:.2} ms, not under 5 ms", ms(median)));
+    }
+    Ok(failures)
 }

@@ -24,12 +24,15 @@ use std::time::Duration;
 
 use crate::clock::UnixTime;
 
-/// Where the workers' lines go: the process's stderr, or (for tests that
-/// start servers in-process, where many servers share one stderr) memory.
+/// Where the workers' lines go: the process's stderr; an open file (the
+/// bench, which keeps its own stderr for its report); or, for tests that
+/// start servers in-process, where many servers share one stderr, memory
+/// (behind one mutex: for tests only).
 #[derive(Clone, Default)]
 pub enum Destination {
     #[default]
     Stderr,
+    File(Arc<File>),
     Memory(Arc<Mutex<Vec<u8>>>),
 }
 
@@ -42,7 +45,8 @@ pub struct AccessLog {
 }
 
 enum Sink {
-    Stderr(File),
+    /// The worker's own duplicate of the file descriptor.
+    Fd(File),
     Memory(Arc<Mutex<Vec<u8>>>),
 }
 
@@ -65,8 +69,9 @@ impl AccessLog {
         let sink = match (enabled, destination) {
             (false, _) => None,
             (true, Destination::Stderr) => {
-                Some(Sink::Stderr(File::from(std::io::stderr().as_fd().try_clone_to_owned()?)))
+                Some(Sink::Fd(File::from(std::io::stderr().as_fd().try_clone_to_owned()?)))
             }
+            (true, Destination::File(file)) => Some(Sink::Fd(file.try_clone()?)),
             (true, Destination::Memory(buffer)) => Some(Sink::Memory(Arc::clone(buffer))),
         };
         Ok(AccessLog { sink })
@@ -86,7 +91,7 @@ impl AccessLog {
         };
         let line = format_line(entry);
         match sink {
-            Sink::Stderr(file) => {
+            Sink::Fd(file) => {
                 let _ = (&*file).write_all(line.as_bytes());
             }
             Sink::Memory(buffer) => {
