@@ -16,6 +16,7 @@
 //! write of at most `PIPE_BUF` bytes to a pipe is atomic, which is why a
 //! line is kept under 4 KiB by cutting a long path).
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -107,20 +108,16 @@ impl AccessLog {
 /// The logfmt line of an entry, with its newline.
 pub fn format_line(entry: &Entry<'_>) -> String {
     let mut line = String::with_capacity(128 + entry.path.len().min(MAX_PATH_CHARS));
-    line.push_str("time=");
-    line.push_str(&crate::clock::rfc3339(entry.time));
-    line.push_str(" method=");
+    // Writing to a String cannot fail.
+    let _ = write!(line, "time={} method=", crate::clock::rfc3339(entry.time));
     push_value(&mut line, entry.method);
     line.push_str(" path=");
     match entry.path.char_indices().nth(MAX_PATH_CHARS) {
         Some((cut, _)) => push_value(&mut line, &format!("{}...", &entry.path[..cut])),
         None => push_value(&mut line, entry.path),
     }
-    line.push_str(" status=");
-    line.push_str(&entry.status.to_string());
-    line.push_str(" duration_ms=");
-    line.push_str(&format!("{:.3}", entry.duration.as_secs_f64() * 1000.0));
-    line.push_str(" client=");
+    let milliseconds = entry.duration.as_secs_f64() * 1000.0;
+    let _ = write!(line, " status={} duration_ms={milliseconds:.3} client=", entry.status);
     push_value(&mut line, entry.client);
     line.push_str(" user=");
     push_value(&mut line, entry.user);
@@ -146,7 +143,9 @@ fn push_value(line: &mut String, value: &str) {
             '\n' => line.push_str("\\n"),
             '\r' => line.push_str("\\r"),
             '\t' => line.push_str("\\t"),
-            c if c.is_control() => line.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if c.is_control() => {
+                let _ = write!(line, "\\u{{{:x}}}", u32::from(c));
+            }
             c => line.push(c),
         }
     }
