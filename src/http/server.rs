@@ -121,7 +121,7 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
 
 fn answer(worker: &Worker, mut raw: tiny_http::Request) {
     let (reply, close) = match read_request(worker, &mut raw) {
-        Ok(request) => (router::route(worker, &request), false),
+        Ok(request) => (router::route(&worker.app, &worker.conn, &request), false),
         // The rest of an oversized request is not read: close the connection.
         Err(error) => (router::refuse_unread(error), true),
     };
