@@ -136,6 +136,21 @@ fn config_set_creates_a_missing_file_with_mode_0600() {
 }
 
 #[test]
+fn config_set_notes_when_the_environment_overrides_the_stored_value() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let stdout = Cli::new(dir.path())
+        .args(&["config", "set", "SESSIOND_JWT_LIFETIME", "300"])
+        .env("SESSIOND_JWT_LIFETIME", "120")
+        .stderr_contains("note: `SESSIOND_JWT_LIFETIME` is also set in the environment")
+        .run();
+
+    assert_eq!(stdout, "Set `SESSIOND_JWT_LIFETIME` in `.env`.\n");
+    let path = dir.path().join(".env");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "SESSIOND_JWT_LIFETIME=300\n");
+}
+
+#[test]
 fn config_set_works_when_the_file_holds_a_bad_value() {
     let (dir, path) = dir_with_env("DJANGO_SESSION_COOKIE_AGE=soon\n", 0o600);
     refused(dir.path(), &["config"]);

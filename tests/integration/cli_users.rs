@@ -1,8 +1,6 @@
 //! The binary as a user runs it: `serve` start-up and shutdown, settings
 //! precedence and refusals, and the user commands.
 
-use std::process::{Command, Stdio};
-
 use sessiond::users::{self, DecoyHash, Role};
 
 use crate::support::{Cli, ServeProcess, TestServer};
@@ -244,18 +242,7 @@ fn the_database_is_readable_by_its_owner_only() {
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let output = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .current_dir(dir.path())
-        .arg("config")
-        .stdin(Stdio::null())
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = Cli::new(dir.path()).arg("config").stdout_closed().output().stderr;
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 

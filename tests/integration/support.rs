@@ -259,6 +259,7 @@ pub struct Cli {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stdin: Option<String>,
+    stdout_closed: bool,
     status: i32,
     stderr_any: bool,
     stderr_needles: Vec<String>,
@@ -279,6 +280,7 @@ impl Cli {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            stdout_closed: false,
             status: 0,
             stderr_any: false,
             stderr_needles: Vec::new(),
@@ -308,6 +310,14 @@ impl Cli {
     /// Text piped to the command's stdin (else stdin is `/dev/null`).
     pub fn stdin(mut self, text: &str) -> Cli {
         self.stdin = Some(text.to_owned());
+        self
+    }
+
+    /// Runs the command with a stdout whose reading end is already closed,
+    /// as when the reader of `sessiond config | head -1` has gone; the
+    /// returned stdout is empty.
+    pub fn stdout_closed(mut self) -> Cli {
+        self.stdout_closed = true;
         self
     }
 
@@ -350,7 +360,14 @@ impl Cli {
         }
         command.envs(self.env.iter().map(|(key, value)| (key, value)));
         command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdout_closed {
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            command.stdout(writer);
+        } else {
+            command.stdout(Stdio::piped());
+        }
+        command.stderr(Stdio::piped());
         let mut child = command.spawn().expect("run sessiond");
         if let Some(input) = &self.stdin {
             // A command that exits before reading its stdin closes the pipe;
