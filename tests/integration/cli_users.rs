@@ -58,8 +58,19 @@ fn bad_username_and_empty_password_are_refused() {
         .args(&["createuser", "--username", "bad name"])
         .env("DJANGO_SUPERUSER_PASSWORD", "x")
         .status(1)
+        .stderr_contains("`bad name`")
         .run();
-    Cli::new(dir.path()).args(&["createuser", "--username", "ok"]).stdin("\n").status(1).run();
+    Cli::new(dir.path())
+        .args(&["createuser", "--username", "ok"])
+        .stdin("\n")
+        .status(1)
+        .stderr_contains("no password")
+        .run();
+    let db = dir.path().join("data/sessiond.sqlite3");
+    if db.exists() {
+        let conn = sessiond::db::connect(&db).unwrap();
+        assert_eq!(crate::support::count(&conn, "users"), 0, "no user was created");
+    }
 }
 
 #[test]
