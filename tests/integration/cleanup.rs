@@ -370,6 +370,7 @@ fn clear_expired_sessions_runs_while_the_server_serves_the_same_file() {
             "Cleared {expired} expired web session(s).\nCleared 1 expired GraphQL login session(s).\n"
         )
     );
+    assert!(!statuses.is_empty(), "no request was served while the command ran");
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
     assert_eq!(server.get_with_cookie("/api/whoami", &cookie).status, 200);
     assert_eq!(count(&server.conn(), "web_sessions"), 1);
