@@ -37,9 +37,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use sessiond::app::{self, StartOptions};
 use sessiond::clock::{Clock, SystemClock, UnixTime};
 use sessiond::settings::{Overrides, Settings};
+use sessiond::startup::{self, StartOptions};
 use sessiond::users::{self, Role, User};
 use sessiond::web_sessions::{self, Lifetime};
 use sessiond::{db, jwt, jwt_sessions, secrets};
@@ -145,7 +145,7 @@ fn run() -> anyhow::Result<ExitCode> {
     // it (for both servers) to compare pool sizes.
     let workers = match std::env::var("SESSIOND_BENCH_WORKERS") {
         Ok(text) => text.parse().context("SESSIOND_BENCH_WORKERS must be a number")?,
-        Err(_) => app::default_workers(),
+        Err(_) => startup::default_workers(),
     };
 
     eprintln!("seeding {USERS} users, each with one web and one JWT session...");
@@ -178,7 +178,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let clock = Arc::new(OffsetClock::default());
     let settings = bench_settings(&db_path);
     let options = StartOptions { clock: clock.clone(), workers, ..StartOptions::default() };
-    let running = app::start(settings, options).context("sessiond did not start")?;
+    let running = startup::start(settings, options).context("sessiond did not start")?;
     let addr = running.addr();
     eprintln!("sessiond listening on http://{addr}");
     let lifetime = running.app().lifetime;
@@ -1111,7 +1111,7 @@ fn observability_scenarios(
 
     let log_path = dir.join("access.log");
     let log_file = Arc::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?);
-    let start = |on: bool| -> anyhow::Result<(app::Running, Arc<OffsetClock>)> {
+    let start = |on: bool| -> anyhow::Result<(startup::Running, Arc<OffsetClock>)> {
         let mut settings = bench_settings(db_path);
         settings.access_log = on;
         settings.metrics_bind = on.then(|| "127.0.0.1:0".parse().expect("an address"));
@@ -1122,7 +1122,7 @@ fn observability_scenarios(
             access_log: Destination::File(Arc::clone(&log_file)),
             ..StartOptions::default()
         };
-        Ok((app::start(settings, options).context("sessiond did not start")?, clock))
+        Ok((startup::start(settings, options).context("sessiond did not start")?, clock))
     };
     let scrape = |addr: SocketAddr| -> anyhow::Result<(Duration, String)> {
         let started = Instant::now();

@@ -133,7 +133,7 @@ pub fn clear_expired_unless(
     stop: &AtomicBool,
 ) -> anyhow::Result<CleanupRun> {
     let timer = Instant::now();
-    let mut counts = Counts::default();
+    let mut counts = DeletedRows::default();
     let result = widen_connection(conn).and_then(|previous| {
         let result = delete_expired(conn, now, stop, &mut counts);
         let restored = restore_connection(conn, previous);
@@ -183,8 +183,9 @@ pub fn last_success_started(conn: &Connection) -> rusqlite::Result<Option<UnixTi
         .query_row(params![OUTCOME_OK], |row| row.get(0))
 }
 
+/// Rows a run has deleted so far, by table.
 #[derive(Debug, Default, Clone, Copy)]
-struct Counts {
+struct DeletedRows {
     web: usize,
     jwt: usize,
 }
@@ -207,7 +208,7 @@ fn delete_expired(
     conn: &mut Connection,
     now: UnixTime,
     stop: &AtomicBool,
-    counts: &mut Counts,
+    counts: &mut DeletedRows,
 ) -> anyhow::Result<()> {
     clear_table(conn, now, stop, &WEB_SESSIONS, &mut counts.web)?;
     clear_table(conn, now, stop, &JWT_SESSIONS, &mut counts.jwt)
@@ -339,7 +340,7 @@ fn record(
     trigger: Trigger,
     started: UnixTime,
     duration_ms: i64,
-    counts: Counts,
+    counts: DeletedRows,
     outcome: &str,
 ) -> anyhow::Result<CleanupRun> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -1,7 +1,7 @@
 //! The Prometheus metrics of one server (SPEC 10): what is counted, how it
 //! is counted without a lock on the request path, and the exposition.
 //!
-//! Each [`App`](crate::app::App) owns one [`Metrics`], so two servers in one
+//! Each `App` owns one [`Metrics`], so two servers in one
 //! process (the integration tests) count apart. Requests are counted per
 //! worker: every worker thread owns a [`WorkerRecorder`], the only writer of
 //! its own fixed arrays of atomics (one slot per route pattern, method and
@@ -34,12 +34,17 @@ use prometheus_client::metrics::exemplar::Exemplar;
 use crate::clock::UnixTime;
 use crate::session_counts::SessionCounts;
 
-/// The exposition of a scrape at `now`: the counts of `app`, the cached
-/// session counts (taken again when older than 5 s) and the last successful
-/// cleanup from the records. A database error leaves those out of this
-/// scrape and is logged; the counters are still answered.
-pub fn scrape(app: &crate::app::App, conn: &rusqlite::Connection, now: UnixTime) -> String {
-    let sessions = match app.session_counts.get(conn, now) {
+/// The exposition of a scrape at `now`: the counters of `metrics`, the
+/// cached session counts (taken again when older than 5 s) and the last
+/// successful cleanup from the records. A database error leaves those out
+/// of this scrape and is logged; the counters are still answered.
+pub fn scrape(
+    metrics: &Metrics,
+    session_counts: &crate::session_counts::CountsCache,
+    conn: &rusqlite::Connection,
+    now: UnixTime,
+) -> String {
+    let sessions = match session_counts.get(conn, now) {
         Ok(counts) => Some(counts),
         Err(error) => {
             eprintln!("error: metrics: failed to count the sessions: {error}");
@@ -50,7 +55,7 @@ pub fn scrape(app: &crate::app::App, conn: &rusqlite::Connection, now: UnixTime)
         eprintln!("error: metrics: failed to read the cleanup runs: {error}");
         None
     });
-    app.metrics.render(&Scraped { sessions, last_cleanup_success })
+    metrics.render(&Scraped { sessions, last_cleanup_success })
 }
 
 /// The `Content-Type` of the exposition.

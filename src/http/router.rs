@@ -13,12 +13,14 @@
 
 use std::time::Instant;
 
+use rusqlite::Connection;
+
+use crate::app::App;
 use crate::http::access_log::{self, AccessLog};
 use crate::http::context::Ctx;
 use crate::http::pages;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
-use crate::http::server::Worker;
 use crate::http::{account, admin, csrf, graphql};
 use crate::metrics::{Route, WorkerRecorder};
 
@@ -30,11 +32,16 @@ pub struct WorkerRecords {
     pub access_log: AccessLog,
 }
 
-/// Answers one request.
-pub fn route(worker: &Worker, request: &Request) -> Reply {
-    let started = Instant::now();
-    let app = &*worker.app;
-    let ctx = Ctx::new(app, &worker.conn, request, app.clock.now());
+/// Answers one request on a worker's connection, and records it in the
+/// worker's `records`; `started` is when the server began reading it.
+pub fn route(
+    app: &App,
+    conn: &Connection,
+    request: &Request,
+    records: &WorkerRecords,
+    started: Instant,
+) -> Reply {
+    let ctx = Ctx::new(app, conn, request, app.clock.now());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&ctx)));
     let result = outcome.unwrap_or_else(|_| {
         Err(HttpError::Internal(anyhow::anyhow!("a handler panicked on `{}`", request.path)))
@@ -43,22 +50,34 @@ pub fn route(worker: &Worker, request: &Request) -> Reply {
     if let Some(cookie) = ctx.cookie_header() {
         reply.headers.push(("Set-Cookie", cookie));
     }
-    record(worker, request, &reply, ctx.known_user(), started, ctx.now);
+    record(app, request, &reply, ctx.known_user(), records, started, ctx.now);
     with_common_headers(reply)
 }
 
 /// The answer to a request that could not be read (too large, too slow):
 /// no handler runs and no session is looked at. `request` holds only its
-/// method, path and peer; `started` is when the server began reading it.
+/// method, path and peer; it is recorded like any other.
 pub fn refuse_unread(
-    worker: &Worker,
+    app: &App,
     request: &Request,
     error: HttpError,
+    records: &WorkerRecords,
     started: Instant,
 ) -> Reply {
     let reply = error.into_reply(false);
-    record(worker, request, &reply, None, started, worker.app.clock.now());
+    record(app, request, &reply, None, records, started, app.clock.now());
     with_common_headers(reply)
+}
+
+/// The metrics listener's one answer: `GET /metrics` gets the exposition
+/// (SPEC 10), anything else 404. Its requests are not sessiond's traffic:
+/// neither counted nor logged.
+pub fn metrics(app: &App, conn: &Connection, request: &Request) -> Reply {
+    if request.method != Method::Get || request.path != "/metrics" {
+        return Reply::new(404, "text/plain; charset=utf-8", "not found\n");
+    }
+    let body = crate::metrics::scrape(&app.metrics, &app.session_counts, conn, app.clock.now());
+    Reply::new(200, crate::metrics::CONTENT_TYPE, body)
 }
 
 /// Counts an answered request by its route pattern (an unknown path shares
@@ -66,10 +85,11 @@ pub fn refuse_unread(
 /// without its query string, and the user of the request's own valid cookie
 /// or token, never a name typed into a form.
 fn record(
-    worker: &Worker,
+    app: &App,
     request: &Request,
     reply: &Reply,
     user: Option<&str>,
+    records: &WorkerRecords,
     started: Instant,
     now: crate::clock::UnixTime,
 ) {
@@ -80,10 +100,9 @@ fn record(
         Method::Post => "POST",
         Method::Other => "other",
     };
-    let records = &worker.records;
     records.metrics.record_request(Route::of_path(&request.path), method, reply.status, duration);
     if records.access_log.is_on() {
-        let client = request.client_addr(worker.app.settings.trust_proxy_headers);
+        let client = request.client_addr(app.settings.trust_proxy_headers);
         records.access_log.write(&access_log::Entry {
             time: now,
             method,

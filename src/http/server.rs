@@ -31,8 +31,9 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 use crate::app::App;
-use crate::http::access_log::AccessLog;
+use crate::http::access_log::{self, AccessLog};
 use crate::http::reply::HttpError;
+use crate::http::reply::Reply;
 use crate::http::request::{Method, Request};
 use crate::http::router;
 
@@ -61,18 +62,20 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `bind` and starts `worker_count` workers.
+    /// Binds `bind` and starts `worker_count` workers, each writing its
+    /// access log lines (when the setting is on) to `access_log`.
     pub fn start(
         app: Arc<App>,
         bind: SocketAddr,
         worker_count: usize,
+        access_log: &access_log::Destination,
     ) -> anyhow::Result<HttpServer> {
         let (server, addr) = listen(&app, bind)?;
         let server = Arc::new(server);
         let mut workers = Vec::with_capacity(worker_count);
         for number in 0..worker_count {
             let conn = crate::db::connect(&app.settings.db)?;
-            let access_log = AccessLog::new(app.settings.access_log, &app.access_log)
+            let access_log = AccessLog::new(app.settings.access_log, access_log)
                 .context("failed to open the access log on stderr")?;
             let records =
                 router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
@@ -174,20 +177,8 @@ fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Connection) {
                 break;
             }
         };
-        let path = raw.url().split('?').next().unwrap_or("");
-        let response = if *raw.method() == tiny_http::Method::Get && path == "/metrics" {
-            let body = crate::metrics::scrape(app, conn, app.clock.now());
-            tiny_http::Response::from_string(body).with_header(
-                tiny_http::Header::from_bytes(
-                    &b"Content-Type"[..],
-                    crate::metrics::CONTENT_TYPE.as_bytes(),
-                )
-                .expect("valid header"),
-            )
-        } else {
-            tiny_http::Response::from_string("not found\n").with_status_code(404)
-        };
-        let _ = raw.respond(response);
+        let request = Request::new(method_of(&raw), raw.url());
+        respond(raw, router::metrics(app, conn, &request), false);
     }
 }
 
@@ -207,15 +198,26 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
 fn answer(worker: &Worker, mut raw: tiny_http::Request) {
     let received = Instant::now();
     let (reply, close) = match read_request(worker, &mut raw) {
-        Ok(request) => (router::route(worker, &request), false),
+        Ok(request) => {
+            let reply =
+                router::route(&worker.app, &worker.conn, &request, &worker.records, received);
+            (reply, false)
+        }
         // The rest of an oversized request is not read: close the connection.
         Err(error) => {
             // Only the request line and the peer are known to be sound.
             let mut request = Request::new(method_of(&raw), raw.url());
             request.peer_addr = raw.remote_addr().map(|addr| addr.ip());
-            (router::refuse_unread(worker, &request, error, received), true)
+            let reply =
+                router::refuse_unread(&worker.app, &request, error, &worker.records, received);
+            (reply, true)
         }
     };
+    respond(raw, reply, close);
+}
+
+/// Writes a reply, closing the connection after it when `close`.
+fn respond(raw: tiny_http::Request, reply: Reply, close: bool) {
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (name, value) in &reply.headers {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {

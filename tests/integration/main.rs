@@ -24,4 +24,5 @@ mod logs;
 mod metrics;
 mod properties;
 mod schedule;
+mod tidy;
 mod web_sessions;

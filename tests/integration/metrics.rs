@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use sessiond::users::Role;
 
 use crate::support::{
-    START, ServeProcess, TestServer, jwt_login, post_graphql, prepare_database, request, run_cli,
+    Cli, START, ServeProcess, TestServer, jwt_login, post_graphql, prepare_database, request,
 };
 
 const METRICS_ON: &[(&str, &str)] = &[("SESSIOND_METRICS_BIND", "127.0.0.1:0")];
@@ -137,16 +137,14 @@ fn a_bad_metrics_bind_or_access_log_value_stops_serve() {
         ("SESSIOND_METRICS_BIND", "9100"),
         ("SESSIOND_ACCESS_LOG", "loud"),
     ] {
-        let output = run_cli(
-            dir.path(),
-            &["--db", db, "serve", "--bind", "127.0.0.1:0"],
-            &[(key, value)],
-            None,
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{key}={value}: {stderr}");
-        assert!(stderr.contains(key) && stderr.contains(&format!("`{value}`")), "{stderr}");
-        assert!(!stderr.contains("listening on"), "{stderr}");
+        // One line naming the key and the value, before anything listens.
+        Cli::new(dir.path())
+            .args(&["--db", db, "serve", "--bind", "127.0.0.1:0"])
+            .env(key, value)
+            .status(1)
+            .stderr_contains(key)
+            .stderr_contains(&format!("`{value}`"))
+            .run();
     }
 }
 
@@ -157,15 +155,14 @@ fn a_metrics_port_in_use_stops_serve() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();
     let db = dir.path().join("sessiond.sqlite3");
-    let output = run_cli(
-        dir.path(),
-        &["--db", db.to_str().unwrap(), "serve", "--bind", "127.0.0.1:0"],
-        &[("SESSIOND_METRICS_BIND", &taken_addr)],
-        None,
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("failed to listen on `{taken_addr}`")), "{stderr}");
+    let output = Cli::new(dir.path())
+        .args(&["--db", db.to_str().unwrap(), "serve", "--bind", "127.0.0.1:0"])
+        .env("SESSIOND_METRICS_BIND", &taken_addr)
+        .status(1)
+        .stderr_any()
+        .stderr_contains(&format!("failed to listen on `{taken_addr}`"))
+        .output();
+    assert!(!output.stderr.contains("metrics on"), "{}", output.stderr);
 }
 
 #[test]
@@ -417,8 +414,7 @@ fn timer_runs_are_counted_and_the_last_success_comes_from_the_records() {
     // A run by the command is another process's: not counted here, but the
     // last success is read from the records, whoever ran it.
     let db = server.db_path.to_str().unwrap().to_owned();
-    let output = run_cli(server.dir.path(), &["--db", &db, "clear_expired_sessions"], &[], None);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    Cli::new(server.dir.path()).args(&["--db", &db, "clear_expired_sessions"]).run();
     let command_started = sessiond::cleanup::recent_runs(&conn, 1).unwrap()[0].started;
     let exposition = scrape(&server);
     assert_eq!(
