@@ -70,7 +70,25 @@ impl HttpServer {
         worker_count: usize,
         access_log: &access_log::Destination,
     ) -> anyhow::Result<HttpServer> {
-        let (server, addr) = listen(&app, bind)?;
+        let listener =
+            TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
+        let timeout = request_timeout(&app);
+        let limits = tiny_http::Limits {
+            read_timeout: Some(timeout),
+            write_timeout: Some(timeout),
+            head_timeout: Some(timeout),
+            max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
+            max_header_bytes: MAX_HEADER_BYTES,
+            max_header_lines: MAX_HEADER_LINES,
+            max_connections: MAX_CONNECTIONS,
+            max_buffered_body: MAX_BODY_BYTES,
+        };
+        let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
+            .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
+        let addr = match server.server_addr() {
+            tiny_http::ListenAddr::IP(addr) => addr,
+            other => anyhow::bail!("unexpected listen address `{other}`"),
+        };
         let server = Arc::new(server);
         let mut workers = Vec::with_capacity(worker_count);
         for number in 0..worker_count {
@@ -105,29 +123,8 @@ impl HttpServer {
     }
 }
 
-/// Binds `bind` with the request limits of every listener.
-fn listen(app: &App, bind: SocketAddr) -> anyhow::Result<(tiny_http::Server, SocketAddr)> {
-    let listener =
-        TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
-    let timeout = request_timeout(app);
-    let limits = tiny_http::Limits {
-        read_timeout: Some(timeout),
-        write_timeout: Some(timeout),
-        head_timeout: Some(timeout),
-        max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
-        max_header_bytes: MAX_HEADER_BYTES,
-        max_header_lines: MAX_HEADER_LINES,
-        max_connections: MAX_CONNECTIONS,
-        max_buffered_body: MAX_BODY_BYTES,
-    };
-    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-        .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
-    let addr = match server.server_addr() {
-        tiny_http::ListenAddr::IP(addr) => addr,
-        other => anyhow::bail!("unexpected listen address `{other}`"),
-    };
-    Ok((server, addr))
-}
+/// Connections the metrics listener keeps open at once.
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 /// The metrics listener: one thread answering `GET /metrics` with the
 /// exposition, and 404 to anything else. Its requests are neither counted
@@ -142,7 +139,27 @@ impl MetricsServer {
     /// Binds `bind` and starts the thread, which stops with the app's
     /// shutdown flag.
     pub fn start(app: Arc<App>, bind: SocketAddr) -> anyhow::Result<MetricsServer> {
-        let (server, addr) = listen(&app, bind)?;
+        let listener =
+            TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
+        // The main listener's limits, with fewer connections: one thread
+        // answers them, and Prometheus needs one.
+        let timeout = request_timeout(&app);
+        let limits = tiny_http::Limits {
+            read_timeout: Some(timeout),
+            write_timeout: Some(timeout),
+            head_timeout: Some(timeout),
+            max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
+            max_header_bytes: MAX_HEADER_BYTES,
+            max_header_lines: MAX_HEADER_LINES,
+            max_connections: METRICS_MAX_CONNECTIONS,
+            max_buffered_body: MAX_BODY_BYTES,
+        };
+        let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
+            .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
+        let addr = match server.server_addr() {
+            tiny_http::ListenAddr::IP(addr) => addr,
+            other => anyhow::bail!("unexpected listen address `{other}`"),
+        };
         let server = Arc::new(server);
         let conn = crate::db::connect(&app.settings.db)?;
         let thread = {
