@@ -16,6 +16,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use crate::app::App;
+use crate::clock::UnixTime;
 use crate::http::access_log::{self, AccessLog};
 use crate::http::context::Ctx;
 use crate::http::pages;
@@ -69,15 +70,53 @@ pub fn refuse_unread(
     with_common_headers(reply)
 }
 
-/// The metrics listener's one answer: `GET /metrics` gets the exposition
-/// (SPEC 10), anything else 404. Its requests are not sessiond's traffic:
-/// neither counted nor logged.
-pub fn metrics(app: &App, conn: &Connection, request: &Request) -> Reply {
-    if request.method != Method::Get || request.path != "/metrics" {
-        return Reply::new(404, "text/plain; charset=utf-8", "not found\n");
+/// What the metrics listener remembers between requests, to keep the
+/// session counts fresh while Prometheus scrapes.
+#[derive(Debug, Default)]
+pub struct MetricsListener {
+    last_scrape: Option<UnixTime>,
+    last_count: Option<UnixTime>,
+}
+
+/// How long after a scrape the counts are kept fresh, in seconds.
+const KEEP_COUNTS_AFTER_SCRAPE: i64 = 120;
+
+/// How often they are taken again meanwhile: under the cache's 5 s, so a
+/// scrape finds them cached.
+const RECOUNT_EVERY: i64 = 4;
+
+impl MetricsListener {
+    /// The listener's one answer: `GET /metrics` gets the exposition
+    /// (SPEC 10), anything else 404. Its requests are not sessiond's
+    /// traffic: neither counted nor logged.
+    pub fn answer(&mut self, app: &App, conn: &Connection, request: &Request) -> Reply {
+        if request.method != Method::Get || request.path != "/metrics" {
+            return Reply::new(404, "text/plain; charset=utf-8", "not found\n");
+        }
+        let now = app.clock.now();
+        self.last_scrape = Some(now);
+        let body = crate::metrics::scrape(&app.metrics, &app.session_counts, conn, now);
+        Reply::new(200, crate::metrics::CONTENT_TYPE, body)
     }
-    let body = crate::metrics::scrape(&app.metrics, &app.session_counts, conn, app.clock.now());
-    Reply::new(200, crate::metrics::CONTENT_TYPE, body)
+
+    /// Between requests: from the listener's start and while scrapes come
+    /// (one in the last two minutes), the session counts are taken again
+    /// every 4 s, off the scrape's path. Counting a million rows takes tens
+    /// of milliseconds or more; Prometheus scrapes every 15 s or so, so
+    /// without this every scrape would find the 5 s cache stale and count.
+    pub fn between_requests(&mut self, app: &App, conn: &Connection) {
+        let now = app.clock.now();
+        let since_scrape = now - *self.last_scrape.get_or_insert(now);
+        let due =
+            self.last_count.is_none_or(|counted| !(0..RECOUNT_EVERY).contains(&(now - counted)));
+        if since_scrape <= KEEP_COUNTS_AFTER_SCRAPE && due {
+            app.session_counts.forget();
+            if let Err(error) = app.session_counts.get(conn, now) {
+                eprintln!("error: metrics: failed to count the sessions: {error}");
+            }
+            self.last_count = Some(now);
+        }
+    }
 }
 
 /// Counts an answered request by its route pattern (an unknown path shares
@@ -91,7 +130,7 @@ fn record(
     user: Option<&str>,
     records: &WorkerRecords,
     started: Instant,
-    now: crate::clock::UnixTime,
+    now: UnixTime,
 ) {
     let duration = started.elapsed();
     let method = match request.method {

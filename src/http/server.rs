@@ -185,7 +185,9 @@ impl MetricsServer {
 }
 
 fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Connection) {
+    let mut listener = router::MetricsListener::default();
     while !app.shutdown.load(Ordering::SeqCst) {
+        listener.between_requests(app, conn);
         let raw = match server.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(raw)) => raw,
             Ok(None) => continue,
@@ -195,7 +197,8 @@ fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Connection) {
             }
         };
         let request = Request::new(method_of(&raw), raw.url());
-        respond(raw, router::metrics(app, conn, &request), false);
+        let reply = listener.answer(app, conn, &request);
+        respond(raw, reply, false);
     }
 }
 
