@@ -91,6 +91,8 @@ pub const ROUTES: &[&str] = &[
     "/admin/cleanup",
     "/admin/schedule",
     "/admin/access",
+    "/admin/access/add",
+    "/admin/access/remove",
     UNMATCHED,
 ];
 
