@@ -32,7 +32,15 @@ pub fn start_web_session(
     now: UnixTime,
     client: &Client<'_>,
 ) -> rusqlite::Result<Option<(String, WebSession)>> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    // Ending the browser's old session must survive a power loss like any
+    // other logout; a login alone need not (SPEC 8).
+    let tx = match replacing {
+        Some(_) => LoginTransaction::Durable(crate::db::durable_transaction(conn)?),
+        None => LoginTransaction::Plain(Transaction::new_unchecked(
+            conn,
+            TransactionBehavior::Immediate,
+        )?),
+    };
     if !users::still_valid(&tx, verified)? {
         return Ok(None);
     }
@@ -92,7 +100,7 @@ pub fn end_all_sessions(
     now: UnixTime,
     revoked_by: Option<i64>,
 ) -> rusqlite::Result<Ended> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = crate::db::durable_transaction(conn)?;
     let ended = end_all_in(&tx, user_id, now, revoked_by)?;
     tx.commit()?;
     Ok(ended)
@@ -106,7 +114,7 @@ pub fn change_password(
     now: UnixTime,
 ) -> anyhow::Result<Ended> {
     users::validate_password(password)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = crate::db::durable_transaction(conn)?;
     users::set_password(&tx, user.id, password)?;
     let ended = end_all_in(&tx, user.id, now, None)?;
     tx.commit()?;
@@ -120,11 +128,37 @@ pub fn set_active(
     active: bool,
     now: UnixTime,
 ) -> anyhow::Result<Ended> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = crate::db::durable_transaction(conn)?;
     users::set_active(&tx, user.id, active)?;
     let ended = if active { Ended::default() } else { end_all_in(&tx, user.id, now, None)? };
     tx.commit()?;
     Ok(ended)
+}
+
+/// A login's transaction: durable when it ends an old session.
+enum LoginTransaction<'conn> {
+    Durable(crate::db::DurableTransaction<'conn>),
+    Plain(Transaction<'conn>),
+}
+
+impl LoginTransaction<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            LoginTransaction::Durable(tx) => tx.commit(),
+            LoginTransaction::Plain(tx) => tx.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for LoginTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            LoginTransaction::Durable(tx) => tx,
+            LoginTransaction::Plain(tx) => tx,
+        }
+    }
 }
 
 fn end_all_in(

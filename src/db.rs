@@ -1,4 +1,5 @@
-//! Opening the SQLite file and migrating its schema.
+//! Opening the SQLite file and migrating its schema, and the durable
+//! transactions of the writes that end access.
 //!
 //! Every connection is opened here with the same pragmas (WAL, a busy
 //! timeout, foreign keys on), so that several threads and several processes
@@ -6,12 +7,21 @@
 //! by `PRAGMA user_version`. This module knows the schema as a whole but runs
 //! no queries on behalf of other modules: each table's SQL lives with the
 //! module that owns it.
+//!
+//! Connections commit with `synchronous=NORMAL`, which in WAL mode keeps every
+//! commit across a crash of the process but may drop the last ones on a power
+//! loss. A write that ends access (a logout, a revocation, a deletion, a new
+//! password, a deactivation, "end all sessions") must not come back after a
+//! power loss (SPEC 8), so it runs in a [`DurableTransaction`], which commits
+//! with `synchronous=FULL` (the WAL is synced before the commit returns).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 /// How long a writer waits for another writer (thread or process) before
 /// giving up with "database is locked".
@@ -58,6 +68,122 @@ impl Drop for RestoreBusyTimeout<'_> {
         // Setting a busy timeout cannot fail on an open connection.
         let _ = self.0.busy_timeout(BUSY_TIMEOUT);
     }
+}
+
+/// An IMMEDIATE transaction that commits with `synchronous=FULL`: once
+/// `commit` returns, the change survives a power loss. The connection's own
+/// setting is put back when it is dropped, committed or not. SQLite does not
+/// let the setting change inside a transaction, so the connection must not
+/// be in one when this starts.
+pub struct DurableTransaction<'conn> {
+    tx: Option<Transaction<'conn>>,
+    conn: &'conn Connection,
+    previous: i64,
+}
+
+/// `PRAGMA synchronous=FULL`.
+const SYNCHRONOUS_FULL: i64 = 2;
+
+/// Starts a [`DurableTransaction`] on `conn`.
+pub fn durable_transaction(conn: &Connection) -> rusqlite::Result<DurableTransaction<'_>> {
+    let previous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+    conn.pragma_update(None, "synchronous", SYNCHRONOUS_FULL)?;
+    match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+        Ok(tx) => Ok(DurableTransaction { tx: Some(tx), conn, previous }),
+        Err(error) => {
+            let _ = conn.pragma_update(None, "synchronous", previous);
+            Err(error)
+        }
+    }
+}
+
+impl DurableTransaction<'_> {
+    /// Commits; the WAL is synced before this returns.
+    pub fn commit(mut self) -> rusqlite::Result<()> {
+        self.tx.take().expect("a transaction until it is committed").commit()
+    }
+}
+
+impl std::ops::Deref for DurableTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.tx.as_ref().expect("a transaction until it is committed")
+    }
+}
+
+impl Drop for DurableTransaction<'_> {
+    fn drop(&mut self) {
+        // Roll back first (when not committed): the setting cannot change
+        // inside a transaction.
+        drop(self.tx.take());
+        let _ = self.conn.pragma_update(None, "synchronous", self.previous);
+    }
+}
+
+/// Runs one write that ends access. On a connection outside a transaction it
+/// gets a [`DurableTransaction`] of its own; inside one, the caller's
+/// transaction must be durable (see [`DurableTransaction`]). `what` names the
+/// write for [`durable_writes`].
+pub fn ending_access<T>(
+    conn: &Connection,
+    what: &'static str,
+    write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    if conn.is_autocommit() {
+        let tx = durable_transaction(conn)?;
+        let value = write(&tx)?;
+        note_ending_write(&tx, what)?;
+        tx.commit()?;
+        Ok(value)
+    } else {
+        let value = write(conn)?;
+        note_ending_write(conn, what)?;
+        Ok(value)
+    }
+}
+
+/// One write that ends access, as [`durable_writes`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndingWrite {
+    /// The database file, as SQLite names it.
+    pub db: PathBuf,
+    /// The function that wrote, e.g. `web_sessions::delete`.
+    pub what: &'static str,
+    /// `PRAGMA synchronous` read inside the write's transaction, just before
+    /// its commit: 2 is FULL.
+    pub synchronous: i64,
+}
+
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static ENDING_WRITES: Mutex<Vec<EndingWrite>> = Mutex::new(Vec::new());
+
+/// From now on, every write that ends access in this process is recorded
+/// with the `synchronous` setting its transaction commits with, so that
+/// tests can check it from the outside of each action. Off unless asked for:
+/// recording costs one pragma read per such write.
+pub fn record_ending_writes() {
+    RECORDING.store(true, Ordering::SeqCst);
+}
+
+/// The writes that ended access on the database at `path`, in order, since
+/// [`record_ending_writes`].
+pub fn durable_writes(path: &Path) -> Vec<EndingWrite> {
+    let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let writes = ENDING_WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    writes.iter().filter(|write| write.db == wanted).cloned().collect()
+}
+
+fn note_ending_write(conn: &Connection, what: &'static str) -> rusqlite::Result<()> {
+    if !RECORDING.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+    let db = conn.path().map(PathBuf::from).unwrap_or_default();
+    let db = std::fs::canonicalize(&db).unwrap_or(db);
+    let mut writes = ENDING_WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    writes.push(EndingWrite { db, what, synchronous });
+    Ok(())
 }
 
 /// Opens (creating when missing) the database file and brings its schema up

@@ -78,14 +78,16 @@ pub fn revoke(
     now: UnixTime,
     revoked_by: Option<i64>,
 ) -> rusqlite::Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?2),
-                    revoked_by = CASE WHEN revoked_at IS NULL THEN ?3 ELSE revoked_by END
-             WHERE jti = ?1",
-        )?
-        .execute(params![jti, now, revoked_by])?;
-    Ok(changed == 1)
+    crate::db::ending_access(conn, "jwt_sessions::revoke", |conn| {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?2),
+                        revoked_by = CASE WHEN revoked_at IS NULL THEN ?3 ELSE revoked_by END
+                 WHERE jti = ?1",
+            )?
+            .execute(params![jti, now, revoked_by])?;
+        Ok(changed == 1)
+    })
 }
 
 /// Revokes every live (unrevoked, unexpired) session of a user; returns how
@@ -96,18 +98,23 @@ pub fn revoke_for_user(
     now: UnixTime,
     revoked_by: Option<i64>,
 ) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "UPDATE jwt_sessions SET revoked_at = ?2, revoked_by = ?3
-         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
-    )?
-    .execute(params![user_id, now, revoked_by])
+    crate::db::ending_access(conn, "jwt_sessions::revoke_for_user", |conn| {
+        conn.prepare_cached(
+            "UPDATE jwt_sessions SET revoked_at = ?2, revoked_by = ?3
+             WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+        )?
+        .execute(params![user_id, now, revoked_by])
+    })
 }
 
 /// Deletes one row. Returns whether it existed.
 pub fn delete(conn: &Connection, jti: &str) -> rusqlite::Result<bool> {
-    let deleted =
-        conn.prepare_cached("DELETE FROM jwt_sessions WHERE jti = ?1")?.execute(params![jti])?;
-    Ok(deleted == 1)
+    crate::db::ending_access(conn, "jwt_sessions::delete", |conn| {
+        let deleted = conn
+            .prepare_cached("DELETE FROM jwt_sessions WHERE jti = ?1")?
+            .execute(params![jti])?;
+        Ok(deleted == 1)
+    })
 }
 
 /// Deletes up to `limit` rows whose `expires_at` has passed (revoked or not);
@@ -361,14 +368,16 @@ pub fn revoke_own(
     user_id: i64,
     now: UnixTime,
 ) -> rusqlite::Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?3),
-                    revoked_by = CASE WHEN revoked_at IS NULL THEN ?2 ELSE revoked_by END
-             WHERE jti = ?1 AND user_id = ?2",
-        )?
-        .execute(params![jti, user_id, now])?;
-    Ok(changed == 1)
+    crate::db::ending_access(conn, "jwt_sessions::revoke_own", |conn| {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?3),
+                        revoked_by = CASE WHEN revoked_at IS NULL THEN ?2 ELSE revoked_by END
+                 WHERE jti = ?1 AND user_id = ?2",
+            )?
+            .execute(params![jti, user_id, now])?;
+        Ok(changed == 1)
+    })
 }
 
 /// The values bound to a `list` statement: `before`, `limit`, then `now`

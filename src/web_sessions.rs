@@ -176,15 +176,20 @@ pub fn save(
 
 /// Deletes one session by its key hash. Returns whether a row went.
 pub fn delete(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<bool> {
-    let deleted = conn
-        .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1")?
-        .execute(params![&key_hash.0[..]])?;
-    Ok(deleted == 1)
+    crate::db::ending_access(conn, "web_sessions::delete", |conn| {
+        let deleted = conn
+            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1")?
+            .execute(params![&key_hash.0[..]])?;
+        Ok(deleted == 1)
+    })
 }
 
 /// Deletes every session of a user; returns how many went.
 pub fn delete_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1")?.execute(params![user_id])
+    crate::db::ending_access(conn, "web_sessions::delete_for_user", |conn| {
+        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1")?
+            .execute(params![user_id])
+    })
 }
 
 /// Deletes every session of a user but one; returns how many went.
@@ -193,8 +198,10 @@ pub fn delete_for_user_except(
     user_id: i64,
     keep: &KeyHash,
 ) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1 AND key_hash <> ?2")?
-        .execute(params![user_id, &keep.0[..]])
+    crate::db::ending_access(conn, "web_sessions::delete_for_user_except", |conn| {
+        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1 AND key_hash <> ?2")?
+            .execute(params![user_id, &keep.0[..]])
+    })
 }
 
 /// A user's sessions, live and expired, newest first.
@@ -520,10 +527,12 @@ pub fn delete_for_user_by_hash(
     user_id: i64,
     key_hash: &KeyHash,
 ) -> rusqlite::Result<bool> {
-    let deleted = conn
-        .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
-        .execute(params![&key_hash.0[..], user_id])?;
-    Ok(deleted == 1)
+    crate::db::ending_access(conn, "web_sessions::delete_for_user_by_hash", |conn| {
+        let deleted = conn
+            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
+            .execute(params![&key_hash.0[..], user_id])?;
+        Ok(deleted == 1)
+    })
 }
 
 /// The values bound to a `list` statement: `before`, `limit`, then `now`

@@ -109,7 +109,7 @@ fn end_others(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     };
     let now = worker.app.clock.now();
     let user_id = session.user.id;
-    let tx = worker.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(&worker.conn)?;
     let web = web_sessions::delete_for_user_except(&tx, user_id, &session.key_hash)?;
     let jwt = jwt_sessions::revoke_for_user(&tx, user_id, now, Some(user_id))?;
     tx.commit()?;

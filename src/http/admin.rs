@@ -162,7 +162,7 @@ fn web_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
             .ok_or_else(|| HttpError::BadRequest(String::from("invalid web session id")))?;
         hashes.push(hash);
     }
-    let tx = worker.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(&worker.conn)?;
     let mut deleted = 0;
     for hash in &hashes {
         if web_sessions::delete(&tx, hash)? {
@@ -188,7 +188,7 @@ fn jwt_revoke(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let form = request.form();
     let jtis = selected_jtis(&form)?;
     let now = worker.app.clock.now();
-    let tx = worker.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(&worker.conn)?;
     let mut revoked = 0;
     for jti in &jtis {
         if jwt_sessions::revoke(&tx, jti, now, Some(admin.id))? {
@@ -212,7 +212,7 @@ fn jwt_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     };
     let form = request.form();
     let jtis = selected_jtis(&form)?;
-    let tx = worker.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(&worker.conn)?;
     let mut deleted = 0;
     for jti in &jtis {
         if jwt_sessions::delete(&tx, jti)? {

@@ -16,6 +16,7 @@ mod cli_users;
 mod concurrency;
 mod crash;
 mod csrf;
+mod durability;
 mod graphql;
 mod hardening;
 mod jwt;
