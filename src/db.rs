@@ -197,7 +197,7 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     }
     make_private_file(path)
         .with_context(|| format!("failed to create database file `{}`", path.display()))?;
-    let mut conn = open_connection(path)
+    let mut conn = open_waiting(path)
         .with_context(|| format!("failed to open database at `{}`", path.display()))?;
     migrate(&mut conn)
         .with_context(|| format!("failed to migrate database at `{}`", path.display()))?;
@@ -207,8 +207,32 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
 /// Opens one more connection to a database that [`open`] has already
 /// migrated; used by each worker thread.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
-    open_connection(path)
-        .with_context(|| format!("failed to open database at `{}`", path.display()))
+    open_waiting(path).with_context(|| format!("failed to open database at `{}`", path.display()))
+}
+
+/// [`open_connection`], tried again while the database is busy, for up to
+/// [`BUSY_TIMEOUT`]. Setting up a connection can meet "database is locked"
+/// without SQLite's busy handler being asked: `journal_mode=WAL` while
+/// another process turns a new file into WAL or recovers its WAL. Three
+/// `serve` processes started at once on a new file hit it about one time in
+/// forty here (`db_file::three_servers_starting_at_once_on_a_new_file_agree`).
+fn open_waiting(path: &Path) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match open_connection(path) {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if matches!(
+                    error.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
 }
 
 #[cfg(unix)]

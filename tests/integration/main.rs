@@ -16,6 +16,7 @@ mod cli_users;
 mod concurrency;
 mod crash;
 mod csrf;
+mod db_file;
 mod durability;
 mod graphql;
 mod hardening;
