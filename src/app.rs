@@ -43,6 +43,9 @@ pub struct App {
     pub slide_writes: std::sync::Mutex<()>,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,
+    /// The latest scheduled cleanup time the timer has dealt with: run it,
+    /// found it claimed by another server, or failed. 0 before the first.
+    pub timer_handled: std::sync::atomic::AtomicI64,
 }
 
 /// How to start: the clock and the number of workers.
@@ -99,6 +102,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         admin_counts: Default::default(),
         slide_writes: std::sync::Mutex::new(()),
         shutdown: options.shutdown,
+        timer_handled: Default::default(),
     });
     let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;
     let addr = http.addr();

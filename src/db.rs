@@ -353,6 +353,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jwt_sessions_unrevoked_expiry ON jwt_sessions(expires_at)
         WHERE revoked_at IS NULL;
     ",
+    // 3: one row per scheduled cleanup time, written by the first server on
+    // the file to claim it, in the same transaction as its run's record; the
+    // other servers see it and skip that time.
+    "
+    CREATE TABLE cleanup_claims (
+        scheduled_at INTEGER PRIMARY KEY,
+        run_id       INTEGER NOT NULL,
+        claimed_at   INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Applies the migrations that this file has not seen yet, all in one

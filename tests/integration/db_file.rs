@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use crate::support::{ServeProcess, graphql_request, request};
+use sessiond::{cleanup, schedule};
+
+use crate::support::{START, ServeProcess, TestServer, graphql_request, request};
 
 /// Starts `count` `sessiond serve` processes on the same new file at the
 /// same moment.
@@ -60,4 +62,53 @@ fn three_servers_starting_at_once_on_a_new_file_agree() {
             assert_eq!(whoami.status, 200, "round {round}: {}", whoami.body);
         }
     }
+}
+
+/// Waits (a few seconds at most) until the server's timer has dealt with
+/// the cleanup scheduled at `scheduled_at`: run it or found it claimed.
+#[track_caller]
+fn wait_for_timer(server: &TestServer, scheduled_at: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.app().timer_handled.load(std::sync::atomic::Ordering::SeqCst) < scheduled_at {
+        assert!(std::time::Instant::now() < deadline, "the timer never handled {scheduled_at}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn two_servers_on_one_file_run_each_scheduled_cleanup_once() {
+    let first = TestServer::start();
+    let second = first.another_on_the_same_file();
+    schedule::store(&first.conn(), &schedule::parse("* * * * *").unwrap()).unwrap();
+    // Both timers re-read the schedule.
+    for server in [&first, &second] {
+        server.advance(schedule::RELOAD_EVERY + 10);
+    }
+    let minute = |n: i64| START + n * 60;
+    for n in 1..=3 {
+        for server in [&first, &second] {
+            server.advance(60);
+        }
+        for server in [&first, &second] {
+            wait_for_timer(server, minute(n));
+        }
+    }
+    let conn = first.conn();
+    let timer_runs: i64 = conn
+        .query_row("SELECT count(*) FROM cleanup_runs WHERE trigger = 'timer'", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(timer_runs, 3, "one run per scheduled minute, not one per server");
+    let claimed: Vec<i64> = conn
+        .prepare("SELECT scheduled_at FROM cleanup_claims ORDER BY scheduled_at")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(claimed, vec![minute(1), minute(2), minute(3)]);
+    let outcomes: Vec<String> =
+        cleanup::recent_runs(&conn, 10).unwrap().into_iter().map(|run| run.outcome).collect();
+    assert_eq!(outcomes, vec!["ok"; 3], "each recorded run completed");
 }

@@ -55,6 +55,30 @@ impl TestServer {
         TestServer { clock, dir, db_path, addr, settings, running: Some(running) }
     }
 
+    /// Another server on this server's database file, with its own manual
+    /// clock set to this one's time (several servers on one file, SPEC 11).
+    #[track_caller]
+    pub fn another_on_the_same_file(&self) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(self.clock_now()));
+        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let running = app::start(self.settings.clone(), options).expect("server starts");
+        let addr = running.addr();
+        TestServer {
+            clock,
+            dir,
+            db_path: self.db_path.clone(),
+            addr,
+            settings: self.settings.clone(),
+            running: Some(running),
+        }
+    }
+
+    /// What the running server's threads share.
+    pub fn app(&self) -> &Arc<sessiond::app::App> {
+        self.running.as_ref().expect("a running server").app()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
