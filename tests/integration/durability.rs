@@ -139,7 +139,7 @@ fn account_page_actions_are_durable() {
 fn command_actions_are_durable() {
     // The functions `sessions revoke`, `sessions end-user`, `changepassword`
     // and `deactivateuser` run, in this process so that the record is seen.
-    use sessiond::cli::SessionsAction;
+    use sessiond::commands::sessions::SessionsAction;
     let server = recording_server();
     let alice = server.create_user("alice", "alice-password", Role::User);
     let key = server.login("alice", "alice-password");

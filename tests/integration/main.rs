@@ -24,4 +24,5 @@ mod jwt;
 mod logs;
 mod properties;
 mod schedule;
+mod tidy;
 mod web_sessions;
