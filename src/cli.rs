@@ -85,6 +85,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ScheduleAction>,
     },
+    /// Write a consistent copy of the SQLite database, safe while serve runs
+    Backup {
+        /// The new file (never an existing one); mode 0600
+        file: PathBuf,
+    },
 }
 
 /// Parses the process's arguments and runs the command.
@@ -137,5 +142,6 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Schedule { action }) => {
             commands::cleanup::schedule(&settings, action.unwrap_or(ScheduleAction::Show))
         }
+        Some(Command::Backup { file }) => commands::backup::run(&settings, &file),
     }
 }

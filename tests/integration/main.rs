@@ -8,6 +8,7 @@ mod support;
 mod account;
 mod admin;
 mod admin_cleanup;
+mod backup;
 mod browser;
 mod cleanup;
 mod cli_config;
