@@ -204,6 +204,100 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens a database that must already exist, as [`open`] does. For the
+/// commands that act on users and sessions: creating an empty database in
+/// place of a missing one would let them report success (or "no such user")
+/// against the wrong file while a server goes on using the real one.
+pub fn open_existing(path: &Path) -> anyhow::Result<Connection> {
+    match std::fs::metadata(path) {
+        Ok(_) => open(path),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no database at `{}` (a new one is made by `sessiond serve`, `sessiond createsuperuser` or `sessiond import`; name another with `--db`)",
+            path.display()
+        ),
+        Err(error) => {
+            Err(error).with_context(|| format!("failed to open database at `{}`", path.display()))
+        }
+    }
+}
+
+/// The database file a server opened, watched: [`FileWatch::check`] tells
+/// whether the file at the path is still that file (same device and inode).
+/// When it was deleted or replaced, SQLite goes on using the old file through
+/// the descriptors it holds, unseen by every other process, so the server
+/// must say so rather than serve from it.
+#[derive(Debug)]
+pub struct FileWatch {
+    path: PathBuf,
+    identity: Option<FileIdentity>,
+    /// Whether the last check found the file gone or replaced, so that the
+    /// log says it once per change rather than once per check.
+    reported: AtomicBool,
+}
+
+/// What makes a file the same file: its device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+}
+
+impl FileWatch {
+    /// Watches the file at `path` as it is now; call it right after
+    /// opening the database.
+    pub fn new(path: &Path) -> FileWatch {
+        FileWatch {
+            path: path.to_path_buf(),
+            identity: identity_of(path),
+            reported: AtomicBool::new(false),
+        }
+    }
+
+    /// `Err` with the reason when the file at the path is no longer the one
+    /// opened; the first such check of a change logs it. One `stat`: cheaper
+    /// than the query `/healthz` runs beside it.
+    pub fn check(&self) -> Result<(), String> {
+        let now = identity_of(&self.path);
+        let problem = match (self.identity, now) {
+            (Some(opened), Some(now)) if opened == now => None,
+            (_, None) => Some(format!(
+                "the database file `{}` was deleted while the server runs",
+                self.path.display()
+            )),
+            (_, Some(_)) => Some(format!(
+                "the database file `{}` was replaced by another file while the server runs",
+                self.path.display()
+            )),
+        };
+        match problem {
+            None => {
+                self.reported.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Some(problem) => {
+                if !self.reported.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "error: {problem}; this server still uses the file it opened, which no other process sees: restart it"
+                    );
+                }
+                Err(problem)
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn identity_of(path: &Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(FileIdentity { device: metadata.dev(), inode: metadata.ino() })
+}
+
+#[cfg(not(unix))]
+fn identity_of(path: &Path) -> Option<FileIdentity> {
+    std::fs::metadata(path).ok().map(|_| FileIdentity { device: 0, inode: 0 })
+}
+
 /// Opens one more connection to a database that [`open`] has already
 /// migrated; used by each worker thread.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
@@ -364,6 +458,11 @@ const MIGRATIONS: &[&str] = &[
     );
     ",
 ];
+
+/// The `user_version` of a database this program has migrated.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
 
 /// Applies the migrations that this file has not seen yet, all in one
 /// transaction; running it twice is a no-op.

@@ -260,7 +260,15 @@ fn run_timer(
     mut plan: TimerPlan<chrono::Local>,
     mut last_read: UnixTime,
 ) {
+    let mut last_watch = std::time::Instant::now();
     while !app.shutdown.load(Ordering::SeqCst) {
+        // The database file deleted or replaced is logged within a second
+        // even when nobody asks `/healthz` (by the real clock: it is about
+        // the file, not about session times).
+        if last_watch.elapsed() >= Duration::from_secs(1) {
+            let _ = app.db_file.check();
+            last_watch = std::time::Instant::now();
+        }
         let now = app.clock.now();
         if now - last_read >= RELOAD_EVERY || now < last_read {
             match load(&conn) {

@@ -53,7 +53,7 @@ pub fn create_user(
     role: Role,
 ) -> anyhow::Result<()> {
     users::validate_username(username)?;
-    let conn = open_db(settings)?;
+    let conn = crate::commands::open_or_create_db(settings)?;
     if users::find_by_username(&conn, username)?.is_some() {
         return Err(users::UserError::UsernameTaken(username.to_owned()).into());
     }

@@ -122,11 +122,18 @@ struct Caller<'a> {
     expires: String,
 }
 
-/// `GET /healthz`: 200 when the database answers.
+/// `GET /healthz`: 200 when the database answers with the schema this
+/// server knows, from the file at its path; 503 when that file was deleted
+/// or replaced since the server opened it.
 pub fn healthz(ctx: &Ctx) -> Result<Reply, HttpError> {
-    let one: i64 = ctx.conn.query_row("SELECT 1", [], |row| row.get(0))?;
-    if one != 1 {
-        return Err(HttpError::Unavailable(String::from("the database gave a wrong answer")));
+    ctx.app.db_file.check().map_err(HttpError::Unavailable)?;
+    // Reads the file's header, not just a constant.
+    let version: i64 = ctx.conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version != crate::db::schema_version() {
+        return Err(HttpError::Unavailable(format!(
+            "the database is at schema version {version}, not {}",
+            crate::db::schema_version()
+        )));
     }
     Ok(Reply::json(200, &serde_json::json!({ "status": "ok" })))
 }

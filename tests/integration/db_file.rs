@@ -112,3 +112,92 @@ fn two_servers_on_one_file_run_each_scheduled_cleanup_once() {
         cleanup::recent_runs(&conn, 10).unwrap().into_iter().map(|run| run.outcome).collect();
     assert_eq!(outcomes, vec!["ok"; 3], "each recorded run completed");
 }
+
+#[test]
+fn healthz_answers_503_once_the_database_file_is_deleted() {
+    let server = TestServer::start();
+    assert_eq!(server.get("/healthz", &[]).status, 200, "the control");
+    std::fs::remove_file(&server.db_path).unwrap();
+    let response = server.get("/healthz", &[]);
+    assert_eq!(response.status, 503, "{}", response.body);
+    // Other requests still answer from the file the server holds open, but
+    // a monitor asking /healthz sees the problem.
+    assert_eq!(server.get("/login", &[]).status, 200);
+}
+
+#[test]
+fn a_server_whose_database_file_is_deleted_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::prepare_database(dir.path());
+    let mut server = ServeProcess::start(dir.path(), &[]);
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    std::fs::remove_file(dir.path().join("sessiond.sqlite3")).unwrap();
+    assert_eq!(server.get("/healthz", &[]).status, 503);
+    let output = server.output_once_it_shows("was deleted");
+    assert_eq!(output.matches("still uses the file it opened").count(), 1, "{output}");
+    assert!(output.contains("sessiond.sqlite3"), "{output}");
+    // Said once, though asked again.
+    assert_eq!(server.get("/healthz", &[]).status, 503);
+    let output = server.signal_and_wait("TERM");
+    assert_eq!(output.matches("still uses the file it opened").count(), 1, "{output}");
+}
+
+#[test]
+fn a_server_whose_database_file_is_replaced_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::prepare_database(dir.path());
+    let server = ServeProcess::start(dir.path(), &[]);
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    // A restore done wrong: another file renamed over the one in use.
+    let other = dir.path().join("other.sqlite3");
+    sessiond::db::open(&other).unwrap();
+    std::fs::rename(&other, &db).unwrap();
+    assert_eq!(server.get("/healthz", &[]).status, 503);
+    server.output_once_it_shows("was replaced by another file");
+}
+
+#[test]
+fn commands_refuse_a_database_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone.sqlite3");
+    let db = missing.to_str().unwrap();
+    let commands: &[&[&str]] = &[
+        &["sessions", "list"],
+        &["sessions", "end-user", "alice"],
+        &["sessions", "revoke", "some-jti"],
+        &["deactivateuser", "alice"],
+        &["activateuser", "alice"],
+        &["changepassword", "alice"],
+        &["clear_expired_sessions"],
+        &["schedule", "show"],
+        &["schedule", "set", "0 4 * * *"],
+        &["schedule", "run"],
+        &["config", "get", "DJANGO_JWT_SECRET_KEY"],
+        &["backup", "copy.sqlite3"],
+    ];
+    for command in commands {
+        let mut args = vec!["--db", db];
+        args.extend_from_slice(command);
+        let output = crate::support::run_cli(
+            dir.path(),
+            &args,
+            &[("DJANGO_SUPERUSER_PASSWORD", "new-password")],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(stderr.contains("no database at") && stderr.contains("gone.sqlite3"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{command:?}: {stderr}");
+        assert!(!missing.exists(), "{command:?} created the database");
+        assert!(!dir.path().join("copy.sqlite3").exists());
+    }
+    // The control: `createuser` may make a new database.
+    let output = crate::support::run_cli(
+        dir.path(),
+        &["--db", db, "createuser", "--username", "alice"],
+        &[("DJANGO_SUPERUSER_PASSWORD", "alice-password")],
+        None,
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(missing.exists());
+}
