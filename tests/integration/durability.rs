@@ -170,11 +170,10 @@ fn command_actions_are_durable() {
     };
     assert_eq!(count("web_sessions::delete_for_user"), 1);
 
-    let mut conn = server.conn();
-    sessiond::accounts::change_password(&mut conn, &alice, "new-password", server.clock_now())
-        .unwrap();
+    let conn = server.conn();
+    sessiond::accounts::change_password(&conn, &alice, "new-password", server.clock_now()).unwrap();
     assert_eq!(count("web_sessions::delete_for_user"), 2);
-    sessiond::accounts::set_active(&mut conn, &alice, false, server.clock_now()).unwrap();
+    sessiond::accounts::set_active(&conn, &alice, false, server.clock_now()).unwrap();
     assert_eq!(count("web_sessions::delete_for_user"), 3);
     assert_durable(&server, &["jwt_sessions::revoke_for_user"]);
 }
