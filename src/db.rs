@@ -457,7 +457,16 @@ const MIGRATIONS: &[&str] = &[
         claimed_at   INTEGER NOT NULL
     );
     ",
+    // 4: usernames unique regardless of case (sign-in and the throttle fold
+    // case), through an index that the case-insensitive look-ups use. Before
+    // it runs, `migrate_to` refuses a database whose users break it.
+    USERNAMES_UNIQUE_REGARDLESS_OF_CASE,
 ];
+
+/// Migration step 4 (see [`MIGRATIONS`]).
+const USERNAMES_UNIQUE_REGARDLESS_OF_CASE: &str = "
+    CREATE UNIQUE INDEX users_username_nocase ON users(username COLLATE NOCASE);
+    ";
 
 /// The `user_version` of a database this program has migrated.
 pub fn schema_version() -> i64 {
@@ -466,17 +475,62 @@ pub fn schema_version() -> i64 {
 
 /// Applies the migrations that this file has not seen yet, all in one
 /// transaction; running it twice is a no-op.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+///
+/// Several processes may start at once on one file: the IMMEDIATE
+/// transaction waits (up to the busy timeout) for another one migrating, and
+/// `user_version` is read inside it, so whoever comes second finds the work
+/// done. A step that the data does not allow (usernames that differ only in
+/// case) is refused with what to do, and nothing changes.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// [`migrate`] up to schema version `target` only; tests use it to make a
+/// database as an older sessiond left it.
+pub fn migrate_to(conn: &mut Connection, target: usize) -> anyhow::Result<()> {
+    let target = target.min(MIGRATIONS.len());
+    let db = conn.path().unwrap_or("").to_owned();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let version = usize::try_from(version).unwrap_or(0);
-    for step in MIGRATIONS.iter().skip(version) {
+    for step in MIGRATIONS.iter().take(target).skip(version) {
+        if *step == USERNAMES_UNIQUE_REGARDLESS_OF_CASE {
+            refuse_case_duplicates(&tx, &db)?;
+        }
         tx.execute_batch(step)?;
     }
-    if version < MIGRATIONS.len() {
-        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    if version < target {
+        tx.pragma_update(None, "user_version", target as i64)?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(())
+}
+
+/// The schema version just before usernames became unique regardless of
+/// case.
+pub fn version_before_usernames_unique_regardless_of_case() -> usize {
+    MIGRATIONS
+        .iter()
+        .position(|step| *step == USERNAMES_UNIQUE_REGARDLESS_OF_CASE)
+        .expect("the step is in the list")
+}
+
+/// Fails, naming them, when some usernames differ only in case.
+fn refuse_case_duplicates(conn: &Connection, db: &str) -> anyhow::Result<()> {
+    let groups = crate::users::case_duplicates(conn)?;
+    let Some(first) = groups.first() else {
+        return Ok(());
+    };
+    let named: Vec<String> = groups
+        .iter()
+        .map(|group| group.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "))
+        .collect();
+    anyhow::bail!(
+        "usernames must be unique regardless of case, and these differ only in case: {}; rename all but one of each and start again, e.g. `sqlite3 '{db}' \"UPDATE users SET username = '{}-2' WHERE username = '{}'\"` (nothing was changed)",
+        named.join("; "),
+        first[1],
+        first[1]
+    )
 }
 
 #[cfg(test)]

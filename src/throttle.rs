@@ -102,10 +102,13 @@ pub struct Attempt {
     began: UnixTime,
 }
 
-/// Usernames are at most 150 characters (see `users`); a longer one is cut
-/// so that the throttle never keeps more than that per name.
+/// The throttle's key for a username: folded the way the users table
+/// compares names (`COLLATE NOCASE`, ASCII only), so that `ALICE` and
+/// `alice`, one account, share one count. Usernames are at most 150
+/// characters (see `users`); a longer one is cut so that the throttle never
+/// keeps more than that per name.
 fn username_key(username: &str) -> String {
-    username.chars().take(150).collect::<String>().to_lowercase()
+    username.chars().take(150).collect::<String>().to_ascii_lowercase()
 }
 
 /// Seconds until the attempts in the window fall below `limit`, if they

@@ -26,4 +26,5 @@ mod logs;
 mod properties;
 mod schedule;
 mod tidy;
+mod usernames;
 mod web_sessions;
