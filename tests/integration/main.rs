@@ -12,6 +12,7 @@ mod backup;
 mod browser;
 mod cleanup;
 mod cli_config;
+mod cli_refusals;
 mod cli_sessions;
 mod cli_users;
 mod concurrency;
