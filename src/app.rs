@@ -33,8 +33,8 @@ pub struct App {
     /// Taken around each sliding-expiry write of this process, so that a
     /// worker waiting for another's slide sleeps here and wakes as soon as it
     /// is done. Without it the wait is SQLite's busy handler, which retries
-    /// after growing sleeps (1, 2, 5, 10 ms and on): it gave the bench's
-    /// burst of slides a slowest request of ~110 ms.
+    /// after growing sleeps (1, 2, 5, 10 ms and on); the README's
+    /// Performance section has what that cost in the bench.
     pub slide_writes: std::sync::Mutex<()>,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,

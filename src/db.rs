@@ -298,6 +298,11 @@ fn identity_of(path: &Path) -> Option<FileIdentity> {
     std::fs::metadata(path).ok().map(|_| FileIdentity { device: 0, inode: 0 })
 }
 
+/// Whether the database answers a query, for `/healthz`.
+pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT count(*) FROM meta", [], |row| row.get::<_, i64>(0)).map(|_| ())
+}
+
 /// Opens one more connection to a database that [`open`] has already
 /// migrated; used by each worker thread.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
