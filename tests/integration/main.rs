@@ -21,6 +21,7 @@ mod csrf;
 mod db_file;
 mod durability;
 mod graphql;
+mod graphql_limits;
 mod hardening;
 mod jwt;
 mod logs;
