@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::clock::UnixTime;
-use crate::users::{User, user_from_columns};
+use crate::users::{Role, User, user_from_columns};
 
 /// One stored JWT session.
 #[derive(Debug, Clone)]
@@ -68,6 +68,18 @@ pub fn find_live(
     )?
     .query_row(params![jti, now], |row| Ok((session_from_row(row)?, user_from_columns(row, 8)?)))
     .optional()
+}
+
+/// The role of the user whose API login this is, if the row exists.
+pub fn owner_role(conn: &Connection, jti: &str) -> rusqlite::Result<Option<Role>> {
+    conn.prepare_cached(
+        "SELECT users.id, users.username, users.email, users.is_superuser, users.is_staff, users.is_active
+         FROM jwt_sessions JOIN users ON users.id = jwt_sessions.user_id
+         WHERE jwt_sessions.jti = ?1",
+    )?
+    .query_row(params![jti], |row| user_from_columns(row, 0))
+    .optional()
+    .map(|user| user.map(|user| user.role))
 }
 
 /// Revokes one session; a second revocation keeps the first time and actor.

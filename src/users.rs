@@ -82,6 +82,22 @@ impl User {
     pub fn is_staff(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Manager)
     }
+
+    /// Superusers (role `admin`) alone may act on superusers' sessions and
+    /// change what governs everyone: the cleanup schedule, the access rules.
+    pub fn is_superuser(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether this user may end the sessions of a user with role `target`:
+    /// staff manage users and managers, superusers everyone.
+    pub fn may_end_sessions_of(&self, target: Role) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Manager => target != Role::Admin,
+            Role::User => false,
+        }
+    }
 }
 
 /// Why a new user or password was refused.

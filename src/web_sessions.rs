@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
 use crate::listing::{ListQuery, Status};
-use crate::users::{User, user_from_columns};
+use crate::users::{Role, User, user_from_columns};
 
 /// The `SELECT ... FROM` of every statement that reads sessions with their
 /// users, in the column order `session_with_user` maps: one literal, joined
@@ -181,6 +181,18 @@ pub fn save(
         )?
         .execute(params![row_id, &key_hash.0[..], expire_date, now])?;
     Ok(changed == 1)
+}
+
+/// The role of the user whose session this is, if the session exists.
+pub fn owner_role(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<Option<Role>> {
+    conn.prepare_cached(
+        "SELECT users.id, users.username, users.email, users.is_superuser, users.is_staff, users.is_active
+         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
+         WHERE web_sessions.key_hash = ?1",
+    )?
+    .query_row(params![&key_hash.0[..]], |row| user_from_columns(row, 0))
+    .optional()
+    .map(|user| user.map(|user| user.role))
 }
 
 /// Deletes one session by its key hash. Returns whether a row went.

@@ -26,6 +26,7 @@ mod hardening;
 mod jwt;
 mod logs;
 mod properties;
+mod roles;
 mod schedule;
 mod tidy;
 mod usernames;
