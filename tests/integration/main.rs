@@ -28,6 +28,7 @@ mod logs;
 mod properties;
 mod roles;
 mod schedule;
+mod throttle;
 mod tidy;
 mod usernames;
 mod web_sessions;

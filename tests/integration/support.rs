@@ -39,7 +39,13 @@ impl TestServer {
     /// A server with these settings, as if from the `.env` file.
     #[track_caller]
     pub fn start_with(settings: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::start_in(tempfile::tempdir().expect("temp dir"), settings)
+    }
+
+    /// A server whose database lives in `dir` (e.g. a folder on a small
+    /// file system made for the test).
+    #[track_caller]
+    pub fn start_in(dir: tempfile::TempDir, settings: &[(&str, &str)]) -> TestServer {
         let db_path = dir.path().join("sessiond.sqlite3");
         // Create the schema and a superuser before start, so that no random
         // first-run admin is made.
