@@ -51,7 +51,7 @@ pub fn login<T>(
     start: impl FnOnce(&Verified) -> rusqlite::Result<Option<T>>,
 ) -> rusqlite::Result<Login<T>> {
     let (throttle, decoy) = guards;
-    let attempt = match throttle.begin_attempt(credentials.username, client.addr, now) {
+    let attempt = match throttle.begin_attempt(conn, credentials.username, client.addr, now)? {
         Ok(attempt) => attempt,
         Err(retry_after) => return Ok(Login::Throttled { retry_after: retry_after.0 }),
     };
@@ -62,13 +62,20 @@ pub fn login<T>(
         });
     match checked {
         Ok(Some(started)) => {
-            throttle.succeeded(attempt);
+            // The session exists: a failure to forget the attempt must not
+            // turn the answer into an error (the client would get no key
+            // for it); the attempt then counts until its window passes.
+            if let Err(error) = throttle.succeeded(conn, attempt) {
+                eprintln!("error: the login throttle could not record a success: {error}");
+            }
             Ok(Login::Started(started))
         }
         // The attempt is dropped: it stays counted as a failure.
         Ok(None) => Ok(Login::Refused),
         Err(error) => {
-            throttle.abandoned(attempt);
+            // Likely to fail too when the database refused the login; then
+            // the attempt counts until its window passes.
+            let _ = throttle.abandoned(conn, attempt);
             Err(error)
         }
     }

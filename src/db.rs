@@ -466,6 +466,21 @@ const MIGRATIONS: &[&str] = &[
     // case), through an index that the case-insensitive look-ups use. Before
     // it runs, `migrate_to` refuses a database whose users break it.
     USERNAMES_UNIQUE_REGARDLESS_OF_CASE,
+    // 5: the login throttle's failures, in the database so that every server
+    // and process on the file counts them together (SPEC 11): one row per
+    // attempt and key (`kind` 0 = username, 1 = client address).
+    "
+    CREATE TABLE login_failures (
+        id      INTEGER PRIMARY KEY,
+        kind    INTEGER NOT NULL,
+        key     TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        attempt TEXT NOT NULL
+    );
+    CREATE INDEX login_failures_key ON login_failures(kind, key, at);
+    CREATE INDEX login_failures_at ON login_failures(at);
+    CREATE INDEX login_failures_attempt ON login_failures(attempt);
+    ",
 ];
 
 /// Migration step 4 (see [`MIGRATIONS`]).

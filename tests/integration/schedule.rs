@@ -357,7 +357,9 @@ fn timer_stops_promptly_on_shutdown() {
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
+/// A new database for the commands (which refuse one that does not exist).
 fn cli_db(dir: &std::path::Path) -> String {
+    drop(sessiond::db::open(&dir.join("db.sqlite3")).unwrap());
     dir.join("db.sqlite3").display().to_string()
 }
 

@@ -102,3 +102,29 @@ fn logins_that_fail_for_a_full_disk_do_not_count_as_failures() {
         server.post_form("/login", &[("username", "bob"), ("password", "bob-password")], &[]);
     assert_eq!(locked.status, 429);
 }
+
+#[test]
+fn two_servers_on_one_file_share_the_throttle_counts() {
+    let first = TestServer::start();
+    let second = first.another_on_the_same_file();
+    first.create_user("alice", "alice-password", Role::User);
+    first.create_user("bob", "bob-password", Role::User);
+    let wrong = [("username", "alice"), ("password", "guess")];
+    for server in [&first, &first, &first, &second, &second] {
+        assert_eq!(server.post_form("/login", &wrong, &[]).status, 401);
+    }
+    // Five failures in all: both servers refuse alice now, even with the
+    // right password.
+    let right = [("username", "alice"), ("password", "alice-password")];
+    for server in [&first, &second] {
+        let response = server.post_form("/login", &right, &[]);
+        assert_eq!(response.status, 429, "{}", response.body);
+        assert!(response.header("retry-after").is_some());
+    }
+    // The controls: bob is not locked, and the window passes for alice.
+    second.login("bob", "bob-password");
+    for server in [&first, &second] {
+        server.advance(sessiond::throttle::WINDOW_SECONDS);
+    }
+    second.login("alice", "alice-password");
+}
