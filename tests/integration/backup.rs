@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::support::{ServeProcess, prepare_database, run_cli};
+use crate::cli_refusals::run_cli;
+use crate::support::{ServeProcess, prepare_database};
 
 /// The files in a folder, by name.
 fn names_in(folder: &std::path::Path) -> Vec<String> {

@@ -7,7 +7,31 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{ServeProcess, run_cli};
+use crate::support::ServeProcess;
+
+/// Runs the built binary in `dir` and returns its raw output, for the tests
+/// of issue 14 that look at the exact status and stderr themselves (its
+/// length, what it must not contain). The environment is the test's minus
+/// every `DJANGO_*` and `SESSIOND_*` variable, plus `env`; stdin is empty.
+pub fn run_cli(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    _stdin: Option<&str>,
+) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"));
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.stdin(std::process::Stdio::null());
+    let output = command.output().expect("run sessiond");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"), "it panicked");
+    output
+}
 
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

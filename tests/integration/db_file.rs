@@ -178,7 +178,7 @@ fn commands_refuse_a_database_that_does_not_exist() {
     for command in commands {
         let mut args = vec!["--db", db];
         args.extend_from_slice(command);
-        let output = crate::support::run_cli(
+        let output = crate::cli_refusals::run_cli(
             dir.path(),
             &args,
             &[("DJANGO_SUPERUSER_PASSWORD", "new-password")],
@@ -192,7 +192,7 @@ fn commands_refuse_a_database_that_does_not_exist() {
         assert!(!dir.path().join("copy.sqlite3").exists());
     }
     // The control: `createuser` may make a new database.
-    let output = crate::support::run_cli(
+    let output = crate::cli_refusals::run_cli(
         dir.path(),
         &["--db", db, "createuser", "--username", "alice"],
         &[("DJANGO_SUPERUSER_PASSWORD", "alice-password")],

@@ -6,7 +6,8 @@
 
 use sessiond::users::{self, Role};
 
-use crate::support::{TestServer, post_graphql, run_cli};
+use crate::cli_refusals::run_cli;
+use crate::support::{TestServer, post_graphql};
 
 #[test]
 fn a_case_variant_of_an_existing_username_is_refused() {
