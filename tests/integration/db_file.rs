@@ -120,6 +120,8 @@ fn healthz_answers_503_once_the_database_file_is_deleted() {
     std::fs::remove_file(&server.db_path).unwrap();
     let response = server.get("/healthz", &[]);
     assert_eq!(response.status, 503, "{}", response.body);
+    assert_eq!(response.json()["status"], "unavailable");
+    assert!(!response.body.contains("sessiond.sqlite3"), "no path in a public answer");
     // Other requests still answer from the file the server holds open, but
     // a monitor asking /healthz sees the problem.
     assert_eq!(server.get("/login", &[]).status, 200);

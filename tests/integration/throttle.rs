@@ -88,6 +88,7 @@ fn logins_that_fail_for_a_full_disk_do_not_count_as_failures() {
         None,
     );
     assert_eq!(graphql.status, 503, "{}", graphql.body);
+    assert!(graphql.body.contains("database"), "the answer says why: {}", graphql.body);
 
     std::fs::remove_file(filler).unwrap();
     // Space is back: neither alice nor the address is locked out.
