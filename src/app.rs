@@ -41,4 +41,10 @@ pub struct App {
     /// This server's Prometheus metrics (the workers' request counts are
     /// their own; see `metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// The latest scheduled cleanup time the timer has dealt with: run it,
+    /// found it claimed by another server, or failed. 0 before the first.
+    pub timer_handled: std::sync::atomic::AtomicI64,
+    /// The database file this server opened, to notice it deleted or
+    /// replaced (`/healthz` answers 503 then).
+    pub db_file: crate::db::FileWatch,
 }
