@@ -95,15 +95,24 @@ impl TestServer {
     pub fn another_on_the_same_file(&self) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = Arc::new(ManualClock::new(self.clock_now()));
-        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers: 4,
+            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
+            ..StartOptions::default()
+        };
         let running = startup::start(self.settings.clone(), options).expect("server starts");
         let addr = running.addr();
+        let metrics_addr = running.metrics_addr();
         TestServer {
             clock,
             dir,
             db_path: self.db_path.clone(),
             addr,
             settings: self.settings.clone(),
+            metrics_addr,
+            access_log,
             running: Some(running),
         }
     }
