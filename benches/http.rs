@@ -421,6 +421,9 @@ fn bench_settings(db_path: &Path) -> Settings {
         ("SESSIOND_SESSION_ABSOLUTE_AGE", ABSOLUTE_AGE.to_string()),
         ("SESSIOND_JWT_LIFETIME", JWT_LIFETIME.to_string()),
         ("SESSIOND_BIND", "127.0.0.1:0".to_owned()),
+        // The access log would write this bench's own stderr; its cost is
+        // measured by `observability_scenarios`, into a file.
+        ("SESSIOND_ACCESS_LOG", "false".to_owned()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
