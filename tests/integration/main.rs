@@ -3,6 +3,7 @@
 //! `127.0.0.1:0` with a temporary database file, or by running the built
 //! binary.
 
+mod raw_http;
 mod support;
 
 mod account;
@@ -18,6 +19,7 @@ mod crash;
 mod csrf;
 mod graphql;
 mod hardening;
+mod http_framing;
 mod jwt;
 mod logs;
 mod properties;
