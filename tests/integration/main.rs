@@ -17,6 +17,7 @@ mod cli_users;
 mod concurrency;
 mod crash;
 mod csrf;
+mod floods;
 mod graphql;
 mod hardening;
 mod http_framing;
