@@ -21,6 +21,7 @@ mod floods;
 mod graphql;
 mod hardening;
 mod http_framing;
+mod http_fuzz;
 mod jwt;
 mod logs;
 mod properties;
