@@ -386,6 +386,7 @@ impl Server {
                         {
                             continue;
                         }
+                        let _ = sock.set_nodelay();
                         let slot = match inside_slots.admit(peer.map(|peer| peer.ip()), &sock) {
                             slots::Admission::Admitted(slot) => slot,
                             slots::Admission::Refused => {

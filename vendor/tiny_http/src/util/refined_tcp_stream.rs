@@ -107,8 +107,9 @@ pub struct RefinedTcpStream {
 /// A deadline for the reads of a connection, set while a request head (and
 /// the body read with it) is read (a sessiond patch). It is checked once per
 /// read from the socket, so its cost does not grow with the bytes read, and
-/// a read that would block past it has its socket timeout shortened to it, so
-/// a client sending a byte at a time is cut off at the deadline itself.
+/// a read that would block well past it (by more than a tenth of the socket's
+/// timeout) has its socket timeout shortened to it, so a client sending a
+/// byte at a time is cut off at the deadline, not a read timeout later.
 #[derive(Default)]
 pub(crate) struct ReadDeadline(Mutex<Option<Instant>>);
 
@@ -200,7 +201,10 @@ impl Read for RefinedTcpStream {
                             "request not received in time",
                         )
                     })?;
-                if self.read_timeout.is_none_or(|timeout| remaining < timeout) {
+                // Shortened only when the socket's own timeout would overshoot
+                // the deadline by more than a tenth of it, so that a fast
+                // client (pipelining, say) costs no extra system calls.
+                if self.read_timeout.is_none_or(|timeout| remaining < timeout - timeout / 10) {
                     self.stream.set_read_timeout(Some(remaining))?;
                     self.clamped = true;
                 }
