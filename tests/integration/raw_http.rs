@@ -73,10 +73,10 @@ pub fn read_one_response(stream: &mut TcpStream, within: Duration) -> Option<Raw
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some((response, _)) = parse_one(&bytes) {
-            if response.status >= 200 {
-                return Some(response);
-            }
+        if let Some((response, _)) = parse_one(&bytes)
+            && response.status >= 200
+        {
+            return Some(response);
         }
         let left = deadline.checked_duration_since(Instant::now())?;
         stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
