@@ -26,4 +26,5 @@ mod jwt;
 mod logs;
 mod properties;
 mod schedule;
+mod tidy;
 mod web_sessions;
