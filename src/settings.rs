@@ -159,7 +159,9 @@ pub const KEYS: &[Key] = &[
     // issue 11 (HTTP layer): one client address's share of the connections.
     Key {
         name: "SESSIOND_MAX_CONNECTIONS_PER_CLIENT",
-        kind: Kind::Count { max: crate::http::server::MAX_CONNECTIONS },
+        // The cap is `http::server::MAX_CONNECTIONS` (settings does not import
+        // the server; a test there keeps the two equal).
+        kind: Kind::Count { max: 256 },
         fallback: Some("128"),
         init: InitValue::NotWritten,
         meaning: "connections one client address may hold open at once (of 256); a reverse proxy in front counts as one client",

@@ -416,8 +416,8 @@ fn find_all(conn: &Connection, ids: Vec<i64>) -> rusqlite::Result<Vec<WebSession
 /// One session by its row id, live or not.
 pub fn find_by_row_id(conn: &Connection, row_id: i64) -> rusqlite::Result<Option<WebSession>> {
     conn.prepare_cached(concat!(session_with_user_select!(), " WHERE web_sessions.id = ?1"))?
-    .query_row(params![row_id], session_with_user)
-    .optional()
+        .query_row(params![row_id], session_with_user)
+        .optional()
 }
 
 /// A session and its user from the columns `id, key_hash, created,

@@ -226,3 +226,15 @@ impl<R: Read> Read for DeadlineReader<R> {
         self.inner.read(buf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_per_client_setting_is_bounded_by_the_cap() {
+        let key = crate::settings::find_key("SESSIOND_MAX_CONNECTIONS_PER_CLIENT").expect("a key");
+        assert!(matches!(
+            key.kind,
+            crate::settings::Kind::Count { max } if max == super::MAX_CONNECTIONS
+        ));
+    }
+}
