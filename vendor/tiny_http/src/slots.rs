@@ -367,4 +367,33 @@ mod tests {
         assert!(busy[0].slot.must_close());
         assert!(!busy[1].slot.must_close());
     }
+
+    #[test]
+    fn at_the_cap_the_longest_idle_then_the_oldest_head_gives_way() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let limits = SlotLimits {
+            max_connections: 3,
+            max_connections_per_client: 3,
+            eviction_grace: Duration::ZERO,
+        };
+        let slots = Slots::new(limits);
+        // One connection each from three addresses: nobody is a hog.
+        let open: Vec<SlotGuard> =
+            (2..5).map(|last| admitted(slots.admit(ip(last), &socket(&listener)))).collect();
+        open[0].slot.reading();
+        open[1].slot.waiting();
+        std::thread::sleep(Duration::from_millis(2));
+        open[2].slot.waiting();
+        // The idle one that has waited longest goes first, not the head.
+        let first = admitted(slots.admit(ip(5), &socket(&listener)));
+        assert!(open[1].slot.must_close());
+        assert!(!open[0].slot.must_close() && !open[2].slot.must_close());
+        let second = admitted(slots.admit(ip(6), &socket(&listener)));
+        assert!(open[2].slot.must_close());
+        // No idle one left among the old: the head in progress longest.
+        first.slot.request_handed_out();
+        second.slot.request_handed_out();
+        let _third = admitted(slots.admit(ip(7), &socket(&listener)));
+        assert!(open[0].slot.must_close());
+    }
 }
