@@ -1,17 +1,11 @@
-use ascii::AsciiString;
-
-use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use std::io::Write;
-
-use crate::common::{HTTPVersion, Method, StatusCode};
+use crate::common::{HTTPVersion, StatusCode};
 use crate::framing::{check_head_bytes, check_request_line, parse_head, Refusal};
 use crate::slots::Slot;
 use crate::util::{ReadDeadline, RefinedTcpStream};

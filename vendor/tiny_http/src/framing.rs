@@ -495,7 +495,7 @@ mod tests {
             "ffffffffffffffff\r\n",
             "\r\n",
         ] {
-            assert!(decode(bad).is_err(), "{bad:?}");
+            assert!(decode(bad).is_err(), "{:?}", bad);
         }
     }
 }
