@@ -404,3 +404,24 @@ fn a_refusal_after_pipelined_requests_comes_after_their_answers() {
     assert!(answer.closed);
     assert_eq!(count(&server.conn(), "web_sessions"), 0);
 }
+
+#[test]
+fn connection_upgrade_does_not_turn_the_rest_of_the_stream_into_the_body() {
+    // sessiond upgrades nothing: the body is still framed by its length, and
+    // a handler never waits on the raw stream until the deadline.
+    let server = TestServer::start();
+    let body = "username=root&password=wrong";
+    let mut bytes = format!(
+        "POST /login HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&login_request("root", "root-password"));
+    let started = std::time::Instant::now();
+    let answer = exchange(server.addr, &bytes);
+    assert!(started.elapsed() < Duration::from_secs(3), "answered after {:?}", started.elapsed());
+    assert_eq!(answer.statuses().len(), 1, "{}", answer.text());
+    assert_eq!(status_lines(&answer.bytes), 1, "{}", answer.text());
+    assert!(answer.closed);
+    assert_eq!(count(&server.conn(), "web_sessions"), 0, "the smuggled login ran");
+}

@@ -215,9 +215,16 @@ where
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
+    // sessiond patch: upstream made the whole rest of the stream the body
+    // of a `Connection: upgrade` request, so a handler reading it waited on
+    // the client until the deadline and read the next requests as its body.
+    // The body is framed like any other; the raw stream is kept for
+    // `upgrade` (without a body only), and nothing more is read from the
+    // connection (`close_after`).
+    let reader = if connection_upgrade && framing == BodyFraming::Empty {
+        body_finished.store(true, Ordering::Release);
+        held_source = Some(Box::new(source_data));
+        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     } else {
         match framing {
             BodyFraming::Empty | BodyFraming::Length(0) => {
@@ -430,7 +437,13 @@ impl Request {
 
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
 
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
+        // sessiond patch: the raw stream, kept aside for this (see
+        // `new_request`), else the body.
+        let reader = match self.held_source.take() {
+            Some(raw) => raw,
+            None => self.extract_reader_impl(),
+        };
+        let stream = CustomStream::new(reader, self.extract_writer_impl());
         if let Some(sender) = self.notify_when_responded.take() {
             let stream = NotifyOnDrop {
                 sender,
