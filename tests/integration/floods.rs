@@ -479,3 +479,29 @@ fn thousands_of_odd_connections_leave_no_slot_thread_or_descriptor_behind() {
     assert!(threads_after <= threads_before + 2, "threads {threads_before} -> {threads_after}");
     assert_eq!(server.get("/healthz", &[]).status, 200);
 }
+
+#[test]
+fn a_client_that_never_reads_holds_the_workers_for_one_write_timeout_only() {
+    // 20,000 pipelined requests whose answers (far more than the socket
+    // buffers hold) are never read: the answer that cannot be written ends
+    // the connection after one write timeout (2 s here), and the answers
+    // queued behind it fail at once instead of each waiting 2 s more.
+    let server = TestServer::start_with(&[("SESSIOND_REQUEST_TIMEOUT", "2")]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = stream.write_all(&b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000));
+    // Until the socket buffers are full and every worker waits on them.
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let mut answered_after = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        if legitimate_request(server.addr) {
+            answered_after = Some(started.elapsed());
+            break;
+        }
+    }
+    eprintln!("never-reading client: a legitimate request answered after {answered_after:?}");
+    let answered_after = answered_after.expect("the workers stayed held for 10 s");
+    assert!(answered_after < Duration::from_secs(6), "answered after {answered_after:?}");
+    drop(stream);
+}

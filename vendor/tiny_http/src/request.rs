@@ -588,15 +588,25 @@ impl Request {
 
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        let written = response
+            .raw_print(
+                writer.by_ref(),
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                None,
+            )
+            .and_then(|()| writer.flush());
+        // sessiond patch: an answer that could not be written (the client
+        // stopped reading for a whole write timeout, or went away) ends the
+        // connection at once, so the answers queued behind it fail at once
+        // instead of each holding a worker for another write timeout.
+        if written.is_err() {
+            if let Some(InFlight(slot)) = &self.in_flight {
+                slot.abort();
+            }
+        }
+        Self::ignore_client_closing_errors(written)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

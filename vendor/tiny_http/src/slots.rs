@@ -273,6 +273,12 @@ impl Slot {
         self.close.store(true, Ordering::Release);
     }
 
+    /// Ends the connection now: nothing more is read or written on it.
+    pub(crate) fn abort(&self) {
+        self.close.store(true, Ordering::Release);
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
     /// Whether the connection must not read another request.
     pub(crate) fn must_close(&self) -> bool {
         self.close.load(Ordering::Acquire) || self.evicted.load(Ordering::Acquire)
