@@ -527,3 +527,26 @@ fn a_failed_admin_cleanup_is_counted_as_failed_and_deletes_nothing_counted() {
     assert!(!exposition.has("sessiond_cleanup_last_success_timestamp_seconds"));
     assert_eq!(exposition.value(&requests("/admin/cleanup", "POST", 500)), 1.0);
 }
+
+#[test]
+fn the_listener_counts_sessions_again_between_scrapes() {
+    let server = start();
+    server.create_user("alice", "alice-password", Role::User);
+    let active = "sessiond_sessions{kind=\"web\",status=\"active\"}";
+    assert_eq!(scrape(&server).value(active), 0.0);
+    server.login("alice", "alice-password");
+    // 4 s on, the counts of the first scrape are still within the cache's
+    // 5 s: only the listener's own recount (every 4 s while scraped) can
+    // show the new session. Wait for its thread, by the real clock.
+    server.advance(4);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let counts = server.app().session_counts.get(&server.conn(), server.clock_now()).unwrap();
+        if counts.web.active == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the listener did not count again");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(scrape(&server).value(active), 1.0);
+}
