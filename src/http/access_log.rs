@@ -9,17 +9,17 @@
 //! token, a query string, a form field or another header; it must never be
 //! given one.
 //!
-//! Each worker owns an [`AccessLog`] with its own duplicate of the stderr
-//! file descriptor, and writes each line whole with one `write` call: no
-//! lock in this process is taken (std's `Stderr` would take its mutex for
-//! every line), and the kernel keeps lines of different workers apart (a
-//! write of at most `PIPE_BUF` bytes to a pipe is atomic, which is why a
-//! line is kept under 4 KiB by cutting a long path).
+//! Each worker owns an [`AccessLog`] and builds each line whole in memory,
+//! then writes it with one `write_all` while holding std's stderr lock: one
+//! short lock per line, held for the one `write` call, never while the line
+//! is built. Without that lock a line could land in the middle of another
+//! message: `eprintln!` writes its text and its newline in separate calls,
+//! under that same lock. A line is kept under 4 KiB (a long path is cut), so
+//! the kernel writes it to a pipe in one piece.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,7 +46,9 @@ pub struct AccessLog {
 }
 
 enum Sink {
-    /// The worker's own duplicate of the file descriptor.
+    Stderr,
+    /// The worker's own duplicate of the file's descriptor (nothing else
+    /// writes the file, so no lock).
     Fd(File),
     Memory(Arc<Mutex<Vec<u8>>>),
 }
@@ -69,9 +71,7 @@ impl AccessLog {
     pub fn new(enabled: bool, destination: &Destination) -> std::io::Result<AccessLog> {
         let sink = match (enabled, destination) {
             (false, _) => None,
-            (true, Destination::Stderr) => {
-                Some(Sink::Fd(File::from(std::io::stderr().as_fd().try_clone_to_owned()?)))
-            }
+            (true, Destination::Stderr) => Some(Sink::Stderr),
             (true, Destination::File(file)) => Some(Sink::Fd(file.try_clone()?)),
             (true, Destination::Memory(buffer)) => Some(Sink::Memory(Arc::clone(buffer))),
         };
@@ -92,6 +92,9 @@ impl AccessLog {
         };
         let line = format_line(entry);
         match sink {
+            Sink::Stderr => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
             Sink::Fd(file) => {
                 let _ = (&*file).write_all(line.as_bytes());
             }

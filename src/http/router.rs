@@ -26,8 +26,9 @@ use crate::http::{account, admin, csrf, graphql};
 use crate::metrics::{Route, WorkerRecorder};
 
 /// What one worker keeps about the requests it answers: its counts and its
-/// access log. Each worker owns its own, so recording a request takes no
-/// lock that another worker takes.
+/// access log. Each worker owns its own, so counting a request takes no lock
+/// that another worker takes (a log line takes std's stderr lock for its one
+/// `write`).
 pub struct WorkerRecords {
     pub metrics: WorkerRecorder,
     pub access_log: AccessLog,
