@@ -19,6 +19,7 @@ pub mod http;
 pub mod jwt;
 pub mod jwt_sessions;
 pub mod meta;
+pub mod password_hash;
 pub mod random;
 pub mod schedule;
 pub mod secrets;
