@@ -20,6 +20,7 @@ mod graphql;
 mod hardening;
 mod jwt;
 mod logs;
+mod memory;
 mod properties;
 mod schedule;
 mod web_sessions;
