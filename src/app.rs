@@ -33,8 +33,8 @@ pub struct App {
     pub lifetime: Lifetime,
     pub throttle: Throttle,
     pub decoy: DecoyHash,
-    /// The admin overview's counts, reused for a few seconds.
-    pub admin_counts: crate::http::admin::CountsCache,
+    /// The session counts of `/admin/`, reused for a few seconds.
+    pub session_counts: crate::session_counts::CountsCache,
     /// Taken around each sliding-expiry write of this process, so that a
     /// worker waiting for another's slide sleeps here and wakes as soon as it
     /// is done. Without it the wait is SQLite's busy handler, which retries
@@ -96,7 +96,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         lifetime,
         throttle: Throttle::new(),
         decoy: DecoyHash::new(),
-        admin_counts: Default::default(),
+        session_counts: Default::default(),
         slide_writes: std::sync::Mutex::new(()),
         shutdown: options.shutdown,
     });

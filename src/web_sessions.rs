@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
+use crate::listing::{ListQuery, Status};
 use crate::users::{User, user_from_columns};
 
 /// Length of a key as the cookie carries it.
@@ -99,8 +100,8 @@ pub struct WebSession {
     pub user_agent: String,
 }
 
-/// The longest user agent kept; the rest is cut.
-const MAX_USER_AGENT: usize = 512;
+/// The longest user agent kept (for both kinds of session); the rest is cut.
+pub const MAX_USER_AGENT: usize = 512;
 
 /// Stores a new session for `user` and returns the key for its cookie.
 pub fn create(
@@ -319,56 +320,6 @@ mod tests {
 // Listing, counting and ending sessions for the admin pages, the user's own
 // sessions page and the `sessions` commands.
 
-/// What a session looks like from outside: `revoked` (JWTs only), else
-/// `expired` once its expiry has passed (`<= now`), else `active`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Active,
-    Expired,
-    Revoked,
-}
-
-impl Status {
-    pub fn parse(text: &str) -> Option<Status> {
-        match text {
-            "active" => Some(Status::Active),
-            "expired" => Some(Status::Expired),
-            "revoked" => Some(Status::Revoked),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::Expired => "expired",
-            Status::Revoked => "revoked",
-        }
-    }
-
-    /// The status of a row with this expiry and revocation time at `now`.
-    pub fn of(expiry: UnixTime, revoked_at: Option<UnixTime>, now: UnixTime) -> Status {
-        if revoked_at.is_some() {
-            Status::Revoked
-        } else if expiry <= now {
-            Status::Expired
-        } else {
-            Status::Active
-        }
-    }
-}
-
-/// Which rows a list asks for: newest first, below `before` (a row id, for
-/// keyset paging), at most `limit`.
-#[derive(Debug, Clone, Copy)]
-pub struct ListQuery {
-    pub status: Option<Status>,
-    pub user_id: Option<i64>,
-    /// Only rows with a smaller id (the last id of the previous page).
-    pub before: Option<i64>,
-    pub limit: usize,
-}
-
 /// Every session the database knows, expired ones included, newest first,
 /// filtered and paged by `query`. Web sessions are never revoked, so that
 /// filter finds nothing.
@@ -393,7 +344,7 @@ pub fn list(
     let sql = match (query.status, query.user_id) {
         (None, None) => "SELECT id FROM web_sessions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
         (None, Some(_)) => {
-            "SELECT id FROM web_sessions WHERE user_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            "SELECT id FROM web_sessions WHERE user_id = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
         (Some(Status::Expired), None) => {
             return find_all(conn, list_expired(conn, before, limit, now)?);
@@ -411,11 +362,9 @@ pub fn list(
              WHERE user_id = ?4 AND +expire_date > ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
     };
-    // The values in the order the chosen statement numbers them: ?3 is `now`
-    // when the status needs it, then the user id.
-    let values = list_values(query, before, limit, now);
-    let ids: Vec<i64> = conn
-        .prepare_cached(sql)?
+    let mut statement = conn.prepare_cached(sql)?;
+    let values = query.values(now, statement.parameter_count());
+    let ids: Vec<i64> = statement
         .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     find_all(conn, ids)
@@ -524,17 +473,4 @@ pub fn delete_for_user_by_hash(
         .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
         .execute(params![&key_hash.0[..], user_id])?;
     Ok(deleted == 1)
-}
-
-/// The values bound to a `list` statement: `before`, `limit`, then `now`
-/// when the status filter compares times, then the user id when filtered.
-fn list_values(query: &ListQuery, before: i64, limit: i64, now: UnixTime) -> Vec<i64> {
-    let mut values = vec![before, limit];
-    if matches!(query.status, Some(Status::Active | Status::Expired)) {
-        values.push(now);
-    }
-    if let Some(user_id) = query.user_id {
-        values.push(user_id);
-    }
-    values
 }

@@ -14,8 +14,9 @@ use crate::cli::{KindArg, SessionsAction, StatusArg};
 use crate::clock::{Clock, SystemClock, UnixTime, rfc3339};
 use crate::commands::open_db;
 use crate::jwt_sessions;
+use crate::listing::{ListQuery, Status};
 use crate::settings::Settings;
-use crate::web_sessions::{self, KeyHash, Status};
+use crate::web_sessions::{self, KeyHash};
 
 /// Rows read per query while listing everything.
 const BATCH: usize = 1000;
@@ -70,7 +71,7 @@ fn list(
     if kind != Some(KindArg::Jwt) {
         let mut before = None;
         loop {
-            let query = web_sessions::ListQuery { status, user_id, before, limit: BATCH };
+            let query = ListQuery { status, user_id, before, limit: BATCH };
             let page = web_sessions::list(&conn, &query, now)?;
             before = page.last().map(|session| session.row_id);
             items.extend(page.iter().map(|session| web_item(session, now)));
@@ -82,7 +83,7 @@ fn list(
     if kind != Some(KindArg::Web) {
         let mut before = None;
         loop {
-            let query = jwt_sessions::ListQuery { status, user_id, before, limit: BATCH };
+            let query = ListQuery { status, user_id, before, limit: BATCH };
             let page = jwt_sessions::list(&conn, &query, now)?;
             before = page.last().map(|row| row.seq);
             items.extend(page.iter().map(|row| jwt_item(row, now)));
@@ -183,9 +184,9 @@ fn revoke(settings: &Settings, id: &str) -> anyhow::Result<()> {
 }
 
 fn end_user(settings: &Settings, username: &str) -> anyhow::Result<()> {
-    let mut conn = open_db(settings)?;
+    let conn = open_db(settings)?;
     let user = accounts::require_user(&conn, username)?;
-    let ended = accounts::end_all_sessions(&mut conn, user.id, SystemClock.now(), None)?;
+    let ended = accounts::end_all_sessions(&conn, user.id, SystemClock.now(), None)?;
     println!(
         "Ended all sessions of `{}`: deleted {} web session(s) and revoked {} GraphQL login session(s).",
         user.username, ended.web, ended.jwt

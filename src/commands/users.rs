@@ -44,10 +44,10 @@ pub fn create_user(
 }
 
 pub fn change_password(settings: &Settings, username: &str) -> anyhow::Result<()> {
-    let mut conn = open_db(settings)?;
+    let conn = open_db(settings)?;
     let user = accounts::require_user(&conn, username)?;
     let password = read_new_password()?;
-    let ended = accounts::change_password(&mut conn, &user, &password, SystemClock.now())?;
+    let ended = accounts::change_password(&conn, &user, &password, SystemClock.now())?;
     println!(
         "Changed the password of `{}`; ended {} web session(s) and revoked {} GraphQL login session(s).",
         user.username, ended.web, ended.jwt
@@ -56,9 +56,9 @@ pub fn change_password(settings: &Settings, username: &str) -> anyhow::Result<()
 }
 
 pub fn set_active(settings: &Settings, username: &str, active: bool) -> anyhow::Result<()> {
-    let mut conn = open_db(settings)?;
+    let conn = open_db(settings)?;
     let user = accounts::require_user(&conn, username)?;
-    let ended = accounts::set_active(&mut conn, &user, active, SystemClock.now())?;
+    let ended = accounts::set_active(&conn, &user, active, SystemClock.now())?;
     if active {
         println!("Activated `{}`.", user.username);
     } else {

@@ -11,9 +11,9 @@
 //! nothing is written, whether the token passes or not.
 
 use crate::clock::UnixTime;
+use crate::http::context::Ctx;
 use crate::http::reply::HttpError;
 use crate::http::request::Request;
-use crate::http::server::Worker;
 use crate::jwt_sessions;
 use crate::users::User;
 
@@ -26,12 +26,12 @@ pub struct BearerCaller {
 }
 
 /// Checks the request's bearer token.
-pub fn authenticate(worker: &Worker, request: &Request) -> Result<BearerCaller, HttpError> {
-    let token = bearer_token(request).ok_or(HttpError::Unauthorized)?;
-    let now = worker.app.clock.now();
-    let verified = worker.app.jwt_verifier.verify(token, now).ok_or(HttpError::Unauthorized)?;
-    let (session, user) = jwt_sessions::find_live(&worker.conn, &verified.jti, now)?
-        .ok_or(HttpError::Unauthorized)?;
+pub fn authenticate(ctx: &Ctx) -> Result<BearerCaller, HttpError> {
+    let token = bearer_token(ctx.request).ok_or(HttpError::Unauthorized)?;
+    let now = ctx.now;
+    let verified = ctx.app.jwt_verifier.verify(token, now).ok_or(HttpError::Unauthorized)?;
+    let (session, user) =
+        jwt_sessions::find_live(ctx.conn, &verified.jti, now)?.ok_or(HttpError::Unauthorized)?;
     if session.user_id.to_string() != verified.sub || user.id != session.user_id {
         return Err(HttpError::Unauthorized);
     }

@@ -8,6 +8,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_views;
 pub mod bearer;
+pub mod context;
 pub mod csrf;
 pub mod graphql;
 pub mod pages;

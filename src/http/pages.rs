@@ -1,111 +1,98 @@
 //! The handlers of the browser pages and the small JSON endpoints: home,
 //! sign in, sign out, `/api/whoami` and `/healthz`.
 //!
-//! Each handler asks for what it needs (the session, a form) and returns a
-//! reply; the router has already refused cross-site POSTs.
+//! Each handler asks its context for what it needs (the session, a form) and
+//! returns a reply; the router has already refused cross-site POSTs, and
+//! writes the session cookie back after the handler.
 
-use crate::accounts::{self, Client};
+use crate::accounts::{self, Client, Credentials, Login};
 use crate::clock::rfc3339;
-use crate::http::bearer;
+use crate::http::context::Ctx;
 use crate::http::reply::{HttpError, Reply};
-use crate::http::request::Request;
-use crate::http::server::Worker;
 use crate::http::views;
-use crate::http::web_auth::{self, WebAuth};
-use crate::users;
 use crate::web_sessions;
 
 /// The one message for every failed login, whatever was wrong.
 pub const LOGIN_FAILED: &str = "Please enter a correct username and password.";
 
 /// `GET /`: who is signed in, or a redirect to the sign-in page.
-pub fn home(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let auth = web_auth::authenticate(worker, request)?;
-    let reply = match &auth.session {
-        Some(session) => Reply::html(
-            200,
-            views::home(&session.user, session, worker.app.settings.expire_at_browser_close),
-        ),
-        None => redirect_to_login(request),
-    };
-    Ok(finish(worker, auth, reply))
+pub fn home(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let session = ctx.require_session()?;
+    let page = views::home(&session.user, session, ctx.app.settings.expire_at_browser_close);
+    Ok(Reply::html(200, page))
 }
 
-/// `GET /login`: the form.
-pub fn login_form(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let auth = web_auth::authenticate(worker, request)?;
-    let next = request.query_param("next").unwrap_or_default();
-    let next = safe_next(&next);
-    let reply = Reply::html(200, views::login(next, "", None));
-    Ok(finish(worker, auth, reply))
+/// `GET /login`: the form. A stale cookie is deleted here too.
+pub fn login_form(ctx: &Ctx) -> Result<Reply, HttpError> {
+    ctx.web_session()?;
+    let next = ctx.request.query_param("next").unwrap_or_default();
+    Ok(Reply::html(200, views::login(safe_next(&next), "", None)))
 }
 
 /// `POST /login`: checks the credentials and starts a new session with a
 /// new key, ending the one the browser had (no fixation).
-pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let app = &worker.app;
-    let form = request.form();
-    let username = form.get("username");
-    let password = form.get("password");
+pub fn login_submit(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let app = ctx.app;
+    let form = ctx.request.form();
+    let credentials =
+        Credentials { username: form.get("username"), password: form.get("password") };
     let next = safe_next(form.get("next"));
-    let client_addr = request.client_addr(app.settings.trust_proxy_headers);
-    let now = app.clock.now();
-
-    // A failed attempt must not leave a stale cookie behind either.
-    let current = web_auth::authenticate(worker, request)?;
-    let attempt = match app.throttle.begin_attempt(username, &client_addr, now) {
-        Ok(attempt) => attempt,
-        Err(retry_after) => {
-            let page = views::login(
-                next,
-                username,
-                Some("Too many failed attempts. Please try again later."),
-            );
-            let reply =
-                Reply::html(429, page).with_header("Retry-After", retry_after.0.to_string());
-            return Ok(finish(worker, current, reply));
+    let client_addr = ctx.request.client_addr(app.settings.trust_proxy_headers);
+    let client = Client { addr: &client_addr, user_agent: ctx.request.user_agent() };
+    // The session the browser had, if any, ends with this login: a new login
+    // always gets a new key. A failed attempt deletes a stale cookie too.
+    let replacing = ctx.web_session()?.map(|session| session.key_hash);
+    let login = accounts::login(
+        ctx.conn,
+        (&app.throttle, &app.decoy),
+        credentials,
+        &client,
+        ctx.now,
+        |verified| {
+            accounts::start_web_session(
+                ctx.conn,
+                verified,
+                replacing.as_ref(),
+                app.lifetime,
+                ctx.now,
+                &client,
+            )
+        },
+    )?;
+    match login {
+        Login::Started((key, session)) => {
+            ctx.signed_in(key, &session);
+            Ok(Reply::redirect(next))
         }
-    };
-    let verified = users::authenticate(&worker.conn, &app.decoy, username, password)?;
-    // The session the browser had, if any, ends here: a new login always
-    // gets a new key.
-    let replacing = current.session.as_ref().map(|session| session.key_hash);
-    let client = Client { addr: &client_addr, user_agent: request.user_agent() };
-    let started = match &verified {
-        Some(verified) => accounts::start_web_session(
-            &worker.conn,
-            verified,
-            replacing.as_ref(),
-            app.lifetime,
-            now,
-            &client,
-        )?,
-        None => None,
-    };
-    let Some((key, session)) = started else {
-        let reply = Reply::html(401, views::login(next, username, Some(LOGIN_FAILED)));
-        return Ok(finish(worker, current, reply));
-    };
-    app.throttle.succeeded(attempt);
-    let auth = WebAuth::logged_in(session, key);
-    Ok(finish(worker, auth, Reply::redirect(next)))
+        Login::Refused => {
+            let page = views::login(next, credentials.username, Some(LOGIN_FAILED));
+            Ok(Reply::html(401, page))
+        }
+        Login::Throttled { retry_after } => {
+            let message = "Too many failed attempts. Please try again later.";
+            let page = views::login(next, credentials.username, Some(message));
+            Err(HttpError::TooManyRequests { retry_after, answer: Reply::html(429, page) })
+        }
+    }
 }
 
 /// `POST /logout`: deletes the session row and the cookie.
-pub fn logout(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    if let Some(key_hash) = request
-        .cookie(&worker.app.settings.cookie_name)
+pub fn logout(ctx: &Ctx) -> Result<Reply, HttpError> {
+    if let Some(key_hash) = ctx
+        .request
+        .cookie(&ctx.app.settings.cookie_name)
         .and_then(|value| web_sessions::hash_cookie_value(&value))
     {
-        web_sessions::delete(&worker.conn, &key_hash)?;
+        web_sessions::delete(ctx.conn, &key_hash)?;
     }
-    Ok(finish(worker, WebAuth::signed_out(), Reply::redirect("/login")))
+    ctx.signed_out();
+    Ok(Reply::redirect("/login"))
 }
 
 /// `GET /api/whoami`: the caller, by bearer token or by session cookie.
-pub fn whoami(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    if request.header("authorization").is_some() {
-        let caller = bearer::authenticate(worker, request)?;
+pub fn whoami(ctx: &Ctx) -> Result<Reply, HttpError> {
+    if ctx.request.header("authorization").is_some() {
+        let caller = ctx.bearer()?;
         let body = Caller {
             username: &caller.user.username,
             role: caller.user.role.as_str(),
@@ -114,20 +101,14 @@ pub fn whoami(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         };
         return Ok(Reply::json_of(200, &body));
     }
-    let auth = web_auth::authenticate(worker, request)?;
-    let reply = match &auth.session {
-        Some(session) => Reply::json_of(
-            200,
-            &Caller {
-                username: &session.user.username,
-                role: session.user.role.as_str(),
-                auth: "session",
-                expires: rfc3339(session.expire_date),
-            },
-        ),
-        None => HttpError::Unauthorized.into_reply(true),
+    let session = ctx.require_session()?;
+    let body = Caller {
+        username: &session.user.username,
+        role: session.user.role.as_str(),
+        auth: "session",
+        expires: rfc3339(session.expire_date),
     };
-    Ok(finish(worker, auth, reply))
+    Ok(Reply::json_of(200, &body))
 }
 
 /// The body of a `GET /api/whoami` that knows the caller, fields in SPEC
@@ -141,8 +122,8 @@ struct Caller<'a> {
 }
 
 /// `GET /healthz`: 200 when the database answers.
-pub fn healthz(worker: &Worker) -> Result<Reply, HttpError> {
-    let one: i64 = worker.conn.query_row("SELECT 1", [], |row| row.get(0))?;
+pub fn healthz(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let one: i64 = ctx.conn.query_row("SELECT 1", [], |row| row.get(0))?;
     if one != 1 {
         return Err(HttpError::Unavailable(String::from("the database gave a wrong answer")));
     }
@@ -153,22 +134,6 @@ pub fn healthz(worker: &Worker) -> Result<Reply, HttpError> {
 pub fn stylesheet() -> Reply {
     Reply::new(200, "text/css; charset=utf-8", include_str!("style.css"))
         .with_header("Cache-Control", "public, max-age=3600")
-}
-
-/// Adds the session cookie this request calls for.
-pub fn finish(worker: &Worker, auth: WebAuth, reply: Reply) -> Reply {
-    auth.finish(reply, &worker.app.settings, worker.app.clock.now())
-}
-
-/// The redirect for an anonymous visitor to a page that needs a session.
-pub fn redirect_to_login(request: &Request) -> Reply {
-    let mut target = request.path.clone();
-    if !request.query.is_empty() {
-        target.push('?');
-        target.push_str(&request.query);
-    }
-    let next: String = form_urlencoded::byte_serialize(safe_next(&target).as_bytes()).collect();
-    Reply::redirect(&format!("/login?next={next}"))
 }
 
 /// `next` is followed only when it is a local path: one `/` followed by

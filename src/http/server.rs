@@ -27,8 +27,8 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Condvar, Mutex};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -169,9 +169,9 @@ fn answer(worker: &Worker, mut raw: tiny_http::Request, logins: &LoginQueue) {
             }
             return;
         }
-        Ok(request) => (route_catching_panics(worker, &request), false),
+        Ok(request) => (router::route(worker, &request), false),
         // The rest of an oversized request is not read: close the connection.
-        Err(error) => (error.into_reply(false), true),
+        Err(error) => (router::refuse_unread(error), true),
     };
     respond(raw, reply, close);
 }
@@ -192,7 +192,7 @@ fn hashes_a_password(request: &Request) -> bool {
 /// time.
 fn logins_busy(request: &Request) -> Reply {
     let message = "service unavailable: too many sign-ins at once; try again in a few seconds";
-    let reply = if request.path == "/graphql" {
+    let reply = if request.is_api() {
         Reply::json(503, &serde_json::json!({ "message": message }))
     } else {
         Reply::new(503, "text/plain; charset=utf-8", message)
@@ -209,7 +209,7 @@ fn serve_logins(logins: &LoginQueue, worker: &Worker) {
         let reply = if queued.since.elapsed() > LOGIN_QUEUE_WAIT {
             logins_busy(&queued.request)
         } else {
-            route_catching_panics(worker, &queued.request)
+            router::route(worker, &queued.request)
         };
         respond(queued.raw, reply, false);
     }
@@ -283,17 +283,6 @@ fn respond(raw: tiny_http::Request, reply: Reply, close: bool) {
     }
     // A client that went away is not an error of ours.
     let _ = raw.respond(response);
-}
-
-/// Routes a request; a panic in a handler is a bug, but it must cost one
-/// logged 500, not the worker thread.
-fn route_catching_panics(worker: &Worker, request: &Request) -> Reply {
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| router::route(worker, request)));
-    outcome.unwrap_or_else(|_| {
-        HttpError::Internal(anyhow::anyhow!("a handler panicked on `{}`", request.path))
-            .into_reply(request.path.starts_with("/api/") || request.path == "/graphql")
-    })
 }
 
 /// Copies what the handlers need out of tiny_http's request, enforcing the

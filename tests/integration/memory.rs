@@ -65,11 +65,8 @@ fn memory_returns_after_a_burst_of_logins() {
     drop(conn);
     let server = ServeProcess::start(dir.path(), &[]);
     let login = |name: &str| {
-        let response = server.post_form(
-            "/login",
-            &[("username", name), ("password", "burst-password")],
-            &[],
-        );
+        let response =
+            server.post_form("/login", &[("username", name), ("password", "burst-password")], &[]);
         assert_eq!(response.status, 303, "login of {name}: {}", response.body);
     };
     // One login first, so that what is made once (the decoy hash, the
