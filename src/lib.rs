@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod secrets;
 pub mod session_counts;
 pub mod settings;
+pub mod startup;
 pub mod throttle;
 pub mod users;
 pub mod web_sessions;

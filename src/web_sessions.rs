@@ -14,6 +14,20 @@ use crate::clock::UnixTime;
 use crate::listing::{ListQuery, Status};
 use crate::users::{User, user_from_columns};
 
+/// The `SELECT ... FROM` of every statement that reads sessions with their
+/// users, in the column order `session_with_user` maps: one literal, joined
+/// to each statement's own `WHERE` by `concat!` at compile time.
+macro_rules! session_with_user_select {
+    () => {
+        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
+                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
+                web_sessions.user_agent,
+                users.id, users.username, users.email, users.is_superuser, users.is_staff,
+                users.is_active
+         FROM web_sessions JOIN users ON users.id = web_sessions.user_id"
+    };
+}
+
 /// Length of a key as the cookie carries it.
 pub const KEY_TEXT_LEN: usize = 64;
 
@@ -140,16 +154,10 @@ pub fn find_live(
     key_hash: &KeyHash,
     now: UnixTime,
 ) -> rusqlite::Result<Option<WebSession>> {
-    // The columns are those of `session_with_user`.
-    conn.prepare_cached(
-        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
-                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
-                web_sessions.user_agent,
-                users.id, users.username, users.email, users.is_superuser, users.is_staff,
-                users.is_active
-         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
-         WHERE web_sessions.key_hash = ?1 AND web_sessions.expire_date > ?2 AND users.is_active",
-    )?
+    conn.prepare_cached(concat!(
+        session_with_user_select!(),
+        " WHERE web_sessions.key_hash = ?1 AND web_sessions.expire_date > ?2 AND users.is_active"
+    ))?
     .query_row(params![&key_hash.0[..], now], session_with_user)
     .optional()
 }
@@ -200,16 +208,10 @@ pub fn delete_for_user_except(
 
 /// A user's sessions, live and expired, newest first.
 pub fn list_for_user(conn: &Connection, user: &User) -> rusqlite::Result<Vec<WebSession>> {
-    // The columns are those of `session_with_user`.
-    let mut statement = conn.prepare_cached(
-        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
-                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
-                web_sessions.user_agent,
-                users.id, users.username, users.email, users.is_superuser, users.is_staff,
-                users.is_active
-         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
-         WHERE web_sessions.user_id = ?1 ORDER BY web_sessions.id DESC LIMIT 500",
-    )?;
+    let mut statement = conn.prepare_cached(concat!(
+        session_with_user_select!(),
+        " WHERE web_sessions.user_id = ?1 ORDER BY web_sessions.id DESC LIMIT 500"
+    ))?;
     let rows = statement.query_map(params![user.id], session_with_user)?;
     rows.collect()
 }
@@ -413,17 +415,9 @@ fn find_all(conn: &Connection, ids: Vec<i64>) -> rusqlite::Result<Vec<WebSession
 
 /// One session by its row id, live or not.
 pub fn find_by_row_id(conn: &Connection, row_id: i64) -> rusqlite::Result<Option<WebSession>> {
-    conn.prepare_cached(
-        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
-                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
-                web_sessions.user_agent,
-                users.id, users.username, users.email, users.is_superuser, users.is_staff,
-                users.is_active
-         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
-         WHERE web_sessions.id = ?1",
-    )?
-    .query_row(params![row_id], session_with_user)
-    .optional()
+    conn.prepare_cached(concat!(session_with_user_select!(), " WHERE web_sessions.id = ?1"))?
+        .query_row(params![row_id], session_with_user)
+        .optional()
 }
 
 /// A session and its user from the columns `id, key_hash, created,

@@ -9,14 +9,49 @@
 
 use std::io::Write;
 
+use clap::{Subcommand, ValueEnum};
+
 use crate::accounts;
-use crate::cli::{KindArg, SessionsAction, StatusArg};
 use crate::clock::{Clock, SystemClock, UnixTime, rfc3339};
 use crate::commands::open_db;
 use crate::jwt_sessions;
 use crate::listing::{ListQuery, Status};
 use crate::settings::Settings;
 use crate::web_sessions::{self, KeyHash};
+
+/// `sessiond sessions` actions.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// List sessions, expired ones too
+    List {
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+        /// Print one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a JWT session (by jti) or delete a web session (by id)
+    Revoke { id: String },
+    /// End every session of a user
+    EndUser { username: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Web,
+    Jwt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Active,
+    Expired,
+    Revoked,
+}
 
 /// Rows read per query while listing everything.
 const BATCH: usize = 1000;
@@ -168,7 +203,7 @@ fn revoke(settings: &Settings, id: &str) -> anyhow::Result<()> {
         && let Some(key_hash) = KeyHash::from_hex(id)
     {
         if web_sessions::delete(&conn, &key_hash)? {
-            println!("Deleted web session `{}`.", key_hash.fingerprint());
+            say!("Deleted web session `{}`.", key_hash.fingerprint());
             return Ok(());
         }
         // A 64-hex value might be a cookie's key pasted by mistake: name it
@@ -176,7 +211,7 @@ fn revoke(settings: &Settings, id: &str) -> anyhow::Result<()> {
         anyhow::bail!("no session with id `{}…`", &id[..12]);
     }
     if jwt_sessions::revoke(&conn, id, SystemClock.now(), None)? {
-        println!("Revoked JWT session `{id}`.");
+        say!("Revoked JWT session `{id}`.");
         return Ok(());
     }
     let shown: String = id.chars().filter(|c| !c.is_control()).take(80).collect();
@@ -187,9 +222,11 @@ fn end_user(settings: &Settings, username: &str) -> anyhow::Result<()> {
     let conn = open_db(settings)?;
     let user = accounts::require_user(&conn, username)?;
     let ended = accounts::end_all_sessions(&conn, user.id, SystemClock.now(), None)?;
-    println!(
+    say!(
         "Ended all sessions of `{}`: deleted {} web session(s) and revoked {} GraphQL login session(s).",
-        user.username, ended.web, ended.jwt
+        user.username,
+        ended.web,
+        ended.jwt
     );
     Ok(())
 }

@@ -7,11 +7,31 @@
 
 use std::io::{BufRead, IsTerminal};
 
+use clap::ValueEnum;
+
 use crate::accounts;
 use crate::clock::{Clock, SystemClock};
 use crate::commands::open_db;
 use crate::settings::Settings;
 use crate::users::{self, Role};
+
+/// `--role` of `createuser`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    User,
+    Manager,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::User => Role::User,
+            RoleArg::Manager => Role::Manager,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
 
 pub fn create_superuser(
     settings: &Settings,
@@ -39,7 +59,7 @@ pub fn create_user(
     }
     let password = read_new_password()?;
     let user = users::create(&conn, username, email, &password, role, SystemClock.now())?;
-    println!("Created {} `{}`.", user.role, user.username);
+    say!("Created {} `{}`.", user.role, user.username);
     Ok(())
 }
 
@@ -48,9 +68,11 @@ pub fn change_password(settings: &Settings, username: &str) -> anyhow::Result<()
     let user = accounts::require_user(&conn, username)?;
     let password = read_new_password()?;
     let ended = accounts::change_password(&conn, &user, &password, SystemClock.now())?;
-    println!(
+    say!(
         "Changed the password of `{}`; ended {} web session(s) and revoked {} GraphQL login session(s).",
-        user.username, ended.web, ended.jwt
+        user.username,
+        ended.web,
+        ended.jwt
     );
     Ok(())
 }
@@ -60,11 +82,13 @@ pub fn set_active(settings: &Settings, username: &str, active: bool) -> anyhow::
     let user = accounts::require_user(&conn, username)?;
     let ended = accounts::set_active(&conn, &user, active, SystemClock.now())?;
     if active {
-        println!("Activated `{}`.", user.username);
+        say!("Activated `{}`.", user.username);
     } else {
-        println!(
+        say!(
             "Deactivated `{}`; ended {} web session(s) and revoked {} GraphQL login session(s).",
-            user.username, ended.web, ended.jwt
+            user.username,
+            ended.web,
+            ended.jwt
         );
     }
     Ok(())

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use crate::app::App;
 use crate::clock::UnixTime;
 use crate::http::bearer::{self, BearerCaller};
-use crate::http::pages;
+use crate::http::next;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::views;
@@ -58,7 +58,7 @@ impl<'a> Ctx<'a> {
     /// call looks it up and slides its expiry; later calls reuse that.
     pub fn web_session(&self) -> Result<Option<&WebSession>, HttpError> {
         if self.web.get().is_none() {
-            let auth = web_auth::authenticate(self)?;
+            let auth = web_auth::authenticate(self.app, self.conn, self.request, self.now)?;
             let _ = self.web.set(auth);
         }
         Ok(self.web.get().and_then(|auth| auth.session.as_ref()))
@@ -87,7 +87,7 @@ impl<'a> Ctx<'a> {
 
     /// The caller behind the request's bearer token (SPEC 5), or 401.
     pub fn bearer(&self) -> Result<BearerCaller, HttpError> {
-        let caller = bearer::authenticate(self)?;
+        let caller = bearer::authenticate(self.app, self.conn, self.request, self.now)?;
         let _ = self.bearer_user.set(caller.user.username.clone());
         Ok(caller)
     }
@@ -135,7 +135,7 @@ impl<'a> Ctx<'a> {
                 target.push('?');
                 target.push_str(&request.query);
             }
-            return pages::safe_next(&target).to_owned();
+            return next::safe_next(&target).to_owned();
         }
         let area = if request.path.starts_with("/admin/") {
             "/admin/"

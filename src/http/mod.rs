@@ -11,6 +11,7 @@ pub mod bearer;
 pub mod context;
 pub mod csrf;
 pub mod graphql;
+pub mod next;
 pub mod pages;
 pub mod reply;
 pub mod request;

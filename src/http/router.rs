@@ -9,17 +9,18 @@
 //! cookie is written back, and the common headers are added. A panic in a
 //! handler is a bug, but it costs one logged 500, not the worker thread.
 
+use rusqlite::Connection;
+
+use crate::app::App;
 use crate::http::context::Ctx;
 use crate::http::pages;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
-use crate::http::server::Worker;
 use crate::http::{account, admin, csrf, graphql};
 
-/// Answers one request.
-pub fn route(worker: &Worker, request: &Request) -> Reply {
-    let app = &*worker.app;
-    let ctx = Ctx::new(app, &worker.conn, request, app.clock.now());
+/// Answers one request on a worker's connection.
+pub fn route(app: &App, conn: &Connection, request: &Request) -> Reply {
+    let ctx = Ctx::new(app, conn, request, app.clock.now());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&ctx)));
     let result = outcome.unwrap_or_else(|_| {
         Err(HttpError::Internal(anyhow::anyhow!("a handler panicked on `{}`", request.path)))

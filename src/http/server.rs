@@ -169,7 +169,7 @@ fn answer(worker: &Worker, mut raw: tiny_http::Request, logins: &LoginQueue) {
             }
             return;
         }
-        Ok(request) => (router::route(worker, &request), false),
+        Ok(request) => (router::route(&worker.app, &worker.conn, &request), false),
         // The rest of an oversized request is not read: close the connection.
         Err(error) => (router::refuse_unread(error), true),
     };
@@ -209,7 +209,7 @@ fn serve_logins(logins: &LoginQueue, worker: &Worker) {
         let reply = if queued.since.elapsed() > LOGIN_QUEUE_WAIT {
             logins_busy(&queued.request)
         } else {
-            router::route(worker, &queued.request)
+            router::route(&worker.app, &worker.conn, &queued.request)
         };
         respond(queued.raw, reply, false);
     }

@@ -22,9 +22,12 @@
 
 use std::sync::PoisonError;
 
+use rusqlite::Connection;
+
+use crate::app::App;
 use crate::clock::UnixTime;
-use crate::http::context::Ctx;
 use crate::http::reply::HttpError;
+use crate::http::request::Request;
 use crate::settings::Settings;
 use crate::web_sessions::{self, WebSession};
 
@@ -51,17 +54,19 @@ pub enum CookieAction {
 
 /// Looks up the request's session, sliding its expiry when the settings
 /// say every request is a save.
-pub fn authenticate(ctx: &Ctx) -> Result<WebAuth, HttpError> {
-    let app = ctx.app;
+pub fn authenticate(
+    app: &App,
+    conn: &Connection,
+    request: &Request,
+    now: UnixTime,
+) -> Result<WebAuth, HttpError> {
     let settings = &app.settings;
-    let Some(value) = ctx.request.cookie(&settings.cookie_name) else {
+    let Some(value) = request.cookie(&settings.cookie_name) else {
         return Ok(WebAuth::anonymous());
     };
     let Some(key_hash) = web_sessions::hash_cookie_value(&value) else {
         return Ok(WebAuth::stale());
     };
-    let now = ctx.now;
-    let conn = ctx.conn;
     let Some(mut session) = web_sessions::find_live(conn, &key_hash, now)? else {
         return Ok(WebAuth::stale());
     };
@@ -72,7 +77,7 @@ pub fn authenticate(ctx: &Ctx) -> Result<WebAuth, HttpError> {
         let lag = (exact - session.expire_date).abs();
         let allowed = lifetime.allowed_lag();
         if lag > allowed / 2 {
-            let save = |conn: &rusqlite::Connection| {
+            let save = |conn: &Connection| {
                 web_sessions::save(conn, session.row_id, &session.key_hash, exact, now)
             };
             // The turn is held only for a write that does not wait on

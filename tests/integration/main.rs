@@ -23,4 +23,5 @@ mod logs;
 mod memory;
 mod properties;
 mod schedule;
+mod tidy;
 mod web_sessions;
