@@ -41,6 +41,8 @@ pub struct App {
     /// after growing sleeps (1, 2, 5, 10 ms and on): it gave the bench's
     /// burst of slides a slowest request of ~110 ms.
     pub slide_writes: std::sync::Mutex<()>,
+    /// The forward-auth rules, followed within a second of a change.
+    pub access_rules: crate::access_rules::RuleCache,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,
 }
@@ -98,6 +100,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         decoy: DecoyHash::new(),
         admin_counts: Default::default(),
         slide_writes: std::sync::Mutex::new(()),
+        access_rules: Default::default(),
         shutdown: options.shutdown,
     });
     let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;

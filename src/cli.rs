@@ -79,6 +79,36 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ScheduleAction>,
     },
+    /// List, add or remove the forward-auth rules (default: list)
+    Access {
+        #[command(subcommand)]
+        action: Option<AccessAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessAction {
+    /// Print the rules in order, one a line
+    List {
+        /// Print one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append a rule: a host pattern and a policy (bypass, deny, user, manager, admin)
+    Add {
+        pattern: String,
+        // Words are checked by `access_rules`, so that a bad one is a
+        // refused value (status 1), not a usage error.
+        policy: String,
+        /// Only paths under this prefix (whole segments)
+        #[arg(long, value_name = "PREFIX", allow_hyphen_values = true)]
+        path: Option<String>,
+    },
+    /// Remove the rule with this number (as `access list` numbers them)
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        number: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +234,9 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Sessions { action }) => commands::sessions::run(&settings, action),
         Some(Command::Schedule { action }) => {
             commands::cleanup::schedule(&settings, action.unwrap_or(ScheduleAction::Show))
+        }
+        Some(Command::Access { action }) => {
+            commands::access::run(&settings, action.unwrap_or(AccessAction::List { json: false }))
         }
     }
 }

@@ -203,6 +203,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jwt_sessions_unrevoked_expiry ON jwt_sessions(expires_at)
         WHERE revoked_at IS NULL;
     ",
+    // 3: forward-auth rules (SPEC 9), tried in `id` order; `path` NULL when
+    // the rule has none. Values are validated by `access_rules` on the way in.
+    "
+    CREATE TABLE access_rules (
+        id      INTEGER PRIMARY KEY,
+        pattern TEXT NOT NULL,
+        path    TEXT,
+        policy  TEXT NOT NULL
+    );
+    ",
 ];
 
 /// Applies the migrations that this file has not seen yet, all in one

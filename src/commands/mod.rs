@@ -2,6 +2,7 @@
 //! settings, opens what it needs, prints its result and returns an
 //! `anyhow` error that names the problem.
 
+pub mod access;
 pub mod cleanup;
 pub mod config;
 pub mod serve;
