@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access_cli;
 mod account;
 mod admin;
 mod admin_cleanup;
