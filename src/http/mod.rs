@@ -9,6 +9,7 @@ pub mod admin;
 pub mod admin_views;
 pub mod bearer;
 pub mod csrf;
+pub mod forward_auth;
 pub mod graphql;
 pub mod pages;
 pub mod reply;

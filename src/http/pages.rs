@@ -12,6 +12,7 @@ use crate::http::request::Request;
 use crate::http::server::Worker;
 use crate::http::views;
 use crate::http::web_auth::{self, WebAuth};
+use crate::settings::Settings;
 use crate::users;
 use crate::web_sessions;
 
@@ -35,7 +36,7 @@ pub fn home(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 pub fn login_form(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     let auth = web_auth::authenticate(worker, request)?;
     let next = request.query_param("next").unwrap_or_default();
-    let next = safe_next(&next);
+    let next = safe_next(&next, &worker.app.settings);
     let reply = Reply::html(200, views::login(next, "", None));
     Ok(finish(worker, auth, reply))
 }
@@ -47,7 +48,7 @@ pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpErr
     let form = request.form();
     let username = form.get("username");
     let password = form.get("password");
-    let next = safe_next(form.get("next"));
+    let next = safe_next(form.get("next"), &app.settings);
     let client_addr = request.client_addr(app.settings.trust_proxy_headers);
     let now = app.clock.now();
 
@@ -91,7 +92,19 @@ pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpErr
     Ok(finish(worker, auth, Reply::redirect(next)))
 }
 
-/// `POST /logout`: deletes the session row and the cookie.
+/// `GET /logout`: the page with the `Sign out` button, so that other
+/// applications can link to it (with `next`, followed after signing out).
+pub fn logout_form(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    let auth = web_auth::authenticate(worker, request)?;
+    let next = request.query_param("next").unwrap_or_default();
+    let next = safe_next(&next, &worker.app.settings);
+    let user = auth.session.as_ref().map(|session| session.user.clone());
+    let reply = Reply::html(200, views::logout(user.as_ref(), next));
+    Ok(finish(worker, auth, reply))
+}
+
+/// `POST /logout`: deletes the session row and the cookie, then follows
+/// `next` (SPEC 3 and 9), else goes to the sign-in page.
 pub fn logout(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     if let Some(key_hash) = request
         .cookie(&worker.app.settings.cookie_name)
@@ -99,7 +112,12 @@ pub fn logout(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
     {
         web_sessions::delete(&worker.conn, &key_hash)?;
     }
-    Ok(finish(worker, WebAuth::signed_out(), Reply::redirect("/login")))
+    let form = request.form();
+    let next = match form.get("next") {
+        "" => "/login",
+        next => safe_next(next, &worker.app.settings),
+    };
+    Ok(finish(worker, WebAuth::signed_out(), Reply::redirect(next)))
 }
 
 /// `GET /api/whoami`: the caller, by bearer token or by session cookie.
@@ -167,15 +185,26 @@ pub fn redirect_to_login(request: &Request) -> Reply {
         target.push('?');
         target.push_str(&request.query);
     }
-    let next: String = form_urlencoded::byte_serialize(safe_next(&target).as_bytes()).collect();
+    let next: String = form_urlencoded::byte_serialize(local_next(&target).as_bytes()).collect();
     Reply::redirect(&format!("/login?next={next}"))
 }
 
-/// `next` is followed only when it is a local path: one `/` followed by
-/// neither `/` nor `\`, with no control characters or spaces (browsers drop
-/// tabs and newlines, which would turn `/\t/evil` into `//evil`) and only
-/// ASCII. Anything else goes to `/`.
-pub fn safe_next(next: &str) -> &str {
+/// `next` is followed only when it is a local path (see [`local_next`]) or
+/// an absolute URL that SPEC 9 permits: scheme `https` (or `http` when
+/// `SESSIOND_PUBLIC_URL` is itself `http`), no userinfo, no backslash, and a
+/// host that is the public URL's, or the cookie domain, or ends with `.` and
+/// the cookie domain. Anything else goes to `/`.
+pub fn safe_next<'a>(next: &'a str, settings: &Settings) -> &'a str {
+    if next.starts_with('/') {
+        return local_next(next);
+    }
+    if permitted_absolute(next, settings) { next } else { "/" }
+}
+
+/// A local path: one `/` followed by neither `/` nor `\`, with no control
+/// characters or spaces (browsers drop tabs and newlines, which would turn
+/// `/\t/evil` into `//evil`) and only ASCII. Anything else is `/`.
+fn local_next(next: &str) -> &str {
     let bytes = next.as_bytes();
     let local = bytes.first() == Some(&b'/')
         && !matches!(bytes.get(1), Some(b'/' | b'\\'))
@@ -183,9 +212,47 @@ pub fn safe_next(next: &str) -> &str {
     if local { next } else { "/" }
 }
 
+fn permitted_absolute(next: &str, settings: &Settings) -> bool {
+    // Visible ASCII only: browsers drop tabs and newlines and read `\` as
+    // `/`, either of which could move the host.
+    if !next.bytes().all(|b| b.is_ascii_graphic()) || next.contains('\\') {
+        return false;
+    }
+    let Some((scheme, rest)) = next.split_once("://") else {
+        return false;
+    };
+    let http_allowed = settings.public_url.as_ref().is_some_and(|public| !public.https);
+    let scheme_ok = scheme.eq_ignore_ascii_case("https")
+        || (http_allowed && scheme.eq_ignore_ascii_case("http"));
+    if !scheme_ok {
+        return false;
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return false;
+    }
+    let Some(host) = crate::access_rules::normalize_host(authority) else {
+        return false;
+    };
+    // `normalize_host` drops a final `.`; a URL that had one is refused
+    // rather than compared (`example.com.` is another name to a browser's
+    // cookie jar).
+    if authority.split(':').next().is_some_and(|name| name.ends_with('.')) {
+        return false;
+    }
+    let public_host = settings.public_url.as_ref().is_some_and(|public| public.host == host);
+    let in_cookie_domain = settings.cookie_domain.as_deref().is_some_and(|domain| {
+        host == domain
+            || host
+                .strip_suffix(domain)
+                .is_some_and(|start| start.len() > 1 && start.ends_with('.'))
+    });
+    public_host || in_cookie_domain
+}
+
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::local_next as safe_next;
 
     #[test]
     fn next_must_be_a_local_path() {
@@ -202,5 +269,56 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), "/", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn absolute_next_follows_spec_9() {
+        let settings = |pairs: &[(&str, &str)]| {
+            let file: Vec<(String, String)> =
+                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            crate::settings::Settings::resolve(
+                std::path::Path::new(".env"),
+                &file,
+                |_| None,
+                &Default::default(),
+            )
+            .unwrap()
+        };
+        let https = settings(&[
+            ("SESSIOND_PUBLIC_URL", "https://auth.example.com"),
+            ("DJANGO_SESSION_COOKIE_DOMAIN", "example.com"),
+        ]);
+        for good in [
+            "https://auth.example.com/",
+            "https://example.com/x?y=1",
+            "https://wiki.example.com/page",
+            "https://a.b.example.com:8443/",
+            "HTTPS://WIKI.EXAMPLE.COM/",
+        ] {
+            assert_eq!(super::safe_next(good, &https), good, "{good}");
+        }
+        for bad in [
+            "http://wiki.example.com/",
+            "https://example.com.evil.test/",
+            "https://evilexample.com/",
+            "https://wiki.example.com@evil.test/",
+            "https://evil.test\\@wiki.example.com/",
+            "https://evil.test\\.example.com/",
+            "https:\\\\wiki.example.com/",
+            "//wiki.example.com/",
+            "https://wiki.example.com./",
+            "https:/wiki.example.com/",
+            "https://wiki.example.com\t/",
+            "javascript://wiki.example.com/%0aalert(1)",
+            "ftp://wiki.example.com/",
+        ] {
+            assert_eq!(super::safe_next(bad, &https), "/", "{bad}");
+        }
+        let http = settings(&[("SESSIOND_PUBLIC_URL", "http://auth.test:8000")]);
+        assert_eq!(super::safe_next("http://auth.test:9000/x", &http), "http://auth.test:9000/x");
+        assert_eq!(super::safe_next("http://wiki.auth.test/", &http), "/");
+        let none = settings(&[]);
+        assert_eq!(super::safe_next("https://auth.example.com/", &none), "/");
+        assert_eq!(super::safe_next("/local", &none), "/local");
     }
 }

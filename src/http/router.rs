@@ -9,7 +9,7 @@ use crate::http::pages;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::server::Worker;
-use crate::http::{account, admin, csrf, graphql};
+use crate::http::{account, admin, csrf, forward_auth, graphql};
 
 /// Answers one request.
 pub fn route(worker: &Worker, request: &Request) -> Reply {
@@ -22,6 +22,13 @@ pub fn route(worker: &Worker, request: &Request) -> Reply {
 }
 
 fn dispatch(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+    // Forward auth answers any method and changes nothing, so the CSRF rule
+    // does not apply to it (SPEC 9).
+    match request.path.as_str() {
+        "/auth/forward" => return forward_auth::forward(worker, request),
+        "/auth/request" => return forward_auth::auth_request(worker, request),
+        _ => {}
+    }
     if request.method == Method::Post
         && !csrf::is_allowed(request, &worker.app.settings.csrf_trusted_origins)
     {
@@ -32,6 +39,7 @@ fn dispatch(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         (Get | Head, "/") => pages::home(worker, request),
         (Get | Head, "/login") => pages::login_form(worker, request),
         (Post, "/login") => pages::login_submit(worker, request),
+        (Get | Head, "/logout") => pages::logout_form(worker, request),
         (Post, "/logout") => pages::logout(worker, request),
         (Get | Head, "/api/whoami") => pages::whoami(worker, request),
         (Get | Head, "/healthz") => pages::healthz(worker),
@@ -41,10 +49,11 @@ fn dispatch(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
             admin::route(worker, request)
         }
         (_, path) if path.starts_with("/account/") => account::route(worker, request),
-        (_, "/" | "/login" | "/api/whoami" | "/healthz" | "/static/style.css") => {
+        (_, "/" | "/api/whoami" | "/healthz" | "/static/style.css") => {
             Err(HttpError::MethodNotAllowed("GET, HEAD"))
         }
-        (_, "/logout" | "/graphql") => Err(HttpError::MethodNotAllowed("POST")),
+        (_, "/login" | "/logout") => Err(HttpError::MethodNotAllowed("GET, HEAD, POST")),
+        (_, "/graphql") => Err(HttpError::MethodNotAllowed("POST")),
         _ => Err(HttpError::NotFound),
     }
 }
