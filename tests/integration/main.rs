@@ -17,6 +17,7 @@ mod cli_users;
 mod concurrency;
 mod crash;
 mod csrf;
+mod forward_auth;
 mod graphql;
 mod hardening;
 mod jwt;
