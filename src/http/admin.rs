@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::cleanup;
 use crate::clock::UnixTime;
+use crate::http::admin_access;
 use crate::http::admin_views::{self, AdminCounts, ListPage, Notice};
 use crate::http::pages;
 use crate::http::reply::{HttpError, Reply};
@@ -47,6 +48,13 @@ pub fn route(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         (Post, "/admin/users/end-sessions") => end_user_sessions(worker, request),
         (Post, "/admin/cleanup") => clear_expired_now(worker, request),
         (Post, "/admin/schedule") => change_schedule(worker, request),
+        (Get | Head, "/admin/access") => admin_access::list(worker, request),
+        (Post, "/admin/access/add") => admin_access::add(worker, request),
+        (Post, "/admin/access/remove") => admin_access::remove(worker, request),
+        (_, "/admin/access") => Err(HttpError::MethodNotAllowed("GET, HEAD")),
+        (_, "/admin/access/add" | "/admin/access/remove") => {
+            Err(HttpError::MethodNotAllowed("POST"))
+        }
         (_, "/admin" | "/admin/" | "/admin/sessions/web" | "/admin/sessions/jwt") => {
             Err(HttpError::MethodNotAllowed("GET, HEAD"))
         }
@@ -310,7 +318,7 @@ fn change_schedule(worker: &Worker, request: &Request) -> Result<Reply, HttpErro
 /// Lets staff and superusers through (`Ok` with their session and user);
 /// for anyone else the inner `Err` is the reply: a redirect to sign in for
 /// anonymous visitors, 403 for a signed-in `user`.
-fn require_staff(
+pub(crate) fn require_staff(
     worker: &Worker,
     request: &Request,
 ) -> Result<Result<(WebAuth, User), Reply>, HttpError> {

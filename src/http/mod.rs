@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_access;
 pub mod admin_views;
 pub mod bearer;
 pub mod csrf;

@@ -670,3 +670,103 @@ fn bad_forward_auth_settings_stop_serve_with_the_key_and_value_named() {
         assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     }
 }
+
+// ---------------------------------------------------------------------------
+// `/admin/access`.
+
+fn rules_json(server: &TestServer) -> Vec<(String, Option<String>, String)> {
+    access_rules::list(&server.conn())
+        .unwrap()
+        .into_iter()
+        .map(|rule| {
+            (
+                rule.pattern.to_string(),
+                rule.path.map(|path| path.as_str().to_owned()),
+                rule.policy.as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn staff_see_the_rules_and_only_superusers_change_them() {
+    let server = server();
+    add_rule(&server, "wiki.example.test", Some("/admin"), "admin");
+    let anonymous = server.get("/admin/access", &[]);
+    assert_eq!(anonymous.status, 303);
+    assert!(anonymous.header("location").unwrap().starts_with("/login?next="));
+    let alice = cookie(&server.login("alice", "alice-password"));
+    assert_eq!(server.get("/admin/access", &[("Cookie", &alice)]).status, 403);
+
+    let mona = cookie(&server.login("mona", "mona-password"));
+    let page = server.get("/admin/access", &[("Cookie", &mona)]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("wiki.example.test") && page.body.contains("/admin"));
+    assert!(page.body.contains("<strong>user</strong>"), "the default policy is shown");
+    assert!(!page.body.contains("Add rule") && !page.body.contains(">Remove<"));
+    let fields = [("pattern", "other.example.test"), ("path", ""), ("policy", "deny")];
+    let refused = server.post_form("/admin/access/add", &fields, &[("Cookie", &mona)]);
+    assert_eq!(refused.status, 403);
+    let id = access_rules::list(&server.conn()).unwrap()[0].id.to_string();
+    let refused = server.post_form("/admin/access/remove", &[("id", &id)], &[("Cookie", &mona)]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(rules_json(&server).len(), 1, "a manager changed nothing");
+
+    let root = cookie(&server.login("root", "root-password"));
+    let page = server.get("/admin/access", &[("Cookie", &root)]);
+    assert!(page.body.contains("Add rule") && page.body.contains(">Remove</button>"));
+    assert!(
+        page.body.contains(r#"<label for="pattern""#)
+            && page.body.contains(r#"<label for="policy""#)
+    );
+    // Before the rule, the host is open to any signed-in user.
+    assert_eq!(forward(&server, "other.example.test", "/", &[("Cookie", &alice)]).status, 200);
+    let added = server.post_form("/admin/access/add", &fields, &[("Cookie", &root)]);
+    assert_eq!(added.status, 303, "{}", added.body);
+    assert_eq!(added.header("location"), Some("/admin/access?done=added"));
+    assert_eq!(
+        rules_json(&server),
+        vec![
+            ("wiki.example.test".into(), Some("/admin".into()), "admin".into()),
+            ("other.example.test".into(), None, "deny".into()),
+        ]
+    );
+    // This server follows its own change at once, without the clock moving.
+    assert_eq!(forward(&server, "other.example.test", "/", &[("Cookie", &alice)]).status, 403);
+    let page = server.get("/admin/access?done=added", &[("Cookie", &root)]);
+    assert!(page.body.contains("Added the rule."));
+
+    let removed = server.post_form("/admin/access/remove", &[("id", &id)], &[("Cookie", &root)]);
+    assert_eq!(removed.status, 303);
+    assert_eq!(rules_json(&server), vec![("other.example.test".into(), None, "deny".into())]);
+    let again = server.post_form("/admin/access/remove", &[("id", &id)], &[("Cookie", &root)]);
+    assert_eq!(again.status, 404);
+}
+
+#[test]
+fn the_admin_form_refuses_bad_rules_escaped_and_cross_site_posts() {
+    let server = server();
+    let root = cookie(&server.login("root", "root-password"));
+    for (pattern, path, policy) in [
+        ("<script>alert(1)</script>", "", "user"),
+        ("wiki.example.test:80", "", "user"),
+        ("*", "", "user"),
+        ("wiki.example.test", "admin", "user"),
+        ("wiki.example.test", "/x", "<b>superhero</b>"),
+    ] {
+        let fields = [("pattern", pattern), ("path", path), ("policy", policy)];
+        let response = server.post_form("/admin/access/add", &fields, &[("Cookie", &root)]);
+        assert_eq!(response.status, 400, "{pattern} {path} {policy}");
+        assert!(response.body.contains("The rule was not added"));
+        assert!(!response.body.contains("<script>") && !response.body.contains("<b>superhero"));
+    }
+    let fields = [("pattern", "wiki.example.test"), ("path", "/x"), ("policy", "user")];
+    let foreign = [("Cookie", root.as_str()), ("Origin", "https://evil.test")];
+    assert_eq!(server.post_form("/admin/access/add", &fields, &foreign).status, 403);
+    assert!(rules_json(&server).is_empty());
+    let bad_id = server.post_form("/admin/access/remove", &[("id", "x")], &[("Cookie", &root)]);
+    assert_eq!(bad_id.status, 400);
+    // The control: the same rule from the same origin is added.
+    assert_eq!(server.post_form("/admin/access/add", &fields, &[("Cookie", &root)]).status, 303);
+    assert_eq!(rules_json(&server).len(), 1);
+}
