@@ -23,5 +23,6 @@ mod hardening;
 mod jwt;
 mod logs;
 mod properties;
+mod proxies;
 mod schedule;
 mod web_sessions;
