@@ -352,6 +352,7 @@ fn walk_through(kind: Kind) {
         ("Remote-User", "mallory"),
         ("Remote-Groups", "admin,manager,user"),
         ("Remote-Email", "mallory@evil.test"),
+        ("Remote_User", "mallory"),
     ];
     let page = send(port, &app_host, "GET", "/page?x=1", &forged, b"");
     let headers = seen(&page);
