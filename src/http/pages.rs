@@ -9,6 +9,7 @@ use crate::clock::rfc3339;
 use crate::http::bearer;
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::Request;
+use crate::http::router;
 use crate::http::server::Worker;
 use crate::http::views;
 use crate::http::web_auth::{self, WebAuth};
@@ -37,7 +38,7 @@ pub fn login_form(worker: &Worker, request: &Request) -> Result<Reply, HttpError
     let auth = web_auth::authenticate(worker, request)?;
     let next = request.query_param("next").unwrap_or_default();
     let next = safe_next(&next, &worker.app.settings);
-    let reply = Reply::html(200, views::login(next, "", None));
+    let reply = allow_form_redirect(Reply::html(200, views::login(next, "", None)), next);
     Ok(finish(worker, auth, reply))
 }
 
@@ -62,8 +63,8 @@ pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpErr
                 username,
                 Some("Too many failed attempts. Please try again later."),
             );
-            let reply =
-                Reply::html(429, page).with_header("Retry-After", retry_after.0.to_string());
+            let reply = allow_form_redirect(Reply::html(429, page), next)
+                .with_header("Retry-After", retry_after.0.to_string());
             return Ok(finish(worker, current, reply));
         }
     };
@@ -84,7 +85,10 @@ pub fn login_submit(worker: &Worker, request: &Request) -> Result<Reply, HttpErr
         None => None,
     };
     let Some((key, session)) = started else {
-        let reply = Reply::html(401, views::login(next, username, Some(LOGIN_FAILED)));
+        let reply = allow_form_redirect(
+            Reply::html(401, views::login(next, username, Some(LOGIN_FAILED))),
+            next,
+        );
         return Ok(finish(worker, current, reply));
     };
     app.throttle.succeeded(attempt);
@@ -99,7 +103,7 @@ pub fn logout_form(worker: &Worker, request: &Request) -> Result<Reply, HttpErro
     let next = request.query_param("next").unwrap_or_default();
     let next = safe_next(&next, &worker.app.settings);
     let user = auth.session.as_ref().map(|session| session.user.clone());
-    let reply = Reply::html(200, views::logout(user.as_ref(), next));
+    let reply = allow_form_redirect(Reply::html(200, views::logout(user.as_ref(), next)), next);
     Ok(finish(worker, auth, reply))
 }
 
@@ -187,6 +191,18 @@ pub fn redirect_to_login(request: &Request) -> Reply {
     }
     let next: String = form_urlencoded::byte_serialize(local_next(&target).as_bytes()).collect();
     Reply::redirect(&format!("/login?next={next}"))
+}
+
+/// Lets the page's form end at `next` (already checked by [`safe_next`]):
+/// browsers apply `form-action` to the redirect after the post, so an
+/// absolute `next` needs its origin in the page's policy.
+fn allow_form_redirect(reply: Reply, next: &str) -> Reply {
+    let Some((scheme, rest)) = next.split_once("://") else {
+        return reply;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let origin = format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase());
+    reply.with_header("Content-Security-Policy", router::content_security_policy(Some(&origin)))
 }
 
 /// `next` is followed only when it is a local path (see [`local_next`]) or

@@ -70,15 +70,24 @@ fn with_common_headers(mut reply: Reply) -> Reply {
         .iter()
         .any(|(name, value)| *name == "Content-Type" && value.starts_with("text/html"));
     if is_html {
-        reply.headers.push((
-            "Content-Security-Policy",
-            String::from(
-                "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-            ),
-        ));
+        // A page may widen `form-action` for itself (see `pages`); the rest
+        // of the policy is the same everywhere.
+        if !reply.has_header("Content-Security-Policy") {
+            reply.headers.push(("Content-Security-Policy", content_security_policy(None)));
+        }
         reply.headers.push(("X-Frame-Options", String::from("DENY")));
     }
     reply.headers.push(("X-Content-Type-Options", String::from("nosniff")));
     reply.headers.push(("Referrer-Policy", String::from("same-origin")));
     reply
+}
+
+/// The Content-Security-Policy of every page. `form_action` adds one origin
+/// that the page's forms may end up at (a form posts to sessiond, which
+/// redirects there; browsers check `form-action` on that redirect too).
+pub fn content_security_policy(form_action: Option<&str>) -> String {
+    let extra = form_action.map(|origin| format!(" {origin}")).unwrap_or_default();
+    format!(
+        "default-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
 }

@@ -576,6 +576,24 @@ fn sign_in_follows_an_absolute_next_only_within_the_domains() {
 }
 
 #[test]
+fn the_sign_in_page_lets_its_form_end_at_a_permitted_next() {
+    // Browsers check `form-action` on the redirect after the post too.
+    let server = server();
+    let form = server.get("/login?next=https%3A%2F%2Fwiki.example.test%3A8443%2Fx", &[]);
+    let policy = form.header("content-security-policy").unwrap();
+    assert!(policy.contains("form-action 'self' https://wiki.example.test:8443;"), "{policy}");
+    assert_eq!(form.headers_named("content-security-policy").len(), 1);
+    let page = server.get("/logout?next=https%3A%2F%2Fwiki.example.test%2F", &[]);
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(policy.contains("form-action 'self' https://wiki.example.test;"), "{policy}");
+    // The controls: a local or refused next keeps the plain policy.
+    for path in ["/login?next=%2Faccount%2Fsessions", "/login?next=https%3A%2F%2Fevil.test%2F"] {
+        let policy = server.get(path, &[]).header("content-security-policy").unwrap().to_owned();
+        assert!(policy.contains("form-action 'self';"), "{path}: {policy}");
+    }
+}
+
+#[test]
 fn http_next_is_allowed_only_when_the_public_url_is_http() {
     let server = TestServer::start_with(&[
         ("SESSIOND_PUBLIC_URL", "http://auth.example.test:8000"),

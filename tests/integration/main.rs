@@ -10,6 +10,7 @@ mod account;
 mod admin;
 mod admin_cleanup;
 mod browser;
+mod browser_proxy;
 mod cleanup;
 mod cli_config;
 mod cli_sessions;
