@@ -13,9 +13,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sessiond::app::{self, StartOptions};
 use sessiond::clock::{Clock, SystemClock};
 use sessiond::settings::{Overrides, Settings};
+use sessiond::startup::{self, StartOptions};
 use sessiond::users::{self, Role};
 use sessiond::{jwt_sessions, web_sessions};
 
@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let settings = settings_for(&db_path)?;
-    let running = app::start(settings, StartOptions { workers: 4, ..StartOptions::default() })?;
+    let running = startup::start(settings, StartOptions { workers: 4, ..StartOptions::default() })?;
     let addr = running.addr();
     let key = login(addr, "root", "bench-password")?;
 

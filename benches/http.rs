@@ -37,9 +37,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use sessiond::app::{self, StartOptions};
 use sessiond::clock::{Clock, SystemClock, UnixTime};
 use sessiond::settings::{Overrides, Settings};
+use sessiond::startup::{self, StartOptions};
 use sessiond::users::{self, Role, User};
 use sessiond::web_sessions::{self, Lifetime};
 use sessiond::{db, jwt, jwt_sessions, secrets};
@@ -145,7 +145,7 @@ fn run() -> anyhow::Result<ExitCode> {
     // it (for both servers) to compare pool sizes.
     let workers = match std::env::var("SESSIOND_BENCH_WORKERS") {
         Ok(text) => text.parse().context("SESSIOND_BENCH_WORKERS must be a number")?,
-        Err(_) => app::default_workers(),
+        Err(_) => startup::default_workers(),
     };
 
     eprintln!("seeding {USERS} users, each with one web and one JWT session...");
@@ -178,7 +178,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let clock = Arc::new(OffsetClock::default());
     let settings = bench_settings(&db_path);
     let options = StartOptions { clock: clock.clone(), workers, ..StartOptions::default() };
-    let running = app::start(settings, options).context("sessiond did not start")?;
+    let running = startup::start(settings, options).context("sessiond did not start")?;
     let addr = running.addr();
     eprintln!("sessiond listening on http://{addr}");
     let lifetime = running.app().lifetime;

@@ -1,6 +1,7 @@
-//! Where users and sessions meet: starting a session for a verified login,
-//! and the user changes that must end sessions (a new password,
-//! deactivation, an explicit "end every session").
+//! Where users and sessions meet: the one login sequence (throttle, password
+//! check, starting a session, and telling the throttle how it went), and the
+//! user changes that must end sessions (a new password, deactivation, an
+//! explicit "end every session").
 //!
 //! Each runs in one immediate transaction, so the user change and the end of
 //! the sessions land together or not at all, and the next request (from any
@@ -11,8 +12,67 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::clock::UnixTime;
 use crate::jwt_sessions;
-use crate::users::{self, User, UserError, Verified};
+use crate::throttle::Throttle;
+use crate::users::{self, DecoyHash, User, UserError, Verified};
 use crate::web_sessions::{self, KeyHash, Lifetime, WebSession};
+
+/// A sign-in attempt, from the form or from GraphQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+/// How a login went; each caller renders it its own way.
+#[derive(Debug)]
+pub enum Login<T> {
+    /// Signed in: what `start` made (a cookie's key, a token's row).
+    Started(T),
+    /// Wrong username or password, or the user is inactive, or the password
+    /// changed while the check ran. One answer for all, by SPEC 3.
+    Refused,
+    /// Too many failures for this username or client address.
+    Throttled { retry_after: i64 },
+}
+
+/// The one login sequence, in the order that matters for security: the
+/// throttle counts the attempt as a failure before the slow hash runs (so
+/// parallel guesses cannot all pass), the password is checked (unknown users
+/// cost the same time), `start` stores the session in a transaction that
+/// re-checks the verified hash, and only then does the throttle forget the
+/// attempt. A database error takes the attempt back: only wrong credentials
+/// count as failures.
+pub fn login<T>(
+    conn: &Connection,
+    guards: (&Throttle, &DecoyHash),
+    credentials: Credentials<'_>,
+    client: &Client<'_>,
+    now: UnixTime,
+    start: impl FnOnce(&Verified) -> rusqlite::Result<Option<T>>,
+) -> rusqlite::Result<Login<T>> {
+    let (throttle, decoy) = guards;
+    let attempt = match throttle.begin_attempt(credentials.username, client.addr, now) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => return Ok(Login::Throttled { retry_after: retry_after.0 }),
+    };
+    let checked = users::authenticate(conn, decoy, credentials.username, credentials.password)
+        .and_then(|verified| match verified {
+            Some(verified) => start(&verified),
+            None => Ok(None),
+        });
+    match checked {
+        Ok(Some(started)) => {
+            throttle.succeeded(attempt);
+            Ok(Login::Started(started))
+        }
+        // The attempt is dropped: it stays counted as a failure.
+        Ok(None) => Ok(Login::Refused),
+        Err(error) => {
+            throttle.abandoned(attempt);
+            Err(error)
+        }
+    }
+}
 
 /// How many sessions an action ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,12 +147,12 @@ pub fn require_user(conn: &Connection, username: &str) -> anyhow::Result<User> {
 
 /// Deletes every web session and revokes every JWT session of a user.
 pub fn end_all_sessions(
-    conn: &mut Connection,
+    conn: &Connection,
     user_id: i64,
     now: UnixTime,
     revoked_by: Option<i64>,
 ) -> rusqlite::Result<Ended> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let ended = end_all_in(&tx, user_id, now, revoked_by)?;
     tx.commit()?;
     Ok(ended)
@@ -100,13 +160,13 @@ pub fn end_all_sessions(
 
 /// Sets a new password and ends all the user's sessions.
 pub fn change_password(
-    conn: &mut Connection,
+    conn: &Connection,
     user: &User,
     password: &str,
     now: UnixTime,
 ) -> anyhow::Result<Ended> {
     users::validate_password(password)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     users::set_password(&tx, user.id, password)?;
     let ended = end_all_in(&tx, user.id, now, None)?;
     tx.commit()?;
@@ -115,12 +175,12 @@ pub fn change_password(
 
 /// Activates or deactivates a user; deactivation ends all their sessions.
 pub fn set_active(
-    conn: &mut Connection,
+    conn: &Connection,
     user: &User,
     active: bool,
     now: UnixTime,
 ) -> anyhow::Result<Ended> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     users::set_active(&tx, user.id, active)?;
     let ended = if active { Ended::default() } else { end_all_in(&tx, user.id, now, None)? };
     tx.commit()?;

@@ -133,7 +133,7 @@ pub fn clear_expired_unless(
     stop: &AtomicBool,
 ) -> anyhow::Result<CleanupRun> {
     let timer = Instant::now();
-    let mut counts = Counts::default();
+    let mut counts = DeletedRows::default();
     let result = widen_connection(conn).and_then(|previous| {
         let result = delete_expired(conn, now, stop, &mut counts);
         let restored = restore_connection(conn, previous);
@@ -176,8 +176,9 @@ pub fn recent_runs(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Clea
     rows.collect()
 }
 
+/// Rows a run has deleted so far, by table.
 #[derive(Debug, Default, Clone, Copy)]
-struct Counts {
+struct DeletedRows {
     web: usize,
     jwt: usize,
 }
@@ -200,7 +201,7 @@ fn delete_expired(
     conn: &mut Connection,
     now: UnixTime,
     stop: &AtomicBool,
-    counts: &mut Counts,
+    counts: &mut DeletedRows,
 ) -> anyhow::Result<()> {
     clear_table(conn, now, stop, &WEB_SESSIONS, &mut counts.web)?;
     clear_table(conn, now, stop, &JWT_SESSIONS, &mut counts.jwt)
@@ -332,7 +333,7 @@ fn record(
     trigger: Trigger,
     started: UnixTime,
     duration_ms: i64,
-    counts: Counts,
+    counts: DeletedRows,
     outcome: &str,
 ) -> anyhow::Result<CleanupRun> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -2,14 +2,21 @@
 //! dispatch to `commands`.
 //!
 //! Invariant: the CLI parses and delegates; it holds no logic of its own.
+//! The argument types of each command's actions live with the command
+//! (`commands::*`), so that the commands never import this module.
 //! Usage errors (unknown command or flag, missing argument) exit with
 //! status 2 through clap; everything else returns an error to `main`.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::commands;
+use crate::commands::access::AccessAction;
+use crate::commands::cleanup::ScheduleAction;
+use crate::commands::config::ConfigAction;
+use crate::commands::sessions::SessionsAction;
+use crate::commands::users::RoleArg;
 use crate::settings::{Overrides, Settings};
 
 #[derive(Debug, Parser)]
@@ -86,100 +93,6 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AccessAction {
-    /// Print the rules in order, one a line
-    List {
-        /// Print one JSON array
-        #[arg(long)]
-        json: bool,
-    },
-    /// Append a rule: a host pattern and a policy (bypass, deny, user, manager, admin)
-    Add {
-        pattern: String,
-        // Words are checked by `access_rules`, so that a bad one is a
-        // refused value (status 1), not a usage error.
-        policy: String,
-        /// Only paths under this prefix (whole segments)
-        #[arg(long, value_name = "PREFIX", allow_hyphen_values = true)]
-        path: Option<String>,
-    },
-    /// Remove the rule with this number (as `access list` numbers them)
-    Remove {
-        #[arg(allow_hyphen_values = true)]
-        number: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConfigAction {
-    /// Print the values of the named keys (secrets too)
-    Get {
-        #[arg(required = true)]
-        keys: Vec<String>,
-    },
-    /// Validate a value and store it in the .env file
-    Set {
-        key: String,
-        // May start with `-`, so that a value such as `-5` is refused as a
-        // value (status 1) rather than taken for an unknown flag.
-        #[arg(allow_hyphen_values = true)]
-        value: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SessionsAction {
-    /// List sessions, expired ones too
-    List {
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-        #[arg(long, value_enum)]
-        status: Option<StatusArg>,
-        #[arg(long, value_name = "USERNAME")]
-        user: Option<String>,
-        /// Print one JSON array
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a JWT session (by jti) or delete a web session (by id)
-    Revoke { id: String },
-    /// End every session of a user
-    EndUser { username: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ScheduleAction {
-    /// Show the schedule, the next run and the last runs
-    Show,
-    /// Set the schedule to a 5-field cron expression
-    Set { cron: String },
-    /// Turn the scheduled cleanup off
-    Off,
-    /// Run the cleanup now
-    Run,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RoleArg {
-    User,
-    Manager,
-    Admin,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KindArg {
-    Web,
-    Jwt,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusArg {
-    Active,
-    Expired,
-    Revoked,
-}
-
 /// Parses the process's arguments and runs the command.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -214,12 +127,7 @@ pub fn run() -> anyhow::Result<()> {
             commands::users::create_superuser(&settings, username, &email)
         }
         Some(Command::Createuser { username, email, role }) => {
-            let role = match role {
-                RoleArg::User => crate::users::Role::User,
-                RoleArg::Manager => crate::users::Role::Manager,
-                RoleArg::Admin => crate::users::Role::Admin,
-            };
-            commands::users::create_user(&settings, &username, &email, role)
+            commands::users::create_user(&settings, &username, &email, role.into())
         }
         Some(Command::Changepassword { username }) => {
             commands::users::change_password(&settings, &username)

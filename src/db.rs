@@ -78,6 +78,11 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// Whether the database answers a query, for `/healthz`.
+pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT count(*) FROM meta", [], |row| row.get::<_, i64>(0)).map(|_| ())
+}
+
 /// Opens one more connection to a database that [`open`] has already
 /// migrated; used by each worker thread.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {

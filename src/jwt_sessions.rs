@@ -44,7 +44,7 @@ pub fn create(
         now,
         expires_at,
         client_addr,
-        crate::web_sessions::truncate(user_agent, 512)
+        crate::web_sessions::truncate(user_agent, crate::web_sessions::MAX_USER_AGENT)
     ])?;
     Ok(())
 }
@@ -174,7 +174,7 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JwtSession> {
 // Listing, counting and ending sessions for the admin pages, the user's own
 // sessions page and the `sessions` commands.
 
-use crate::web_sessions::Status;
+use crate::listing::{ListQuery, Status};
 
 /// A JWT session as the lists show it: the row, its user, and the username
 /// of whoever revoked it (none when a command did, or nobody has).
@@ -192,16 +192,6 @@ impl JwtSessionRow {
     }
 }
 
-/// Which rows a list asks for: newest first, below `before` (a `seq`, for
-/// keyset paging), at most `limit`.
-#[derive(Debug, Clone, Copy)]
-pub struct ListQuery {
-    pub status: Option<Status>,
-    pub user_id: Option<i64>,
-    pub before: Option<i64>,
-    pub limit: usize,
-}
-
 /// Every JWT session the database knows, newest first, filtered and paged
 /// by keyset on `seq` (never OFFSET). `revoked` and `expired` walk the
 /// partial indexes of migration 2, which hold only those rows; `active`
@@ -216,7 +206,7 @@ pub fn list(
     let sql = match (query.status, query.user_id) {
         (None, None) => "SELECT seq FROM jwt_sessions WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
         (None, Some(_)) => {
-            "SELECT seq FROM jwt_sessions WHERE user_id = ?3 AND seq < ?1
+            "SELECT seq FROM jwt_sessions WHERE user_id = ?4 AND seq < ?1
              ORDER BY seq DESC LIMIT ?2"
         }
         (Some(Status::Revoked), None) => {
@@ -225,7 +215,7 @@ pub fn list(
         }
         (Some(Status::Revoked), Some(_)) => {
             "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
-             WHERE user_id = ?3 AND revoked_at IS NOT NULL AND seq < ?1
+             WHERE user_id = ?4 AND revoked_at IS NOT NULL AND seq < ?1
              ORDER BY seq DESC LIMIT ?2"
         }
         (Some(Status::Expired), None) => {
@@ -247,11 +237,9 @@ pub fn list(
              ORDER BY seq DESC LIMIT ?2"
         }
     };
-    // The values in the order the chosen statement numbers them: ?3 is `now`
-    // when the status needs it, then the user id.
-    let values = list_values(query, before, limit, now);
-    let seqs: Vec<i64> = conn
-        .prepare_cached(sql)?
+    let mut statement = conn.prepare_cached(sql)?;
+    let values = query.values(now, statement.parameter_count());
+    let seqs: Vec<i64> = statement
         .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     find_all(conn, seqs)
@@ -369,17 +357,4 @@ pub fn revoke_own(
         )?
         .execute(params![jti, user_id, now])?;
     Ok(changed == 1)
-}
-
-/// The values bound to a `list` statement: `before`, `limit`, then `now`
-/// when the status filter compares times, then the user id when filtered.
-fn list_values(query: &ListQuery, before: i64, limit: i64, now: UnixTime) -> Vec<i64> {
-    let mut values = vec![before, limit];
-    if matches!(query.status, Some(Status::Active | Status::Expired)) {
-        values.push(now);
-    }
-    if let Some(user_id) = query.user_id {
-        values.push(user_id);
-    }
-    values
 }

@@ -5,9 +5,11 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    exit_quietly_on_closed_stdout();
     match sessiond::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
+        // `sessiond config | head -1` closed stdout early: like other Unix
+        // tools, stop quietly; the work done so far stands.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -15,21 +17,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// `sessiond config | head -1` closes stdout early; like other Unix tools,
-/// stop quietly then instead of reporting a panic. (Rust ignores SIGPIPE, so
-/// `println!` panics on a closed pipe; the work done so far stands.)
-fn exit_quietly_on_closed_stdout() {
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if message.starts_with("failed printing to stdout") {
-            std::process::exit(0);
-        }
-        default_hook(info);
-    }));
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -1,7 +1,7 @@
 //! Secret randomness from the operating system's CSPRNG.
 //!
 //! Session keys, generated secrets and first-run passwords come from here and
-//! nowhere else. (`fastrand` is used only where a guess costs nothing.)
+//! nowhere else.
 
 /// Fills `N` bytes from the OS CSPRNG.
 pub fn secret_bytes<const N: usize>() -> [u8; N] {

@@ -75,6 +75,22 @@ impl Throttle {
             failures.remove(index);
         }
     }
+
+    /// The attempt could not be decided (the database failed): it is not a
+    /// failure, and the earlier failures stay as they were.
+    pub fn abandoned(&self, attempt: Attempt) {
+        let mut guard = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = &mut *guard;
+        for (map, key) in
+            [(&mut state.by_username, &attempt.username), (&mut state.by_address, &attempt.address)]
+        {
+            if let Some(failures) = map.get_mut(key)
+                && let Some(index) = failures.iter().rposition(|time| *time == attempt.began)
+            {
+                failures.remove(index);
+            }
+        }
+    }
 }
 
 /// A login attempt under way; see [`Throttle::begin_attempt`].

@@ -11,7 +11,22 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
+use crate::listing::{ListQuery, Status};
 use crate::users::{User, user_from_columns};
+
+/// The `SELECT ... FROM` of every statement that reads sessions with their
+/// users, in the column order `session_with_user` maps: one literal, joined
+/// to each statement's own `WHERE` by `concat!` at compile time.
+macro_rules! session_with_user_select {
+    () => {
+        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
+                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
+                web_sessions.user_agent,
+                users.id, users.username, users.email, users.is_superuser, users.is_staff,
+                users.is_active
+         FROM web_sessions JOIN users ON users.id = web_sessions.user_id"
+    };
+}
 
 /// Length of a key as the cookie carries it.
 pub const KEY_TEXT_LEN: usize = 64;
@@ -99,8 +114,8 @@ pub struct WebSession {
     pub user_agent: String,
 }
 
-/// The longest user agent kept; the rest is cut.
-const MAX_USER_AGENT: usize = 512;
+/// The longest user agent kept (for both kinds of session); the rest is cut.
+pub const MAX_USER_AGENT: usize = 512;
 
 /// Stores a new session for `user` and returns the key for its cookie.
 pub fn create(
@@ -139,16 +154,10 @@ pub fn find_live(
     key_hash: &KeyHash,
     now: UnixTime,
 ) -> rusqlite::Result<Option<WebSession>> {
-    // The columns are those of `session_with_user`.
-    conn.prepare_cached(
-        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
-                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
-                web_sessions.user_agent,
-                users.id, users.username, users.email, users.is_superuser, users.is_staff,
-                users.is_active
-         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
-         WHERE web_sessions.key_hash = ?1 AND web_sessions.expire_date > ?2 AND users.is_active",
-    )?
+    conn.prepare_cached(concat!(
+        session_with_user_select!(),
+        " WHERE web_sessions.key_hash = ?1 AND web_sessions.expire_date > ?2 AND users.is_active"
+    ))?
     .query_row(params![&key_hash.0[..], now], session_with_user)
     .optional()
 }
@@ -199,16 +208,10 @@ pub fn delete_for_user_except(
 
 /// A user's sessions, live and expired, newest first.
 pub fn list_for_user(conn: &Connection, user: &User) -> rusqlite::Result<Vec<WebSession>> {
-    // The columns are those of `session_with_user`.
-    let mut statement = conn.prepare_cached(
-        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
-                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
-                web_sessions.user_agent,
-                users.id, users.username, users.email, users.is_superuser, users.is_staff,
-                users.is_active
-         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
-         WHERE web_sessions.user_id = ?1 ORDER BY web_sessions.id DESC LIMIT 500",
-    )?;
+    let mut statement = conn.prepare_cached(concat!(
+        session_with_user_select!(),
+        " WHERE web_sessions.user_id = ?1 ORDER BY web_sessions.id DESC LIMIT 500"
+    ))?;
     let rows = statement.query_map(params![user.id], session_with_user)?;
     rows.collect()
 }
@@ -319,56 +322,6 @@ mod tests {
 // Listing, counting and ending sessions for the admin pages, the user's own
 // sessions page and the `sessions` commands.
 
-/// What a session looks like from outside: `revoked` (JWTs only), else
-/// `expired` once its expiry has passed (`<= now`), else `active`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Active,
-    Expired,
-    Revoked,
-}
-
-impl Status {
-    pub fn parse(text: &str) -> Option<Status> {
-        match text {
-            "active" => Some(Status::Active),
-            "expired" => Some(Status::Expired),
-            "revoked" => Some(Status::Revoked),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::Expired => "expired",
-            Status::Revoked => "revoked",
-        }
-    }
-
-    /// The status of a row with this expiry and revocation time at `now`.
-    pub fn of(expiry: UnixTime, revoked_at: Option<UnixTime>, now: UnixTime) -> Status {
-        if revoked_at.is_some() {
-            Status::Revoked
-        } else if expiry <= now {
-            Status::Expired
-        } else {
-            Status::Active
-        }
-    }
-}
-
-/// Which rows a list asks for: newest first, below `before` (a row id, for
-/// keyset paging), at most `limit`.
-#[derive(Debug, Clone, Copy)]
-pub struct ListQuery {
-    pub status: Option<Status>,
-    pub user_id: Option<i64>,
-    /// Only rows with a smaller id (the last id of the previous page).
-    pub before: Option<i64>,
-    pub limit: usize,
-}
-
 /// Every session the database knows, expired ones included, newest first,
 /// filtered and paged by `query`. Web sessions are never revoked, so that
 /// filter finds nothing.
@@ -393,7 +346,7 @@ pub fn list(
     let sql = match (query.status, query.user_id) {
         (None, None) => "SELECT id FROM web_sessions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
         (None, Some(_)) => {
-            "SELECT id FROM web_sessions WHERE user_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            "SELECT id FROM web_sessions WHERE user_id = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
         (Some(Status::Expired), None) => {
             return find_all(conn, list_expired(conn, before, limit, now)?);
@@ -411,11 +364,9 @@ pub fn list(
              WHERE user_id = ?4 AND +expire_date > ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
         }
     };
-    // The values in the order the chosen statement numbers them: ?3 is `now`
-    // when the status needs it, then the user id.
-    let values = list_values(query, before, limit, now);
-    let ids: Vec<i64> = conn
-        .prepare_cached(sql)?
+    let mut statement = conn.prepare_cached(sql)?;
+    let values = query.values(now, statement.parameter_count());
+    let ids: Vec<i64> = statement
         .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     find_all(conn, ids)
@@ -464,17 +415,9 @@ fn find_all(conn: &Connection, ids: Vec<i64>) -> rusqlite::Result<Vec<WebSession
 
 /// One session by its row id, live or not.
 pub fn find_by_row_id(conn: &Connection, row_id: i64) -> rusqlite::Result<Option<WebSession>> {
-    conn.prepare_cached(
-        "SELECT web_sessions.id, web_sessions.key_hash, web_sessions.created,
-                web_sessions.last_activity, web_sessions.expire_date, web_sessions.client_addr,
-                web_sessions.user_agent,
-                users.id, users.username, users.email, users.is_superuser, users.is_staff,
-                users.is_active
-         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
-         WHERE web_sessions.id = ?1",
-    )?
-    .query_row(params![row_id], session_with_user)
-    .optional()
+    conn.prepare_cached(concat!(session_with_user_select!(), " WHERE web_sessions.id = ?1"))?
+        .query_row(params![row_id], session_with_user)
+        .optional()
 }
 
 /// A session and its user from the columns `id, key_hash, created,
@@ -524,17 +467,4 @@ pub fn delete_for_user_by_hash(
         .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
         .execute(params![&key_hash.0[..], user_id])?;
     Ok(deleted == 1)
-}
-
-/// The values bound to a `list` statement: `before`, `limit`, then `now`
-/// when the status filter compares times, then the user id when filtered.
-fn list_values(query: &ListQuery, before: i64, limit: i64, now: UnixTime) -> Vec<i64> {
-    let mut values = vec![before, limit];
-    if matches!(query.status, Some(Status::Active | Status::Expired)) {
-        values.push(now);
-    }
-    if let Some(user_id) = query.user_id {
-        values.push(user_id);
-    }
-    values
 }

@@ -7,12 +7,37 @@
 //! their validation live in `access_rules`; this module only parses what was
 //! typed and prints.
 
-use std::io::Write;
+use clap::Subcommand;
 
 use crate::access_rules::{self, NewRule};
-use crate::cli::AccessAction;
 use crate::commands::open_db;
 use crate::settings::Settings;
+
+/// `sessiond access` actions.
+#[derive(Debug, Subcommand)]
+pub enum AccessAction {
+    /// Print the rules in order, one a line
+    List {
+        /// Print one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append a rule: a host pattern and a policy (bypass, deny, user, manager, admin)
+    Add {
+        pattern: String,
+        // Words are checked by `access_rules`, so that a bad one is a
+        // refused value (status 1), not a usage error.
+        policy: String,
+        /// Only paths under this prefix (whole segments)
+        #[arg(long, value_name = "PREFIX", allow_hyphen_values = true)]
+        path: Option<String>,
+    },
+    /// Remove the rule with this number (as `access list` numbers them)
+    Remove {
+        #[arg(allow_hyphen_values = true)]
+        number: String,
+    },
+}
 
 pub fn run(settings: &Settings, action: AccessAction) -> anyhow::Result<()> {
     match action {
@@ -36,7 +61,6 @@ struct Item<'a> {
 fn list(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let conn = open_db(settings)?;
     let rules = access_rules::list(&conn)?;
-    let mut out = std::io::stdout().lock();
     if json {
         let items: Vec<Item> = rules
             .iter()
@@ -47,12 +71,11 @@ fn list(settings: &Settings, json: bool) -> anyhow::Result<()> {
                 policy: rule.policy.as_str(),
             })
             .collect();
-        serde_json::to_writer_pretty(&mut out, &items)?;
-        writeln!(out)?;
+        say!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
     for rule in &rules {
-        writeln!(out, "{}", line(rule))?;
+        say!("{}", line(rule));
     }
     if rules.is_empty() {
         eprintln!(
@@ -72,8 +95,8 @@ fn add(settings: &Settings, pattern: &str, policy: &str, path: Option<&str>) -> 
     let rule = NewRule::parse(pattern, path, policy).map_err(anyhow::Error::msg)?;
     let conn = open_db(settings)?;
     let added = access_rules::add(&conn, &rule)?;
-    println!("Added access rule {}.", added.number);
-    println!("{}", line(&added));
+    say!("Added access rule {}.", added.number);
+    say!("{}", line(&added));
     Ok(())
 }
 
@@ -85,8 +108,8 @@ fn remove(settings: &Settings, number: &str) -> anyhow::Result<()> {
     let conn = open_db(settings)?;
     match access_rules::remove_number(&conn, parsed)? {
         Some(rule) => {
-            println!("Removed access rule {}.", rule.number);
-            println!("{}", line(&rule));
+            say!("Removed access rule {}.", rule.number);
+            say!("{}", line(&rule));
             Ok(())
         }
         None => anyhow::bail!(

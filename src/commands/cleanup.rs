@@ -5,12 +5,26 @@
 //! short transactions, and a running server re-reads the schedule within a
 //! minute.
 
+use clap::Subcommand;
+
 use crate::cleanup::{self, CleanupRun, Trigger};
-use crate::cli::ScheduleAction;
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::commands::open_db;
 use crate::schedule::{self, Schedule};
 use crate::settings::Settings;
+
+/// `sessiond schedule` actions.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleAction {
+    /// Show the schedule, the next run and the last runs
+    Show,
+    /// Set the schedule to a 5-field cron expression
+    Set { cron: String },
+    /// Turn the scheduled cleanup off
+    Off,
+    /// Run the cleanup now
+    Run,
+}
 
 /// How many recorded runs `schedule show` lists.
 const RUNS_SHOWN: usize = 10;
@@ -18,7 +32,7 @@ const RUNS_SHOWN: usize = 10;
 pub fn clear_expired_sessions(settings: &Settings) -> anyhow::Result<()> {
     let mut conn = open_db(settings)?;
     let run = cleanup::clear_expired(&mut conn, SystemClock.now(), Trigger::Command)?;
-    print_counts(&run);
+    print_counts(&run)?;
     Ok(())
 }
 
@@ -29,24 +43,24 @@ pub fn schedule(settings: &Settings, action: ScheduleAction) -> anyhow::Result<(
         ScheduleAction::Show => {
             let current = schedule::load(&conn)?;
             match &current {
-                Schedule::Off => println!("Schedule: off"),
-                Schedule::Cron(expression) => println!(
+                Schedule::Off => say!("Schedule: off"),
+                Schedule::Cron(expression) => say!(
                     "Schedule: {expression} (minute hour day-of-month month day-of-week, server time zone)"
                 ),
             }
             match schedule::next_run(&current, now) {
                 Some(next) => {
-                    println!("Next run: {} ({})", schedule::local_time(next), rfc3339(next));
+                    say!("Next run: {} ({})", schedule::local_time(next), rfc3339(next));
                 }
-                None => println!("Next run: none"),
+                None => say!("Next run: none"),
             }
             let runs = cleanup::recent_runs(&conn, RUNS_SHOWN)?;
             if runs.is_empty() {
-                println!("Last runs: none");
+                say!("Last runs: none");
             } else {
-                println!("Last runs:");
+                say!("Last runs:");
                 for run in runs {
-                    println!(
+                    say!(
                         "  {}  {:<7}  {:>6} ms  {} web, {} GraphQL  {}",
                         rfc3339(run.started),
                         run.trigger,
@@ -62,27 +76,28 @@ pub fn schedule(settings: &Settings, action: ScheduleAction) -> anyhow::Result<(
             let new = schedule::parse(&cron).map_err(anyhow::Error::msg)?;
             schedule::store(&conn, &new)?;
             match schedule::next_run(&new, now) {
-                Some(next) => println!(
+                Some(next) => say!(
                     "Schedule set to `{new}`; next run at {} ({}).",
                     schedule::local_time(next),
                     rfc3339(next)
                 ),
-                None => println!("Schedule set to `{new}`; it has no next run."),
+                None => say!("Schedule set to `{new}`; it has no next run."),
             }
         }
         ScheduleAction::Off => {
             schedule::store(&conn, &Schedule::Off)?;
-            println!("The scheduled cleanup is off.");
+            say!("The scheduled cleanup is off.");
         }
         ScheduleAction::Run => {
             let run = cleanup::clear_expired(&mut conn, now, Trigger::Command)?;
-            print_counts(&run);
+            print_counts(&run)?;
         }
     }
     Ok(())
 }
 
-fn print_counts(run: &CleanupRun) {
-    println!("Cleared {} expired web session(s).", run.web_deleted);
-    println!("Cleared {} expired GraphQL login session(s).", run.jwt_deleted);
+fn print_counts(run: &CleanupRun) -> std::io::Result<()> {
+    say!("Cleared {} expired web session(s).", run.web_deleted);
+    say!("Cleared {} expired GraphQL login session(s).", run.jwt_deleted);
+    Ok(())
 }

@@ -9,8 +9,28 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use clap::Subcommand;
+
 use crate::env_file;
 use crate::settings::{self, InitValue, Settings};
+
+/// `sessiond config` actions.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the values of the named keys (secrets too)
+    Get {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Validate a value and store it in the .env file
+    Set {
+        key: String,
+        // May start with `-`, so that a value such as `-5` is refused as a
+        // value (status 1) rather than taken for an unknown flag.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+}
 
 pub fn init(env_file: &Path, force: bool) -> anyhow::Result<()> {
     let exists = env_file.symlink_metadata().is_ok();
@@ -22,7 +42,7 @@ pub fn init(env_file: &Path, force: bool) -> anyhow::Result<()> {
     }
     env_file::write_atomically(env_file, new_env_text().as_bytes())?;
     let verb = if exists { "Replaced" } else { "Wrote" };
-    println!("{verb} `{}` with fresh secrets and the provisioned settings.", env_file.display());
+    say!("{verb} `{}` with fresh secrets and the provisioned settings.", env_file.display());
     Ok(())
 }
 
@@ -40,9 +60,9 @@ pub fn show(settings: &Settings) -> anyhow::Result<()> {
         .collect();
     let key_width = rows.iter().map(|(key, _, _)| key.len()).max().unwrap_or(0);
     let value_width = rows.iter().map(|(_, value, _)| value.chars().count()).max().unwrap_or(0);
-    println!("{:key_width$}  {:value_width$}  SOURCE", "KEY", "VALUE");
+    say!("{:key_width$}  {:value_width$}  SOURCE", "KEY", "VALUE");
     for (key, value, source) in rows {
-        println!("{key:key_width$}  {value:value_width$}  {source}");
+        say!("{key:key_width$}  {value:value_width$}  {source}");
     }
     Ok(())
 }
@@ -83,7 +103,7 @@ pub fn get(settings: &Settings, keys: &[String]) -> anyhow::Result<()> {
         values.push(value);
     }
     for value in values {
-        println!("{value}");
+        say!("{value}");
     }
     Ok(())
 }
@@ -94,7 +114,7 @@ pub fn set(env_file: &Path, key: &str, value: &str) -> anyhow::Result<()> {
     };
     settings::validate(key, value).map_err(anyhow::Error::msg)?;
     env_file::set(env_file, key.name, value)?;
-    println!("Set `{}` in `{}`.", key.name, env_file.display());
+    say!("Set `{}` in `{}`.", key.name, env_file.display());
     if std::env::var_os(key.name).is_some() {
         eprintln!(
             "note: `{}` is also set in the environment, which takes precedence over the file",

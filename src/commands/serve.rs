@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
-use crate::app::{self, StartOptions};
 use crate::settings::Settings;
+use crate::startup::{self, StartOptions};
 
 pub fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -24,7 +24,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let options = StartOptions { shutdown, ..StartOptions::default() };
-    let running = app::start(settings, options)?;
+    let running = startup::start(settings, options)?;
     eprintln!("listening on http://{}", running.addr());
     log_next_cleanup(&running);
     running.wait();
@@ -34,7 +34,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
 
 /// Logs when the scheduled cleanup runs next; a failure to read the
 /// schedule is logged too and does not stop the server.
-fn log_next_cleanup(running: &app::Running) {
+fn log_next_cleanup(running: &startup::Running) {
     let app = running.app();
     let schedule =
         crate::db::connect(&app.settings.db).and_then(|conn| Ok(crate::schedule::load(&conn)?));

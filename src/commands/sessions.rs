@@ -9,13 +9,49 @@
 
 use std::io::Write;
 
+use clap::{Subcommand, ValueEnum};
+
 use crate::accounts;
-use crate::cli::{KindArg, SessionsAction, StatusArg};
 use crate::clock::{Clock, SystemClock, UnixTime, rfc3339};
 use crate::commands::open_db;
 use crate::jwt_sessions;
+use crate::listing::{ListQuery, Status};
 use crate::settings::Settings;
-use crate::web_sessions::{self, KeyHash, Status};
+use crate::web_sessions::{self, KeyHash};
+
+/// `sessiond sessions` actions.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// List sessions, expired ones too
+    List {
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        #[arg(long, value_name = "USERNAME")]
+        user: Option<String>,
+        /// Print one JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a JWT session (by jti) or delete a web session (by id)
+    Revoke { id: String },
+    /// End every session of a user
+    EndUser { username: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Web,
+    Jwt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Active,
+    Expired,
+    Revoked,
+}
 
 /// Rows read per query while listing everything.
 const BATCH: usize = 1000;
@@ -70,7 +106,7 @@ fn list(
     if kind != Some(KindArg::Jwt) {
         let mut before = None;
         loop {
-            let query = web_sessions::ListQuery { status, user_id, before, limit: BATCH };
+            let query = ListQuery { status, user_id, before, limit: BATCH };
             let page = web_sessions::list(&conn, &query, now)?;
             before = page.last().map(|session| session.row_id);
             items.extend(page.iter().map(|session| web_item(session, now)));
@@ -82,7 +118,7 @@ fn list(
     if kind != Some(KindArg::Web) {
         let mut before = None;
         loop {
-            let query = jwt_sessions::ListQuery { status, user_id, before, limit: BATCH };
+            let query = ListQuery { status, user_id, before, limit: BATCH };
             let page = jwt_sessions::list(&conn, &query, now)?;
             before = page.last().map(|row| row.seq);
             items.extend(page.iter().map(|row| jwt_item(row, now)));
@@ -167,7 +203,7 @@ fn revoke(settings: &Settings, id: &str) -> anyhow::Result<()> {
         && let Some(key_hash) = KeyHash::from_hex(id)
     {
         if web_sessions::delete(&conn, &key_hash)? {
-            println!("Deleted web session `{}`.", key_hash.fingerprint());
+            say!("Deleted web session `{}`.", key_hash.fingerprint());
             return Ok(());
         }
         // A 64-hex value might be a cookie's key pasted by mistake: name it
@@ -175,7 +211,7 @@ fn revoke(settings: &Settings, id: &str) -> anyhow::Result<()> {
         anyhow::bail!("no session with id `{}…`", &id[..12]);
     }
     if jwt_sessions::revoke(&conn, id, SystemClock.now(), None)? {
-        println!("Revoked JWT session `{id}`.");
+        say!("Revoked JWT session `{id}`.");
         return Ok(());
     }
     let shown: String = id.chars().filter(|c| !c.is_control()).take(80).collect();
@@ -183,12 +219,14 @@ fn revoke(settings: &Settings, id: &str) -> anyhow::Result<()> {
 }
 
 fn end_user(settings: &Settings, username: &str) -> anyhow::Result<()> {
-    let mut conn = open_db(settings)?;
+    let conn = open_db(settings)?;
     let user = accounts::require_user(&conn, username)?;
-    let ended = accounts::end_all_sessions(&mut conn, user.id, SystemClock.now(), None)?;
-    println!(
+    let ended = accounts::end_all_sessions(&conn, user.id, SystemClock.now(), None)?;
+    say!(
         "Ended all sessions of `{}`: deleted {} web session(s) and revoked {} GraphQL login session(s).",
-        user.username, ended.web, ended.jwt
+        user.username,
+        ended.web,
+        ended.jwt
     );
     Ok(())
 }

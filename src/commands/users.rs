@@ -7,11 +7,31 @@
 
 use std::io::{BufRead, IsTerminal};
 
+use clap::ValueEnum;
+
 use crate::accounts;
 use crate::clock::{Clock, SystemClock};
 use crate::commands::open_db;
 use crate::settings::Settings;
 use crate::users::{self, Role};
+
+/// `--role` of `createuser`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    User,
+    Manager,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::User => Role::User,
+            RoleArg::Manager => Role::Manager,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
 
 pub fn create_superuser(
     settings: &Settings,
@@ -39,32 +59,36 @@ pub fn create_user(
     }
     let password = read_new_password()?;
     let user = users::create(&conn, username, email, &password, role, SystemClock.now())?;
-    println!("Created {} `{}`.", user.role, user.username);
+    say!("Created {} `{}`.", user.role, user.username);
     Ok(())
 }
 
 pub fn change_password(settings: &Settings, username: &str) -> anyhow::Result<()> {
-    let mut conn = open_db(settings)?;
+    let conn = open_db(settings)?;
     let user = accounts::require_user(&conn, username)?;
     let password = read_new_password()?;
-    let ended = accounts::change_password(&mut conn, &user, &password, SystemClock.now())?;
-    println!(
+    let ended = accounts::change_password(&conn, &user, &password, SystemClock.now())?;
+    say!(
         "Changed the password of `{}`; ended {} web session(s) and revoked {} GraphQL login session(s).",
-        user.username, ended.web, ended.jwt
+        user.username,
+        ended.web,
+        ended.jwt
     );
     Ok(())
 }
 
 pub fn set_active(settings: &Settings, username: &str, active: bool) -> anyhow::Result<()> {
-    let mut conn = open_db(settings)?;
+    let conn = open_db(settings)?;
     let user = accounts::require_user(&conn, username)?;
-    let ended = accounts::set_active(&mut conn, &user, active, SystemClock.now())?;
+    let ended = accounts::set_active(&conn, &user, active, SystemClock.now())?;
     if active {
-        println!("Activated `{}`.", user.username);
+        say!("Activated `{}`.", user.username);
     } else {
-        println!(
+        say!(
             "Deactivated `{}`; ended {} web session(s) and revoked {} GraphQL login session(s).",
-            user.username, ended.web, ended.jwt
+            user.username,
+            ended.web,
+            ended.jwt
         );
     }
     Ok(())

@@ -2,55 +2,47 @@
 //! the cleanup schedule, every web and JWT session (expired ones too), and
 //! the actions that end them.
 //!
-//! Every handler starts with [`require_staff`]: an anonymous visitor is sent
-//! to the sign-in page, a signed-in `user` gets 403. Lists page by keyset on
+//! Every handler starts with `ctx.require_staff()?`: an anonymous visitor is
+//! sent to the sign-in page, a signed-in `user` gets 403. Lists page by keyset on
 //! the row id (`before=`), never OFFSET. An action answers with a redirect
 //! back to its list carrying `done=` and `count=`, which the page turns into
 //! a fixed sentence (no text from the URL is ever shown). The router has
 //! already refused cross-site POSTs. This module runs no SQL itself: the
 //! session modules own their tables.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use crate::cleanup;
-use crate::clock::UnixTime;
 use crate::http::admin_access;
-use crate::http::admin_views::{self, AdminCounts, ListPage, Notice};
-use crate::http::pages;
+use crate::http::admin_views::{self, Filters, ListPage, Notice, PAGE_SIZE};
+use crate::http::context::Ctx;
 use crate::http::reply::{HttpError, Reply};
-use crate::http::request::{Method, Request};
-use crate::http::server::Worker;
+use crate::http::request::{Form, Method};
 use crate::http::views;
-use crate::http::web_auth::{self, WebAuth};
 use crate::jwt_sessions;
+use crate::listing::{ListQuery, Status};
 use crate::schedule;
 use crate::users::{self, User};
-use crate::web_sessions::{self, KeyHash, Status};
-
-/// Rows on one page of a list.
-pub const PAGE_SIZE: usize = 50;
+use crate::web_sessions::{self, KeyHash};
 
 /// The most rows one action may name; a bigger form is refused.
 const MAX_SELECTED: usize = 500;
 
 /// Answers every request under `/admin/`.
-pub fn route(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
+pub fn route(ctx: &Ctx) -> Result<Reply, HttpError> {
     use Method::{Get, Head, Post};
-    match (request.method, request.path.as_str()) {
+    match (ctx.request.method, ctx.request.path.as_str()) {
         (Get | Head, "/admin") => Ok(Reply::redirect("/admin/")),
-        (Get | Head, "/admin/") => dashboard(worker, request),
-        (Get | Head, "/admin/sessions/web") => web_list(worker, request),
-        (Get | Head, "/admin/sessions/jwt") => jwt_list(worker, request),
-        (Post, "/admin/sessions/web/delete") => web_delete(worker, request),
-        (Post, "/admin/sessions/jwt/revoke") => jwt_revoke(worker, request),
-        (Post, "/admin/sessions/jwt/delete") => jwt_delete(worker, request),
-        (Post, "/admin/users/end-sessions") => end_user_sessions(worker, request),
-        (Post, "/admin/cleanup") => clear_expired_now(worker, request),
-        (Post, "/admin/schedule") => change_schedule(worker, request),
-        (Get | Head, "/admin/access") => admin_access::list(worker, request),
-        (Post, "/admin/access/add") => admin_access::add(worker, request),
-        (Post, "/admin/access/remove") => admin_access::remove(worker, request),
+        (Get | Head, "/admin/") => dashboard(ctx),
+        (Get | Head, "/admin/sessions/web") => web_list(ctx),
+        (Get | Head, "/admin/sessions/jwt") => jwt_list(ctx),
+        (Post, "/admin/sessions/web/delete") => web_delete(ctx),
+        (Post, "/admin/sessions/jwt/revoke") => jwt_revoke(ctx),
+        (Post, "/admin/sessions/jwt/delete") => jwt_delete(ctx),
+        (Post, "/admin/users/end-sessions") => end_user_sessions(ctx),
+        (Post, "/admin/cleanup") => clear_expired_now(ctx),
+        (Post, "/admin/schedule") => change_schedule(ctx),
+        (Get | Head, "/admin/access") => admin_access::list(ctx),
+        (Post, "/admin/access/add") => admin_access::add(ctx),
+        (Post, "/admin/access/remove") => admin_access::remove(ctx),
         (_, "/admin/access") => Err(HttpError::MethodNotAllowed("GET, HEAD")),
         (_, "/admin/access/add" | "/admin/access/remove") => {
             Err(HttpError::MethodNotAllowed("POST"))
@@ -72,105 +64,88 @@ pub fn route(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
 }
 
 /// `GET /admin/`: the counts, the schedule, its next run and the last runs.
-fn dashboard(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let page = dashboard_page(worker, &admin, notice_from(request), None)?;
-    Ok(pages::finish(worker, auth, Reply::html(200, page)))
+fn dashboard(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let staff = ctx.require_staff()?;
+    let page = dashboard_page(ctx, &staff.user, notice_from(ctx), None)?;
+    Ok(Reply::html(200, page))
 }
 
 /// `GET /admin/sessions/web`.
-fn web_list(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let filters = Filters::from_query(request)?;
-    let now = worker.app.clock.now();
-    let user = filter_user(worker, &filters)?;
+fn web_list(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let staff = ctx.require_staff()?;
+    let filters = filters_from_query(ctx)?;
+    let user = filter_user(ctx, &filters)?;
     let mut rows = match &user {
         FilterUser::Unknown => Vec::new(),
         FilterUser::All | FilterUser::One(_) => web_sessions::list(
-            &worker.conn,
-            &web_sessions::ListQuery {
+            ctx.conn,
+            &ListQuery {
                 status: filters.status,
                 user_id: user.id(),
                 before: filters.before,
                 limit: PAGE_SIZE + 1,
             },
-            now,
+            ctx.now,
         )?,
     };
     let next = page_end(&mut rows, |session| session.row_id);
-    let current = auth.session.as_ref().map(|session| session.row_id);
     let page = admin_views::web_list(&ListPage {
-        admin: &admin,
+        admin: &staff.user,
         filters: &filters,
         unknown_user: matches!(user, FilterUser::Unknown),
         next_before: next,
-        notice: notice_from(request),
-        now,
-        current_web_row: current,
-        web_rows: &rows,
-        jwt_rows: &[],
+        notice: notice_from(ctx),
+        now: ctx.now,
+        current_web_row: Some(staff.row_id),
+        rows: &rows,
     });
-    Ok(pages::finish(worker, auth, Reply::html(200, page)))
+    Ok(Reply::html(200, page))
 }
 
 /// `GET /admin/sessions/jwt`.
-fn jwt_list(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let filters = Filters::from_query(request)?;
-    let now = worker.app.clock.now();
-    let user = filter_user(worker, &filters)?;
+fn jwt_list(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let staff = ctx.require_staff()?;
+    let filters = filters_from_query(ctx)?;
+    let user = filter_user(ctx, &filters)?;
     let mut rows = match &user {
         FilterUser::Unknown => Vec::new(),
         FilterUser::All | FilterUser::One(_) => jwt_sessions::list(
-            &worker.conn,
-            &jwt_sessions::ListQuery {
+            ctx.conn,
+            &ListQuery {
                 status: filters.status,
                 user_id: user.id(),
                 before: filters.before,
                 limit: PAGE_SIZE + 1,
             },
-            now,
+            ctx.now,
         )?,
     };
     let next = page_end(&mut rows, |row| row.seq);
     let page = admin_views::jwt_list(&ListPage {
-        admin: &admin,
+        admin: &staff.user,
         filters: &filters,
         unknown_user: matches!(user, FilterUser::Unknown),
         next_before: next,
-        notice: notice_from(request),
-        now,
+        notice: notice_from(ctx),
+        now: ctx.now,
         current_web_row: None,
-        web_rows: &[],
-        jwt_rows: &rows,
+        rows: &rows,
     });
-    Ok(pages::finish(worker, auth, Reply::html(200, page)))
+    Ok(Reply::html(200, page))
 }
 
 /// `POST /admin/sessions/web/delete`: deletes the row of the pressed button
 /// (`one`), or every checked row (`id`).
-fn web_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, _admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let form = request.form();
+fn web_delete(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let staff = ctx.require_staff()?;
+    let form = ctx.request.form();
     let mut hashes = Vec::new();
     for id in selected(&form)? {
         let hash = KeyHash::from_hex(id)
             .ok_or_else(|| HttpError::BadRequest(String::from("invalid web session id")))?;
         hashes.push(hash);
     }
-    let tx = worker.conn.unchecked_transaction()?;
+    let tx = ctx.conn.unchecked_transaction()?;
     let mut deleted = 0;
     for hash in &hashes {
         if web_sessions::delete(&tx, hash)? {
@@ -178,49 +153,38 @@ fn web_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         }
     }
     tx.commit()?;
-    forget_counts(worker);
-    let reply = back_to_list("/admin/sessions/web", &form, "deleted-web", deleted);
+    forget_counts(ctx);
     // An admin who deleted their own session is signed out here and now.
-    let own_gone = auth.session.as_ref().is_some_and(|session| hashes.contains(&session.key_hash));
-    let auth = if own_gone { WebAuth::signed_out() } else { auth };
-    Ok(pages::finish(worker, auth, reply))
+    if hashes.contains(&staff.key_hash) {
+        ctx.signed_out();
+    }
+    Ok(back_to_list("/admin/sessions/web", &form, "deleted-web", deleted))
 }
 
 /// `POST /admin/sessions/jwt/revoke`: revokes the pressed or checked rows;
 /// a row revoked before keeps its first `revoked_at`.
-fn jwt_revoke(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let form = request.form();
+fn jwt_revoke(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let staff = ctx.require_staff()?;
+    let form = ctx.request.form();
     let jtis = selected_jtis(&form)?;
-    let now = worker.app.clock.now();
-    let tx = worker.conn.unchecked_transaction()?;
+    let tx = ctx.conn.unchecked_transaction()?;
     let mut revoked = 0;
     for jti in &jtis {
-        if jwt_sessions::revoke(&tx, jti, now, Some(admin.id))? {
+        if jwt_sessions::revoke(&tx, jti, ctx.now, Some(staff.user.id))? {
             revoked += 1;
         }
     }
     tx.commit()?;
-    forget_counts(worker);
-    Ok(pages::finish(
-        worker,
-        auth,
-        back_to_list("/admin/sessions/jwt", &form, "revoked-jwt", revoked),
-    ))
+    forget_counts(ctx);
+    Ok(back_to_list("/admin/sessions/jwt", &form, "revoked-jwt", revoked))
 }
 
 /// `POST /admin/sessions/jwt/delete`: deletes the pressed or checked rows.
-fn jwt_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, _admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let form = request.form();
+fn jwt_delete(ctx: &Ctx) -> Result<Reply, HttpError> {
+    ctx.require_staff()?;
+    let form = ctx.request.form();
     let jtis = selected_jtis(&form)?;
-    let tx = worker.conn.unchecked_transaction()?;
+    let tx = ctx.conn.unchecked_transaction()?;
     let mut deleted = 0;
     for jti in &jtis {
         if jwt_sessions::delete(&tx, jti)? {
@@ -228,72 +192,55 @@ fn jwt_delete(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         }
     }
     tx.commit()?;
-    forget_counts(worker);
-    Ok(pages::finish(
-        worker,
-        auth,
-        back_to_list("/admin/sessions/jwt", &form, "deleted-jwt", deleted),
-    ))
+    forget_counts(ctx);
+    Ok(back_to_list("/admin/sessions/jwt", &form, "deleted-jwt", deleted))
 }
 
 /// `POST /admin/users/end-sessions`: deletes every web session and revokes
 /// every JWT session of the user named in `username`.
-fn end_user_sessions(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let form = request.form();
+fn end_user_sessions(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let staff = ctx.require_staff()?;
+    let form = ctx.request.form();
     let username = form.get("username").trim();
-    let Some(user) = users::find_by_username(&worker.conn, username)? else {
+    let Some(user) = users::find_by_username(ctx.conn, username)? else {
         let text = format!("There is no user named `{username}`.");
-        let page = views::message("No such user", Some(&admin), &text);
-        return Ok(pages::finish(worker, auth, Reply::html(404, page)));
+        let page = views::message("No such user", Some(&staff.user), &text);
+        return Ok(Reply::html(404, page));
     };
-    // `accounts` runs the change in one transaction on a connection of its
-    // own; the worker's connection is shared and cannot be borrowed mutably.
-    let mut conn = crate::db::connect(&worker.app.settings.db)?;
-    let now = worker.app.clock.now();
-    let ended = crate::accounts::end_all_sessions(&mut conn, user.id, now, Some(admin.id))?;
-    forget_counts(worker);
+    let ended = crate::accounts::end_all_sessions(ctx.conn, user.id, ctx.now, Some(staff.user.id))?;
+    forget_counts(ctx);
+    if staff.user.id == user.id {
+        ctx.signed_out();
+    }
     let back = match form.get("back") {
         "jwt" => "/admin/sessions/jwt",
         "dashboard" => "/admin/",
         _ => "/admin/sessions/web",
     };
-    let reply = back_to_list(back, &form, "ended-user", ended.web + ended.jwt);
-    let own_gone = auth.session.as_ref().is_some_and(|session| session.user.id == user.id);
-    let auth = if own_gone { WebAuth::signed_out() } else { auth };
-    Ok(pages::finish(worker, auth, reply))
+    Ok(back_to_list(back, &form, "ended-user", ended.web + ended.jwt))
 }
 
 /// `POST /admin/cleanup`: "Clear expired sessions now".
-fn clear_expired_now(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, _admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let mut conn = crate::db::connect(&worker.app.settings.db)?;
-    let now = worker.app.clock.now();
-    let run = cleanup::clear_expired(&mut conn, now, cleanup::Trigger::Admin)?;
-    forget_counts(worker);
+fn clear_expired_now(ctx: &Ctx) -> Result<Reply, HttpError> {
+    ctx.require_staff()?;
+    // The cleanup runs on a connection of its own, with its own pragmas.
+    let mut conn = crate::db::connect(&ctx.app.settings.db)?;
+    let run = cleanup::clear_expired(&mut conn, ctx.now, cleanup::Trigger::Admin)?;
+    forget_counts(ctx);
     let location = format!(
         "/admin/?done=cleared&count={}&web={}&jwt={}",
         run.web_deleted + run.jwt_deleted,
         run.web_deleted,
         run.jwt_deleted
     );
-    Ok(pages::finish(worker, auth, Reply::redirect(&location)))
+    Ok(Reply::redirect(&location))
 }
 
 /// `POST /admin/schedule`: sets the cron expression (`cron`), or turns the
 /// schedule off (`action=off`).
-fn change_schedule(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let form = request.form();
+fn change_schedule(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let staff = ctx.require_staff()?;
+    let form = ctx.request.form();
     let new_schedule = if form.get("action") == "off" {
         schedule::Schedule::Off
     } else {
@@ -301,95 +248,41 @@ fn change_schedule(worker: &Worker, request: &Request) -> Result<Reply, HttpErro
             Ok(parsed) => parsed,
             Err(reason) => {
                 let error = format!("The schedule was not changed: {reason}");
-                let page = dashboard_page(worker, &admin, None, Some(&error))?;
-                return Ok(pages::finish(worker, auth, Reply::html(400, page)));
+                let page = dashboard_page(ctx, &staff.user, None, Some(&error))?;
+                return Ok(Reply::html(400, page));
             }
         }
     };
-    schedule::store(&worker.conn, &new_schedule)?;
+    schedule::store(ctx.conn, &new_schedule)?;
     let done =
         if new_schedule == schedule::Schedule::Off { "schedule-off" } else { "schedule-set" };
-    Ok(pages::finish(worker, auth, Reply::redirect(&format!("/admin/?done={done}"))))
+    Ok(Reply::redirect(&format!("/admin/?done={done}")))
 }
 
 // ---------------------------------------------------------------------------
 // Helpers, in the order the handlers use them.
 
-/// Lets staff and superusers through (`Ok` with their session and user);
-/// for anyone else the inner `Err` is the reply: a redirect to sign in for
-/// anonymous visitors, 403 for a signed-in `user`.
-pub(crate) fn require_staff(
-    worker: &Worker,
-    request: &Request,
-) -> Result<Result<(WebAuth, User), Reply>, HttpError> {
-    let auth = web_auth::authenticate(worker, request)?;
-    let Some(session) = &auth.session else {
-        // After signing in, a refused POST's page is the one to return to.
-        let reply = if request.method == Method::Post {
-            Reply::redirect("/login?next=%2Fadmin%2F")
-        } else {
-            pages::redirect_to_login(request)
-        };
-        return Ok(Err(pages::finish(worker, auth, reply)));
-    };
-    let user = session.user.clone();
-    if !user.is_staff() {
-        let page = views::message(
-            "Forbidden",
-            Some(&user),
-            "Only staff and superusers may use the admin pages.",
-        );
-        return Ok(Err(pages::finish(worker, auth, Reply::html(403, page))));
-    }
-    Ok(Ok((auth, user)))
-}
-
 /// The filters of a list page, from its query string.
-#[derive(Debug, Clone, Default)]
-pub struct Filters {
-    pub status: Option<Status>,
-    /// The username asked for, as typed ("" for everyone).
-    pub user: String,
-    pub before: Option<i64>,
-}
-
-impl Filters {
-    fn from_query(request: &Request) -> Result<Filters, HttpError> {
-        let status = match request.query_param("status").as_deref().unwrap_or("") {
-            "" | "all" => None,
-            text => Some(Status::parse(text).ok_or_else(|| {
-                HttpError::BadRequest(String::from(
-                    "`status` must be `active`, `expired` or `revoked`",
-                ))
-            })?),
-        };
-        let user = request.query_param("user").unwrap_or_default().trim().to_owned();
-        if user.len() > 150 {
-            return Err(HttpError::BadRequest(String::from("`user` is too long")));
-        }
-        let before = match request.query_param("before").as_deref().unwrap_or("") {
+fn filters_from_query(ctx: &Ctx) -> Result<Filters, HttpError> {
+    let request = ctx.request;
+    let status = match request.query_param("status").as_deref().unwrap_or("") {
+        "" | "all" => None,
+        text => Some(Status::parse(text).ok_or_else(|| {
+            HttpError::BadRequest(String::from("`status` must be `active`, `expired` or `revoked`"))
+        })?),
+    };
+    let user = request.query_param("user").unwrap_or_default().trim().to_owned();
+    if user.len() > 150 {
+        return Err(HttpError::BadRequest(String::from("`user` is too long")));
+    }
+    let before =
+        match request.query_param("before").as_deref().unwrap_or("") {
             "" => None,
             text => Some(text.parse::<i64>().map_err(|_| {
                 HttpError::BadRequest(String::from("`before` must be a row number"))
             })?),
         };
-        Ok(Filters { status, user, before })
-    }
-
-    /// The query string of these filters with another `before`, for links.
-    pub fn query_with_before(&self, before: Option<i64>) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        if let Some(status) = self.status {
-            query.append_pair("status", status.as_str());
-        }
-        if !self.user.is_empty() {
-            query.append_pair("user", &self.user);
-        }
-        if let Some(before) = before {
-            query.append_pair("before", &before.to_string());
-        }
-        query.finish()
-    }
+    Ok(Filters { status, user, before })
 }
 
 /// The user a list is filtered by.
@@ -408,11 +301,11 @@ impl FilterUser {
     }
 }
 
-fn filter_user(worker: &Worker, filters: &Filters) -> Result<FilterUser, HttpError> {
+fn filter_user(ctx: &Ctx, filters: &Filters) -> Result<FilterUser, HttpError> {
     if filters.user.is_empty() {
         return Ok(FilterUser::All);
     }
-    Ok(match users::find_by_username(&worker.conn, &filters.user)? {
+    Ok(match users::find_by_username(ctx.conn, &filters.user)? {
         Some(user) => FilterUser::One(user),
         None => FilterUser::Unknown,
     })
@@ -430,7 +323,7 @@ fn page_end<T>(rows: &mut Vec<T>, id: impl Fn(&T) -> i64) -> Option<i64> {
 
 /// The ids an action applies to: the row whose button was pressed (`one`),
 /// else every checked row (`id`). None selected is an empty list.
-fn selected(form: &crate::http::request::Form) -> Result<Vec<&str>, HttpError> {
+fn selected(form: &Form) -> Result<Vec<&str>, HttpError> {
     let one = form.get("one");
     let ids: Vec<&str> = if one.is_empty() { form.get_all("id").collect() } else { vec![one] };
     if ids.len() > MAX_SELECTED {
@@ -440,7 +333,7 @@ fn selected(form: &crate::http::request::Form) -> Result<Vec<&str>, HttpError> {
 }
 
 /// The selected JWT ids, each checked to look like a jti.
-fn selected_jtis(form: &crate::http::request::Form) -> Result<Vec<String>, HttpError> {
+fn selected_jtis(form: &Form) -> Result<Vec<String>, HttpError> {
     selected(form)?
         .into_iter()
         .map(|jti| {
@@ -458,7 +351,7 @@ fn selected_jtis(form: &crate::http::request::Form) -> Result<Vec<String>, HttpE
 
 /// The redirect after an action: back to the list with its filters, and
 /// what was done.
-fn back_to_list(path: &str, form: &crate::http::request::Form, done: &str, count: usize) -> Reply {
+fn back_to_list(path: &str, form: &Form, done: &str, count: usize) -> Reply {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.append_pair("done", done).append_pair("count", &count.to_string());
     if let Some(status) = Status::parse(form.get("status")) {
@@ -472,7 +365,8 @@ fn back_to_list(path: &str, form: &crate::http::request::Form, done: &str, count
 }
 
 /// The notice an action's redirect asked for, if any.
-fn notice_from(request: &Request) -> Option<Notice> {
+fn notice_from(ctx: &Ctx) -> Option<Notice> {
+    let request = ctx.request;
     let done = request.query_param("done")?;
     let number = |name: &str| {
         request.query_param(name).and_then(|text| text.parse::<usize>().ok()).unwrap_or(0)
@@ -492,16 +386,15 @@ fn notice_from(request: &Request) -> Option<Notice> {
 
 /// The dashboard's markup, with a notice or an error.
 fn dashboard_page(
-    worker: &Worker,
+    ctx: &Ctx,
     admin: &User,
     notice: Option<Notice>,
     error: Option<&str>,
 ) -> Result<maud::Markup, HttpError> {
-    let now = worker.app.clock.now();
-    let counts = cached_counts(worker, now)?;
-    let current = schedule::load(&worker.conn)?;
-    let next_run = schedule::next_run(&current, now);
-    let runs = cleanup::recent_runs(&worker.conn, 10)?;
+    let counts = ctx.app.session_counts.get(ctx.conn, ctx.now)?;
+    let current = schedule::load(ctx.conn)?;
+    let next_run = schedule::next_run(&current, ctx.now);
+    let runs = cleanup::recent_runs(ctx.conn, 10)?;
     Ok(admin_views::dashboard(&admin_views::Dashboard {
         admin,
         counts,
@@ -510,54 +403,11 @@ fn dashboard_page(
         runs: &runs,
         notice,
         error,
-        now,
+        now: ctx.now,
     }))
 }
 
-// ---------------------------------------------------------------------------
-// The counts cache.
-//
-// Counting reads indexes only (see `web_sessions::counts`), but with a
-// million rows that is still some milliseconds, so the counts are kept for
-// a few seconds in the app, shared by the workers. An admin action
-// forgets them at once, so what an admin did shows on the next view; logins
-// and expiries elsewhere show within `COUNTS_TTL`. Moving the clock (tests)
-// by more than that also forgets them.
-
-/// How long counts are reused.
-const COUNTS_TTL: Duration = Duration::from_secs(5);
-
-/// The last counts taken, kept in `App` and shared by the workers.
-#[derive(Default)]
-pub struct CountsCache(Mutex<Option<CachedCounts>>);
-
-struct CachedCounts {
-    taken: Instant,
-    now: UnixTime,
-    counts: AdminCounts,
-}
-
-fn cached_counts(worker: &Worker, now: UnixTime) -> Result<AdminCounts, HttpError> {
-    let cache = &worker.app.admin_counts.0;
-    if let Ok(cached) = cache.lock()
-        && let Some(cached) = cached.as_ref()
-        && cached.taken.elapsed() < COUNTS_TTL
-        && (0..COUNTS_TTL.as_secs() as i64).contains(&(now - cached.now))
-    {
-        return Ok(cached.counts);
-    }
-    let counts = AdminCounts {
-        web: web_sessions::counts(&worker.conn, now)?,
-        jwt: jwt_sessions::counts(&worker.conn, now)?,
-    };
-    if let Ok(mut cached) = cache.lock() {
-        *cached = Some(CachedCounts { taken: Instant::now(), now, counts });
-    }
-    Ok(counts)
-}
-
-fn forget_counts(worker: &Worker) {
-    if let Ok(mut cached) = worker.app.admin_counts.0.lock() {
-        *cached = None;
-    }
+/// An admin action changed sessions: the next view counts again.
+fn forget_counts(ctx: &Ctx) {
+    ctx.app.session_counts.forget();
 }

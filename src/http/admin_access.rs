@@ -10,41 +10,29 @@
 use maud::{Markup, html};
 
 use crate::access_rules::{self, NewRule, Policy, Rule};
-use crate::http::admin::require_staff;
 use crate::http::admin_views::admin_nav;
-use crate::http::pages;
+use crate::http::context::Ctx;
 use crate::http::reply::{HttpError, Reply};
-use crate::http::request::Request;
-use crate::http::server::Worker;
 use crate::http::views::{self, layout};
 use crate::users::{Role, User};
 
 /// `GET /admin/access`.
-pub fn list(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    let notice = match request.query_param("done").as_deref() {
+pub fn list(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let admin = &ctx.require_staff()?.user;
+    let notice = match ctx.request.query_param("done").as_deref() {
         Some("added") => Some("Added the rule."),
         Some("removed") => Some("Removed the rule."),
         _ => None,
     };
-    let page = page(worker, &admin, notice, None, &Typed::default())?;
-    Ok(pages::finish(worker, auth, Reply::html(200, page)))
+    let page = page(ctx, admin, notice, None, &Typed::default())?;
+    Ok(Reply::html(200, page))
 }
 
 /// `POST /admin/access/add`: appends a rule (`pattern`, `path`, `policy`;
 /// an empty path means none). Superusers only.
-pub fn add(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    if admin.role != Role::Admin {
-        return Ok(pages::finish(worker, auth, only_superusers(&admin)));
-    }
-    let form = request.form();
+pub fn add(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let admin = require_superuser(ctx)?;
+    let form = ctx.request.form();
     let typed = Typed {
         pattern: form.get("pattern").trim().to_owned(),
         path: form.get("path").trim().to_owned(),
@@ -55,42 +43,42 @@ pub fn add(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         Ok(rule) => rule,
         Err(error) => {
             let error = format!("The rule was not added: {error}");
-            let page = page(worker, &admin, None, Some(&error), &typed)?;
-            return Ok(pages::finish(worker, auth, Reply::html(400, page)));
+            let page = page(ctx, admin, None, Some(&error), &typed)?;
+            return Ok(Reply::html(400, page));
         }
     };
-    access_rules::add(&worker.conn, &rule)?;
-    worker.app.access_rules.forget();
-    Ok(pages::finish(worker, auth, Reply::redirect("/admin/access?done=added")))
+    access_rules::add(ctx.conn, &rule)?;
+    ctx.app.access_rules.forget();
+    Ok(Reply::redirect("/admin/access?done=added"))
 }
 
 /// `POST /admin/access/remove`: removes the rule with row id `id` (stable,
 /// unlike the number, when two people edit at once). Superusers only.
-pub fn remove(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let (auth, admin) = match require_staff(worker, request)? {
-        Ok(staff) => staff,
-        Err(refused) => return Ok(refused),
-    };
-    if admin.role != Role::Admin {
-        return Ok(pages::finish(worker, auth, only_superusers(&admin)));
-    }
-    let form = request.form();
+pub fn remove(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let admin = require_superuser(ctx)?;
+    let form = ctx.request.form();
     let id = form
         .get("id")
         .parse::<i64>()
         .map_err(|_| HttpError::BadRequest(String::from("`id` must be a rule's id")))?;
-    if access_rules::remove_id(&worker.conn, id)?.is_none() {
-        let page = views::message("No such rule", Some(&admin), "That rule was already removed.");
-        return Ok(pages::finish(worker, auth, Reply::html(404, page)));
+    if access_rules::remove_id(ctx.conn, id)?.is_none() {
+        let page = views::message("No such rule", Some(admin), "That rule was already removed.");
+        return Ok(Reply::html(404, page));
     }
-    worker.app.access_rules.forget();
-    Ok(pages::finish(worker, auth, Reply::redirect("/admin/access?done=removed")))
+    ctx.app.access_rules.forget();
+    Ok(Reply::redirect("/admin/access?done=removed"))
 }
 
-fn only_superusers(admin: &User) -> Reply {
-    let page =
-        views::message("Forbidden", Some(admin), "Only superusers may change the access rules.");
-    Reply::html(403, page)
+/// A superuser's session; staff get a 403 page, others what
+/// `require_staff` answers.
+fn require_superuser<'c>(ctx: &'c Ctx) -> Result<&'c User, HttpError> {
+    let user = &ctx.require_staff()?.user;
+    if user.role != Role::Admin {
+        let page =
+            views::message("Forbidden", Some(user), "Only superusers may change the access rules.");
+        return Err(HttpError::Refused(Reply::html(403, page)));
+    }
+    Ok(user)
 }
 
 /// What was typed into the add form, shown again after a refusal.
@@ -102,14 +90,14 @@ struct Typed {
 }
 
 fn page(
-    worker: &Worker,
+    ctx: &Ctx,
     admin: &User,
     notice: Option<&str>,
     error: Option<&str>,
     typed: &Typed,
 ) -> Result<Markup, HttpError> {
-    let rules = access_rules::list(&worker.conn)?;
-    let default = worker.app.settings.access_default;
+    let rules = access_rules::list(ctx.conn)?;
+    let default = ctx.app.settings.access_default;
     Ok(view(admin, &rules, default, notice, error, typed))
 }
 

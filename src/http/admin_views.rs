@@ -12,12 +12,42 @@ use maud::{Markup, html};
 
 use crate::cleanup::CleanupRun;
 use crate::clock::{UnixTime, rfc3339};
-use crate::http::admin::Filters;
 use crate::http::views::layout;
-use crate::jwt_sessions::{self, JwtSessionRow};
+use crate::jwt_sessions::JwtSessionRow;
+use crate::listing::Status;
 use crate::schedule::Schedule;
+use crate::session_counts::SessionCounts;
 use crate::users::User;
-use crate::web_sessions::{self, Status, WebSession};
+use crate::web_sessions::WebSession;
+
+/// Rows on one page of a list.
+pub const PAGE_SIZE: usize = 50;
+
+/// The filters of a list page, as parsed from its query string.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub status: Option<Status>,
+    /// The username asked for, as typed ("" for everyone).
+    pub user: String,
+    pub before: Option<i64>,
+}
+
+impl Filters {
+    /// The query string of these filters with another `before`, for links.
+    pub fn query_with_before(&self, before: Option<i64>) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(status) = self.status {
+            query.append_pair("status", status.as_str());
+        }
+        if !self.user.is_empty() {
+            query.append_pair("user", &self.user);
+        }
+        if let Some(before) = before {
+            query.append_pair("before", &before.to_string());
+        }
+        query.finish()
+    }
+}
 
 /// What an action did, shown once on the page it returns to. The sentences
 /// are fixed here; only numbers come from the URL.
@@ -54,17 +84,10 @@ impl Notice {
     }
 }
 
-/// The counts on `/admin/`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AdminCounts {
-    pub web: web_sessions::Counts,
-    pub jwt: jwt_sessions::Counts,
-}
-
 /// Everything `/admin/` shows.
 pub struct Dashboard<'a> {
     pub admin: &'a User,
-    pub counts: AdminCounts,
+    pub counts: SessionCounts,
     pub schedule: &'a Schedule,
     pub next_run: Option<UnixTime>,
     pub runs: &'a [CleanupRun],
@@ -184,8 +207,8 @@ pub fn dashboard(page: &Dashboard<'_>) -> Markup {
     layout("Sessions admin", Some(page.admin), content)
 }
 
-/// Everything a list page shows.
-pub struct ListPage<'a> {
+/// Everything a list page shows; `Row` is a web or a JWT session.
+pub struct ListPage<'a, Row> {
     pub admin: &'a User,
     pub filters: &'a Filters,
     /// The `user` filter names nobody.
@@ -196,19 +219,18 @@ pub struct ListPage<'a> {
     pub now: UnixTime,
     /// The admin's own session, marked in the web list.
     pub current_web_row: Option<i64>,
-    pub web_rows: &'a [WebSession],
-    pub jwt_rows: &'a [JwtSessionRow],
+    pub rows: &'a [Row],
 }
 
 /// `/admin/sessions/web`.
-pub fn web_list(page: &ListPage<'_>) -> Markup {
+pub fn web_list(page: &ListPage<'_, WebSession>) -> Markup {
     let content = html! {
         (admin_nav("web"))
         h1 { "Web sessions" }
         (notice_box(page.notice))
         (list_toolbar("/admin/sessions/web", page.filters, false))
-        (empty_note(page, page.web_rows.is_empty()))
-        p.muted.small { "Newest first, " (crate::http::admin::PAGE_SIZE) " a page. Times are UTC." }
+        (empty_note(page, page.rows.is_empty()))
+        p.muted.small { "Newest first, " (PAGE_SIZE) " a page. Times are UTC." }
         form method="post" action="/admin/sessions/web/delete" {
             (filter_fields(page.filters, "web"))
             div.scroll {
@@ -226,7 +248,7 @@ pub fn web_list(page: &ListPage<'_>) -> Markup {
                         th scope="col" { "Actions" }
                     } }
                     tbody {
-                        @for session in page.web_rows {
+                        @for session in page.rows {
                             @let id = session.key_hash.to_hex();
                             @let fingerprint = session.key_hash.fingerprint();
                             @let checkbox = format!("select-{fingerprint}");
@@ -264,7 +286,7 @@ pub fn web_list(page: &ListPage<'_>) -> Markup {
                     }
                 }
             }
-            @if !page.web_rows.is_empty() {
+            @if !page.rows.is_empty() {
                 div.actions {
                     button.danger type="submit" { "Delete selected" }
                 }
@@ -276,14 +298,14 @@ pub fn web_list(page: &ListPage<'_>) -> Markup {
 }
 
 /// `/admin/sessions/jwt`.
-pub fn jwt_list(page: &ListPage<'_>) -> Markup {
+pub fn jwt_list(page: &ListPage<'_, JwtSessionRow>) -> Markup {
     let content = html! {
         (admin_nav("jwt"))
         h1 { "JWT sessions" }
         (notice_box(page.notice))
         (list_toolbar("/admin/sessions/jwt", page.filters, true))
-        (empty_note(page, page.jwt_rows.is_empty()))
-        p.muted.small { "Newest first, " (crate::http::admin::PAGE_SIZE) " a page. Times are UTC." }
+        (empty_note(page, page.rows.is_empty()))
+        p.muted.small { "Newest first, " (PAGE_SIZE) " a page. Times are UTC." }
         form method="post" action="/admin/sessions/jwt/revoke" {
             (filter_fields(page.filters, "jwt"))
             div.scroll {
@@ -303,7 +325,7 @@ pub fn jwt_list(page: &ListPage<'_>) -> Markup {
                         th scope="col" { "Actions" }
                     } }
                     tbody {
-                        @for row in page.jwt_rows {
+                        @for row in page.rows {
                             @let jti = &row.session.jti;
                             @let checkbox = format!("select-{}", row.seq);
                             @let status = row.status(page.now);
@@ -343,7 +365,7 @@ pub fn jwt_list(page: &ListPage<'_>) -> Markup {
                     }
                 }
             }
-            @if !page.jwt_rows.is_empty() {
+            @if !page.rows.is_empty() {
                 div.actions {
                     button type="submit" { "Revoke selected" }
                     button.danger type="submit" formaction="/admin/sessions/jwt/delete" {
@@ -551,7 +573,7 @@ fn filter_fields(filters: &Filters, back: &str) -> Markup {
     }
 }
 
-fn empty_note(page: &ListPage<'_>, empty: bool) -> Markup {
+fn empty_note<Row>(page: &ListPage<'_, Row>, empty: bool) -> Markup {
     html! {
         @if page.unknown_user {
             p.error role="alert" { "There is no user named " code { (page.filters.user) } "." }
@@ -561,7 +583,7 @@ fn empty_note(page: &ListPage<'_>, empty: bool) -> Markup {
     }
 }
 
-fn pager(path: &str, page: &ListPage<'_>) -> Markup {
+fn pager<Row>(path: &str, page: &ListPage<'_, Row>) -> Markup {
     html! {
         nav.pager aria-label="Pages" {
             @if page.filters.before.is_some() {

@@ -10,10 +10,12 @@
 //! next one. Every failure is the same `HttpError::Unauthorized`, and
 //! nothing is written, whether the token passes or not.
 
+use rusqlite::Connection;
+
+use crate::app::App;
 use crate::clock::UnixTime;
 use crate::http::reply::HttpError;
 use crate::http::request::Request;
-use crate::http::server::Worker;
 use crate::jwt_sessions;
 use crate::users::User;
 
@@ -26,12 +28,16 @@ pub struct BearerCaller {
 }
 
 /// Checks the request's bearer token.
-pub fn authenticate(worker: &Worker, request: &Request) -> Result<BearerCaller, HttpError> {
+pub fn authenticate(
+    app: &App,
+    conn: &Connection,
+    request: &Request,
+    now: UnixTime,
+) -> Result<BearerCaller, HttpError> {
     let token = bearer_token(request).ok_or(HttpError::Unauthorized)?;
-    let now = worker.app.clock.now();
-    let verified = worker.app.jwt_verifier.verify(token, now).ok_or(HttpError::Unauthorized)?;
-    let (session, user) = jwt_sessions::find_live(&worker.conn, &verified.jti, now)?
-        .ok_or(HttpError::Unauthorized)?;
+    let verified = app.jwt_verifier.verify(token, now).ok_or(HttpError::Unauthorized)?;
+    let (session, user) =
+        jwt_sessions::find_live(conn, &verified.jti, now)?.ok_or(HttpError::Unauthorized)?;
     if session.user_id.to_string() != verified.sub || user.id != session.user_id {
         return Err(HttpError::Unauthorized);
     }

@@ -6,20 +6,17 @@
 //! this request's own path or query, which Caddy fills with the original
 //! query), normalizes its host and path (`access_rules`), finds the policy
 //! (first matching rule, else `SESSIOND_ACCESS_DEFAULT`) and checks the
-//! credentials exactly as every other request does: a bearer JWT through
-//! `bearer`, else the session cookie through `web_auth` (which slides it; the
-//! 200 then carries the Set-Cookie). It reads no body, changes nothing but a
+//! credentials exactly as every other request does: a bearer JWT with
+//! `ctx.bearer()`, else the session cookie with `ctx.web_session()` (which
+//! slides it; the router writes the Set-Cookie back on the answer). It reads no body, changes nothing but a
 //! cookie's sliding expiry, and is not under the CSRF rule (the router lets
 //! any method through). What was decided is one [`Decision`], handed to
 //! [`record`], the one place where decisions are counted.
 
 use crate::access_rules::{self, Policy};
-use crate::http::bearer;
-use crate::http::pages;
+use crate::http::context::Ctx;
 use crate::http::reply::{HttpError, Reply, invalid_token_json};
 use crate::http::request::{Method, Request};
-use crate::http::server::Worker;
-use crate::http::web_auth::{self, WebAuth};
 use crate::users::User;
 
 /// Which proxy contract a request came in by.
@@ -56,22 +53,22 @@ impl Decision {
 }
 
 /// `/auth/forward`, any method.
-pub fn forward(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    answer(worker, request, Endpoint::Forward)
+pub fn forward(ctx: &Ctx) -> Result<Reply, HttpError> {
+    answer(ctx, Endpoint::Forward)
 }
 
 /// `/auth/request`, any method.
-pub fn auth_request(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    answer(worker, request, Endpoint::Request)
+pub fn auth_request(ctx: &Ctx) -> Result<Reply, HttpError> {
+    answer(ctx, Endpoint::Request)
 }
 
-fn answer(worker: &Worker, request: &Request, endpoint: Endpoint) -> Result<Reply, HttpError> {
+fn answer(ctx: &Ctx, endpoint: Endpoint) -> Result<Reply, HttpError> {
     let original = match endpoint {
-        Endpoint::Forward => Original::from_forwarded_headers(request),
-        Endpoint::Request => Original::from_original_url(request),
+        Endpoint::Forward => Original::from_forwarded_headers(ctx.request),
+        Endpoint::Request => Original::from_original_url(ctx.request),
     }
     .map_err(HttpError::BadRequest)?;
-    let (decision, reply) = decide(worker, request, endpoint, &original)?;
+    let (decision, reply) = decide(ctx, endpoint, &original)?;
     record(decision);
     Ok(reply)
 }
@@ -168,52 +165,48 @@ fn normalize(path: &str) -> Result<String, String> {
 
 /// The decision and its answer.
 fn decide(
-    worker: &Worker,
-    request: &Request,
+    ctx: &Ctx,
     endpoint: Endpoint,
     original: &Original,
 ) -> Result<(Decision, Reply), HttpError> {
-    let app = &worker.app;
-    let now = app.clock.now();
-    let rules = app.access_rules.rules(&worker.conn, now)?;
+    let app = ctx.app;
+    let rules = app.access_rules.rules(ctx.conn, ctx.now)?;
     let policy = access_rules::decide(
         &rules.rules,
         app.settings.access_default,
         &original.host,
         &original.path,
     );
-    if policy == Policy::Deny {
-        return Ok((Decision::Deny, forbidden("this address is closed to everyone")));
-    }
-    let (user, auth) = caller(worker, request)?;
-    let (decision, reply) = match (policy, &user) {
-        (Policy::Deny, _) => unreachable!("answered above"),
-        (Policy::Bypass, None) => {
-            (Decision::Bypass, Reply::new(200, "text/plain; charset=utf-8", ""))
+    let least = match policy {
+        Policy::Deny => {
+            return Ok((Decision::Deny, forbidden("this address is closed to everyone")));
         }
-        (Policy::Bypass, Some(user)) => (Decision::Bypass, allowed(user)),
-        (Policy::AtLeast(_), None) => {
-            (Decision::Unauthenticated, unauthenticated(worker, request, endpoint, original))
+        Policy::Bypass => None,
+        Policy::AtLeast(role) => Some(role),
+    };
+    let user = caller(ctx)?;
+    Ok(match (least, user) {
+        (None, None) => (Decision::Bypass, Reply::new(200, "text/plain; charset=utf-8", "")),
+        (None, Some(user)) => (Decision::Bypass, allowed(&user)),
+        (Some(_), None) => (Decision::Unauthenticated, unauthenticated(ctx, endpoint, original)),
+        (Some(least), Some(user)) if access_rules::role_includes(user.role, least) => {
+            (Decision::Allow, allowed(&user))
         }
-        (Policy::AtLeast(least), Some(user)) if access_rules::role_includes(user.role, least) => {
-            (Decision::Allow, allowed(user))
-        }
-        (Policy::AtLeast(least), Some(_)) => (
+        (Some(least), Some(_)) => (
             Decision::Deny,
             forbidden(match least {
                 crate::users::Role::Admin => "only superusers may open this address",
                 _ => "your role may not open this address",
             }),
         ),
-    };
-    Ok((decision, pages::finish(worker, auth, reply)))
+    })
 }
 
 /// Who is asking: a bearer JWT when the request has `Authorization: Bearer`
 /// (an invalid one is nobody, with no fall-back to the cookie), else the
 /// session cookie, looked up and slid as on any page.
-fn caller(worker: &Worker, request: &Request) -> Result<(Option<User>, WebAuth), HttpError> {
-    let bearer_sent = request.headers.iter().any(|(name, value)| {
+fn caller(ctx: &Ctx) -> Result<Option<User>, HttpError> {
+    let bearer_sent = ctx.request.headers.iter().any(|(name, value)| {
         name == "authorization"
             && value
                 .trim_start()
@@ -221,15 +214,13 @@ fn caller(worker: &Worker, request: &Request) -> Result<(Option<User>, WebAuth),
                 .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
     });
     if bearer_sent {
-        return match bearer::authenticate(worker, request) {
-            Ok(caller) => Ok((Some(caller.user), WebAuth::anonymous())),
-            Err(HttpError::Unauthorized) => Ok((None, WebAuth::anonymous())),
+        return match ctx.bearer() {
+            Ok(caller) => Ok(Some(caller.user)),
+            Err(HttpError::Unauthorized) => Ok(None),
             Err(error) => Err(error),
         };
     }
-    let auth = web_auth::authenticate(worker, request)?;
-    let user = auth.session.as_ref().map(|session| session.user.clone());
-    Ok((user, auth))
+    Ok(ctx.web_session()?.map(|session| session.user.clone()))
 }
 
 /// 200 with who the caller is. An e-mail address that cannot be a header
@@ -253,20 +244,15 @@ fn forbidden(reason: &str) -> Reply {
 /// answers 401, with the sign-in page in `Location` for nginx's
 /// `error_page 401`. Without `SESSIOND_PUBLIC_URL` there is nowhere to send
 /// anyone: 401 without `Location`.
-fn unauthenticated(
-    worker: &Worker,
-    request: &Request,
-    endpoint: Endpoint,
-    original: &Original,
-) -> Reply {
+fn unauthenticated(ctx: &Ctx, endpoint: Endpoint, original: &Original) -> Reply {
     let unauthorized = Reply::json(401, &invalid_token_json());
-    let Some(public) = &worker.app.settings.public_url else {
+    let Some(public) = &ctx.app.settings.public_url else {
         return unauthorized;
     };
     let next: String = form_urlencoded::byte_serialize(original.url.as_bytes()).collect();
     let login = format!("{}/login?next={next}", public.base);
     match endpoint {
-        Endpoint::Forward if is_browser_navigation(request, original) => {
+        Endpoint::Forward if is_browser_navigation(ctx.request, original) => {
             Reply::new(302, "text/plain; charset=utf-8", "").with_header("Location", login)
         }
         Endpoint::Forward => unauthorized,

@@ -2,7 +2,8 @@
 //! executed synchronously by juniper.
 //!
 //! The handler reads the JSON body (400 when it is not JSON or has no string
-//! `query`), looks at the bearer token once, runs the operation, and picks
+//! `query`), asks its context for the bearer caller once, runs the
+//! operation, and picks
 //! the HTTP status from what the resolvers reported in the [`Context`]: 401
 //! with the fixed body when `whoami` or `logout` ran without a valid token,
 //! 429 with `Retry-After` when `login` was throttled. A query that fails to
@@ -20,27 +21,24 @@ use juniper::{
     GraphQLObject, GraphQLType, GraphQLValue, Registry, RootNode, arcstr, graphql_value,
 };
 
-use crate::accounts::{self, Client};
+use crate::accounts::{self, Client, Credentials, Login};
 use crate::clock::rfc3339;
-use crate::http::bearer::{self, BearerCaller};
+use crate::http::bearer::BearerCaller;
+use crate::http::context::Ctx;
 use crate::http::reply::{HttpError, Reply};
-use crate::http::request::Request;
-use crate::http::server::Worker;
 use crate::jwt;
 use crate::jwt_sessions;
-use crate::users;
 
 /// Answers one GraphQL request.
-pub fn handle(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
-    let graphql_request = parse_body(&request.body)?;
-    let caller = match bearer::authenticate(worker, request) {
+pub fn handle(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let graphql_request = parse_body(&ctx.request.body)?;
+    let caller = match ctx.bearer() {
         Ok(caller) => Some(caller),
         Err(HttpError::Unauthorized) => None,
         Err(other) => return Err(other),
     };
     let context = Context {
-        worker,
-        request,
+        ctx,
         caller,
         unauthenticated: Cell::new(false),
         throttled: Cell::new(None),
@@ -55,33 +53,28 @@ pub fn handle(worker: &Worker, request: &Request) -> Result<Reply, HttpError> {
         // The client gets no token, so the row of a `login` earlier in this
         // operation must not outlive the request either.
         if let Some(jti) = context.issued_jti.into_inner() {
-            jwt_sessions::delete(&worker.conn, &jti)?;
+            jwt_sessions::delete(ctx.conn, &jti)?;
         }
         return Err(failure.unwrap_or(HttpError::Unauthorized));
     }
-    let status = match context.throttled.get() {
-        Some(_) => 429,
-        None if response.is_ok() => 200,
-        // The query did not parse or validate, or named no operation.
-        None => 400,
-    };
     // Straight to bytes: a `serde_json::Value` would sort the fields, and
     // GraphQL answers them in the order the query asked for them.
     let body = serde_json::to_vec(&response)
         .map_err(|error| anyhow::anyhow!("failed to serialize a GraphQL response: {error}"))?;
-    let mut reply = Reply::new(status, "application/json", body);
     if let Some(retry_after) = context.throttled.get() {
-        reply = reply.with_header("Retry-After", retry_after.to_string());
+        let answer = Reply::new(429, "application/json", body);
+        return Err(HttpError::TooManyRequests { retry_after, answer });
     }
-    Ok(reply)
+    // A query that did not parse or validate, or named no operation: 400.
+    let status = if response.is_ok() { 200 } else { 400 };
+    Ok(Reply::new(status, "application/json", body))
 }
 
-/// What the resolvers of one request share: the worker (its connection and
-/// the app), the request, the caller behind the bearer token if it is
+/// What the resolvers of one request share: the request's context (its
+/// connection, the app, `now`), the caller behind the bearer token if it is
 /// valid, and what went wrong that the HTTP status must show.
 pub struct Context<'a> {
-    worker: &'a Worker,
-    request: &'a Request,
+    ctx: &'a Ctx<'a>,
     caller: Option<BearerCaller>,
     /// Set when a field that needs a token ran without a valid one.
     unauthenticated: Cell<bool>,
@@ -263,50 +256,51 @@ fn whoami(context: &Context<'_>) -> FieldResult<Whoami> {
 /// The `logout` mutation: revokes the calling token's row.
 fn logout(context: &Context<'_>) -> FieldResult<bool> {
     let caller = context.require_caller()?;
-    let now = context.worker.app.clock.now();
-    jwt_sessions::revoke(&context.worker.conn, &caller.jti, now, Some(caller.user.id))
+    let ctx = context.ctx;
+    jwt_sessions::revoke(ctx.conn, &caller.jti, ctx.now, Some(caller.user.id))
         .map_err(|error| context.fail(error))?;
     Ok(true)
 }
 
-/// The `login` mutation: the same throttle and checks as the sign-in form,
-/// then a row and a token.
+/// The `login` mutation: the login sequence of the sign-in form
+/// (`accounts::login`), storing a row and returning its token.
 fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<LoginResponse> {
     if context.login_attempted.replace(true) {
         return Err(coded_error("only one `login` per request", "BadRequest"));
     }
-    let worker = context.worker;
-    let app = &worker.app;
-    let client_addr = context.request.client_addr(app.settings.trust_proxy_headers);
-    let now = app.clock.now();
-    let attempt = match app.throttle.begin_attempt(username, &client_addr, now) {
-        Ok(attempt) => attempt,
-        Err(retry_after) => {
-            context.throttled.set(Some(retry_after.0));
-            let seconds = i32::try_from(retry_after.0).unwrap_or(i32::MAX);
+    let ctx = context.ctx;
+    let app = ctx.app;
+    let now = ctx.now;
+    let client_addr = ctx.request.client_addr(app.settings.trust_proxy_headers);
+    let client = Client { addr: &client_addr, user_agent: ctx.request.user_agent() };
+    let expires_at = now + app.settings.jwt_lifetime;
+    let login = accounts::login(
+        ctx.conn,
+        (&app.throttle, &app.decoy),
+        Credentials { username, password },
+        &client,
+        now,
+        |verified| {
+            let jti = uuid::Uuid::new_v4().to_string();
+            let stored =
+                accounts::start_jwt_session(ctx.conn, verified, &jti, now, expires_at, &client)?;
+            Ok(stored.then(|| (jti, verified.user.clone())))
+        },
+    )
+    .map_err(|error| context.fail(error))?;
+    let (jti, user) = match login {
+        Login::Started(started) => started,
+        Login::Refused => return Err(coded_error("Invalid credentials", "InvalidCredentials")),
+        Login::Throttled { retry_after } => {
+            context.throttled.set(Some(retry_after));
+            let seconds = i32::try_from(retry_after).unwrap_or(i32::MAX);
             return Err(FieldError::new(
                 "Too many failed attempts. Please try again later.",
                 graphql_value!({ "code": "Throttled", "retryAfter": seconds }),
             ));
         }
     };
-    let verified = users::authenticate(&worker.conn, &app.decoy, username, password)
-        .map_err(|error| context.fail(error))?;
-    let Some(verified) = verified else {
-        return Err(coded_error("Invalid credentials", "InvalidCredentials"));
-    };
-    let jti = uuid::Uuid::new_v4().to_string();
-    let expires_at = now + app.settings.jwt_lifetime;
-    let client = Client { addr: &client_addr, user_agent: context.request.user_agent() };
-    let stored =
-        accounts::start_jwt_session(&worker.conn, &verified, &jti, now, expires_at, &client)
-            .map_err(|error| context.fail(error))?;
-    if !stored {
-        // The password changed or the user was deactivated meanwhile.
-        return Err(coded_error("Invalid credentials", "InvalidCredentials"));
-    }
-    app.throttle.succeeded(attempt);
-    let token = jwt::issue(app.jwt_verifier.key(), &verified.user, &jti, now, expires_at)
+    let token = jwt::issue(app.jwt_verifier.key(), &user, &jti, now, expires_at)
         .map_err(|error| context.fail(error))?;
     context.issued_jti.replace(Some(jti));
     Ok(LoginResponse { token, expires: rfc3339(expires_at) })

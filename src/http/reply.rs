@@ -55,6 +55,16 @@ impl Reply {
     }
 }
 
+/// The Content-Security-Policy of every page. `form_action` adds one origin
+/// that the page's forms may end up at (a form posts to sessiond, which
+/// redirects there; browsers check `form-action` on that redirect too).
+pub fn content_security_policy(form_action: Option<&str>) -> String {
+    let extra = form_action.map(|origin| format!(" {origin}")).unwrap_or_default();
+    format!(
+        "default-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+}
+
 /// The body of every 401 from the API.
 pub fn invalid_token_json() -> serde_json::Value {
     serde_json::json!({
@@ -63,21 +73,33 @@ pub fn invalid_token_json() -> serde_json::Value {
     })
 }
 
-/// Everything that can go wrong while answering a request.
+/// Everything that can go wrong while answering a request, and every
+/// refusal: a requirement that fails (`ctx.require_staff()?`) returns one of
+/// these, which carries its own answer out of the handler.
 #[derive(Debug)]
 pub enum HttpError {
     BadRequest(String),
     /// An API request without valid credentials.
     Unauthorized,
+    /// A page that needs a session, visited without one: a redirect to the
+    /// sign-in page that comes back to `next` (401 on the API).
+    SignInRequired {
+        next: String,
+    },
     Forbidden(&'static str),
+    /// Refused with a page the handler rendered (a 403 that says why).
+    Refused(Reply),
     NotFound,
     MethodNotAllowed(&'static str),
     PayloadTooLarge,
     HeadersTooLarge,
     /// The client did not send its body in time.
     RequestTimeout,
+    /// Throttled: the answer (the form again, GraphQL's errors) goes out
+    /// with status 429 and `Retry-After`.
     TooManyRequests {
         retry_after: i64,
+        answer: Reply,
     },
     /// The database cannot take writes right now (read-only file, disk full).
     Unavailable(String),
@@ -89,7 +111,9 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => 400,
             HttpError::Unauthorized => 401,
+            HttpError::SignInRequired { .. } => 401,
             HttpError::Forbidden(_) => 403,
+            HttpError::Refused(reply) => reply.status,
             HttpError::NotFound => 404,
             HttpError::MethodNotAllowed(_) => 405,
             HttpError::PayloadTooLarge => 413,
@@ -101,11 +125,24 @@ impl HttpError {
         }
     }
 
-    /// The response for this error, as JSON for API paths and as plain text
-    /// elsewhere.
+    /// The response for this error, as JSON for API requests and as plain
+    /// text (or the handler's page) elsewhere. The router is the one caller
+    /// that knows which a request is.
     pub fn into_reply(self, json: bool) -> Reply {
         let status = self.status();
-        let message = match &self {
+        let message = match self {
+            HttpError::Refused(reply) => return reply,
+            HttpError::TooManyRequests { retry_after, mut answer } => {
+                answer.status = 429;
+                return answer.with_header("Retry-After", retry_after.to_string());
+            }
+            HttpError::SignInRequired { next } if !json => {
+                let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                return Reply::redirect(&format!("/login?next={next}"));
+            }
+            HttpError::Unauthorized | HttpError::SignInRequired { .. } => {
+                return Reply::json(status, &invalid_token_json());
+            }
             HttpError::Internal(error) => {
                 eprintln!("error: internal error: {error:#}");
                 String::from("internal server error")
@@ -114,25 +151,22 @@ impl HttpError {
                 eprintln!("error: database unavailable for writes: {reason}");
                 String::from("service unavailable: the database cannot take writes right now")
             }
+            HttpError::MethodNotAllowed(allow) => {
+                let text = HttpError::MethodNotAllowed(allow).to_string();
+                let reply = if json {
+                    Reply::json(status, &serde_json::json!({ "message": text }))
+                } else {
+                    Reply::new(status, "text/plain; charset=utf-8", text)
+                };
+                return reply.with_header("Allow", allow);
+            }
             other => other.to_string(),
         };
-        let mut reply = if json {
-            let body = match &self {
-                HttpError::Unauthorized => invalid_token_json(),
-                _ => serde_json::json!({ "message": message }),
-            };
-            Reply::json(status, &body)
+        if json {
+            Reply::json(status, &serde_json::json!({ "message": message }))
         } else {
             Reply::new(status, "text/plain; charset=utf-8", message)
-        };
-        match self {
-            HttpError::TooManyRequests { retry_after } => {
-                reply = reply.with_header("Retry-After", retry_after.to_string());
-            }
-            HttpError::MethodNotAllowed(allow) => reply = reply.with_header("Allow", allow),
-            _ => {}
         }
-        reply
     }
 }
 
@@ -140,8 +174,11 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::BadRequest(reason) => write!(f, "bad request: {reason}"),
-            HttpError::Unauthorized => f.write_str("Received invalid authentication token"),
+            HttpError::Unauthorized | HttpError::SignInRequired { .. } => {
+                f.write_str("Received invalid authentication token")
+            }
             HttpError::Forbidden(reason) => write!(f, "forbidden: {reason}"),
+            HttpError::Refused(reply) => write!(f, "refused with status {}", reply.status),
             HttpError::NotFound => f.write_str("not found"),
             HttpError::MethodNotAllowed(allow) => {
                 write!(f, "method not allowed (allowed: {allow})")
@@ -149,7 +186,7 @@ impl fmt::Display for HttpError {
             HttpError::PayloadTooLarge => f.write_str("request body larger than 1 MiB"),
             HttpError::HeadersTooLarge => f.write_str("request headers too large"),
             HttpError::RequestTimeout => f.write_str("request body not received in time"),
-            HttpError::TooManyRequests { retry_after } => {
+            HttpError::TooManyRequests { retry_after, .. } => {
                 write!(f, "too many failed logins; try again in {retry_after} s")
             }
             HttpError::Unavailable(_) => f.write_str("service unavailable"),

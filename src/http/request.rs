@@ -83,6 +83,11 @@ impl Request {
         self.peer_addr.map(|addr| addr.to_string()).unwrap_or_default()
     }
 
+    /// Whether the answer is JSON (the API) rather than a page.
+    pub fn is_api(&self) -> bool {
+        self.path.starts_with("/api/") || self.path == "/graphql"
+    }
+
     pub fn user_agent(&self) -> &str {
         self.header("user-agent").unwrap_or("")
     }

@@ -24,7 +24,7 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 use crate::app::App;
-use crate::http::reply::{HttpError, Reply};
+use crate::http::reply::HttpError;
 use crate::http::request::{Method, Request};
 use crate::http::router;
 
@@ -121,9 +121,9 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
 
 fn answer(worker: &Worker, mut raw: tiny_http::Request) {
     let (reply, close) = match read_request(worker, &mut raw) {
-        Ok(request) => (route_catching_panics(worker, &request), false),
+        Ok(request) => (router::route(&worker.app, &worker.conn, &request), false),
         // The rest of an oversized request is not read: close the connection.
-        Err(error) => (error.into_reply(false), true),
+        Err(error) => (router::refuse_unread(error), true),
     };
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (name, value) in &reply.headers {
@@ -138,17 +138,6 @@ fn answer(worker: &Worker, mut raw: tiny_http::Request) {
     }
     // A client that went away is not an error of ours.
     let _ = raw.respond(response);
-}
-
-/// Routes a request; a panic in a handler is a bug, but it must cost one
-/// logged 500, not the worker thread.
-fn route_catching_panics(worker: &Worker, request: &Request) -> Reply {
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| router::route(worker, request)));
-    outcome.unwrap_or_else(|_| {
-        HttpError::Internal(anyhow::anyhow!("a handler panicked on `{}`", request.path))
-            .into_reply(request.path.starts_with("/api/") || request.path == "/graphql")
-    })
 }
 
 /// Copies what the handlers need out of tiny_http's request, enforcing the

@@ -5,7 +5,9 @@
 //! session. It never creates a row: an unknown, expired, deleted or
 //! malformed cookie means "not signed in" and gets the deletion cookie. With
 //! SAVE_EVERY_REQUEST on, a live session's expiry slides and the cookie is
-//! sent again; [`WebAuth::finish`] adds that Set-Cookie to the reply.
+//! sent again. What to do with the cookie is a [`CookieAction`]; the router
+//! turns it into the reply's one Set-Cookie after the route (see
+//! `http::context`).
 //!
 //! The slide is written only once the stored expiry lags the exact one by
 //! more than half of `Lifetime::allowed_lag`. Slides of this process take
@@ -20,10 +22,12 @@
 
 use std::sync::PoisonError;
 
+use rusqlite::Connection;
+
+use crate::app::App;
 use crate::clock::UnixTime;
-use crate::http::reply::{HttpError, Reply};
+use crate::http::reply::HttpError;
 use crate::http::request::Request;
-use crate::http::server::Worker;
 use crate::settings::Settings;
 use crate::web_sessions::{self, WebSession};
 
@@ -31,13 +35,13 @@ use crate::web_sessions::{self, WebSession};
 #[derive(Debug)]
 pub struct WebAuth {
     pub session: Option<WebSession>,
-    /// The key from the cookie when it names a live session.
-    pub key: Option<String>,
-    cookie: CookieAction,
+    /// What the reply must do with the cookie.
+    pub cookie: CookieAction,
 }
 
+/// What a reply does with the session cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum CookieAction {
+pub enum CookieAction {
     Nothing,
     /// Send the cookie for this key again (a save happened).
     Send {
@@ -50,36 +54,40 @@ enum CookieAction {
 
 /// Looks up the request's session, sliding its expiry when the settings
 /// say every request is a save.
-pub fn authenticate(worker: &Worker, request: &Request) -> Result<WebAuth, HttpError> {
-    let settings = &worker.app.settings;
+pub fn authenticate(
+    app: &App,
+    conn: &Connection,
+    request: &Request,
+    now: UnixTime,
+) -> Result<WebAuth, HttpError> {
+    let settings = &app.settings;
     let Some(value) = request.cookie(&settings.cookie_name) else {
         return Ok(WebAuth::anonymous());
     };
     let Some(key_hash) = web_sessions::hash_cookie_value(&value) else {
         return Ok(WebAuth::stale());
     };
-    let now = worker.app.clock.now();
-    let Some(mut session) = web_sessions::find_live(&worker.conn, &key_hash, now)? else {
+    let Some(mut session) = web_sessions::find_live(conn, &key_hash, now)? else {
         return Ok(WebAuth::stale());
     };
     let mut cookie = CookieAction::Nothing;
     if settings.save_every_request {
-        let lifetime = worker.app.lifetime;
+        let lifetime = app.lifetime;
         let exact = lifetime.expiry_after_save(session.created, now);
         let lag = (exact - session.expire_date).abs();
         let allowed = lifetime.allowed_lag();
         if lag > allowed / 2 {
-            let save = |conn: &rusqlite::Connection| {
+            let save = |conn: &Connection| {
                 web_sessions::save(conn, session.row_id, &session.key_hash, exact, now)
             };
             // The turn is held only for a write that does not wait on
             // SQLite, so a slide never waits behind another process's lock
             // while holding up this process's slides.
-            let turn = worker.app.slide_writes.lock().unwrap_or_else(PoisonError::into_inner);
-            let saved = crate::db::unless_busy(&worker.conn, save)?;
+            let turn = app.slide_writes.lock().unwrap_or_else(PoisonError::into_inner);
+            let saved = crate::db::unless_busy(conn, save)?;
             drop(turn);
             let saved = match saved {
-                None if lag > allowed => Some(save(&worker.conn)?),
+                None if lag > allowed => Some(save(conn)?),
                 saved => saved,
             };
             match saved {
@@ -94,40 +102,30 @@ pub fn authenticate(worker: &Worker, request: &Request) -> Result<WebAuth, HttpE
                 None => {}
             }
         }
-        cookie = CookieAction::Send { key: value.clone(), expire_date: session.expire_date };
+        cookie = CookieAction::Send { key: value, expire_date: session.expire_date };
     }
-    Ok(WebAuth { session: Some(session), key: Some(value), cookie })
+    Ok(WebAuth { session: Some(session), cookie })
 }
 
 impl WebAuth {
-    pub fn anonymous() -> WebAuth {
-        WebAuth { session: None, key: None, cookie: CookieAction::Nothing }
+    fn anonymous() -> WebAuth {
+        WebAuth { session: None, cookie: CookieAction::Nothing }
     }
 
+    /// A cookie that names no live session: it is deleted.
     fn stale() -> WebAuth {
-        WebAuth { session: None, key: None, cookie: CookieAction::Delete }
+        WebAuth { session: None, cookie: CookieAction::Delete }
     }
+}
 
-    /// A freshly logged-in session whose cookie must be sent.
-    pub fn logged_in(session: WebSession, key: String) -> WebAuth {
-        let cookie = CookieAction::Send { key: key.clone(), expire_date: session.expire_date };
-        WebAuth { session: Some(session), key: Some(key), cookie }
-    }
-
-    /// After logout or when this session was ended: delete the cookie.
-    pub fn signed_out() -> WebAuth {
-        WebAuth::stale()
-    }
-
-    /// Adds the Set-Cookie this request calls for to the reply.
-    pub fn finish(self, reply: Reply, settings: &Settings, now: UnixTime) -> Reply {
-        match self.cookie {
-            CookieAction::Nothing => reply,
-            CookieAction::Send { key, expire_date } => {
-                reply.with_header("Set-Cookie", session_cookie(settings, &key, expire_date, now))
-            }
-            CookieAction::Delete => reply.with_header("Set-Cookie", removal_cookie(settings)),
+/// The Set-Cookie value a cookie action calls for, if any.
+pub fn set_cookie(settings: &Settings, action: &CookieAction, now: UnixTime) -> Option<String> {
+    match action {
+        CookieAction::Nothing => None,
+        CookieAction::Send { key, expire_date } => {
+            Some(session_cookie(settings, key, *expire_date, now))
         }
+        CookieAction::Delete => Some(removal_cookie(settings)),
     }
 }
 

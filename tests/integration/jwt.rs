@@ -245,7 +245,7 @@ fn password_change_revokes_the_users_tokens() {
     let token = jwt_login(&server, "alice", "alice-password");
     let (root, _) = root_token(&server);
     assert_eq!(api_whoami(&server, &token).status, 200);
-    sessiond::accounts::change_password(&mut server.conn(), &alice, "new-password", START).unwrap();
+    sessiond::accounts::change_password(&server.conn(), &alice, "new-password", START).unwrap();
     assert_refused_and_nothing_changed(&server, &token);
     assert_eq!(api_whoami(&server, &root).status, 200, "other users keep their tokens");
     assert!(!jwt_login(&server, "alice", "new-password").is_empty());
@@ -256,7 +256,7 @@ fn deactivation_revokes_the_users_tokens() {
     let server = start();
     let alice = server.create_user("alice", "alice-password", Role::User);
     let token = jwt_login(&server, "alice", "alice-password");
-    sessiond::accounts::set_active(&mut server.conn(), &alice, false, START).unwrap();
+    sessiond::accounts::set_active(&server.conn(), &alice, false, START).unwrap();
     assert_refused_and_nothing_changed(&server, &token);
 }
 

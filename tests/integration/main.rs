@@ -26,4 +26,5 @@ mod logs;
 mod properties;
 mod proxies;
 mod schedule;
+mod tidy;
 mod web_sessions;

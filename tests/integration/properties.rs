@@ -5,7 +5,7 @@
 //! stored data. Case counts stay modest so that `cargo test` stays fast.
 
 use proptest::prelude::*;
-use sessiond::http::pages::safe_next;
+use sessiond::http::next::safe_next;
 use sessiond::http::request::{Method, Request, last_forwarded_addr};
 use sessiond::web_sessions::hash_cookie_value;
 

@@ -11,9 +11,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond::app::{self, Running, StartOptions};
 use sessiond::clock::ManualClock;
 use sessiond::settings::{Overrides, Settings};
+use sessiond::startup::{self, Running, StartOptions};
 use sessiond::users::{self, Role, User};
 
 /// 2026-11-27T12:00:00Z; tests start their clocks here.
@@ -50,7 +50,7 @@ impl TestServer {
         let settings = settings_for(&db_path, settings);
         let clock = Arc::new(ManualClock::new(START));
         let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
-        let running = app::start(settings.clone(), options).expect("server starts");
+        let running = startup::start(settings.clone(), options).expect("server starts");
         let addr = running.addr();
         TestServer { clock, dir, db_path, addr, settings, running: Some(running) }
     }

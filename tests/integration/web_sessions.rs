@@ -441,12 +441,11 @@ fn password_change_and_deactivation_end_web_sessions() {
     let server = TestServer::start();
     let user = server.create_user("dave", "dave-password", Role::User);
     let key = server.login("dave", "dave-password");
-    let mut conn = server.conn();
-    sessiond::accounts::change_password(&mut conn, &user, "new-password", server.clock_now())
-        .unwrap();
+    let conn = server.conn();
+    sessiond::accounts::change_password(&conn, &user, "new-password", server.clock_now()).unwrap();
     assert_signed_out(&server, &key);
     let key = server.login("dave", "new-password");
-    sessiond::accounts::set_active(&mut conn, &user, false, server.clock_now()).unwrap();
+    sessiond::accounts::set_active(&conn, &user, false, server.clock_now()).unwrap();
     assert_signed_out(&server, &key);
     assert_eq!(count(&conn, "web_sessions"), 0);
 }
@@ -522,8 +521,8 @@ fn a_login_verified_before_a_password_change_cannot_start_a_session_after_it() {
     let decoy = sessiond::users::DecoyHash::new();
     let verified =
         sessiond::users::authenticate(&conn, &decoy, "gina", "gina-password").unwrap().unwrap();
-    let mut other = server.conn();
-    sessiond::accounts::change_password(&mut other, &user, "gina-new", server.clock_now()).unwrap();
+    let other = server.conn();
+    sessiond::accounts::change_password(&other, &user, "gina-new", server.clock_now()).unwrap();
     let client = sessiond::accounts::Client { addr: "127.0.0.1", user_agent: "test" };
     let lifetime = sessiond::web_sessions::Lifetime { idle: 100, absolute: 0 };
     let started = sessiond::accounts::start_web_session(
