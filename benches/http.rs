@@ -1181,8 +1181,11 @@ fn forward_auth_scenarios(
     )?;
     // As before each cookie run: every stored expiry lags and must slide.
     clock.jump(CLOCK_JUMP);
+    let run_time = clock.now();
     eprintln!("running: /auth/forward");
     let forward = wrk(addr, &forward_script, std::process::id())?;
+    check_expiry_slid(db_path, cookies_path, bench_lifetime(), run_time)
+        .context("the /auth/forward run did not slide every stored expiry")?;
     let mut rows = vec![Row {
         scenario: "forward auth (/auth/forward, cookie, 50 rules, match last)",
         result: Some(forward),
