@@ -8,10 +8,11 @@
 //! (first matching rule, else `SESSIOND_ACCESS_DEFAULT`) and checks the
 //! credentials exactly as every other request does: a bearer JWT with
 //! `ctx.bearer()`, else the session cookie with `ctx.web_session()` (which
-//! slides it; the router writes the Set-Cookie back on the answer). It reads no body, changes nothing but a
-//! cookie's sliding expiry, and is not under the CSRF rule (the router lets
-//! any method through). What was decided is one [`Decision`], handed to
-//! [`record`], the one place where decisions are counted.
+//! slides it; the router writes the Set-Cookie back on the answer). It reads
+//! no body, changes nothing but a cookie's sliding expiry, and is not under
+//! the CSRF rule (the router sends any method here before that gate). What
+//! was decided is one [`Decision`], handed to [`record`], the one place
+//! where decisions are counted.
 
 use crate::access_rules::{self, Policy};
 use crate::http::context::Ctx;
