@@ -77,12 +77,6 @@ fn list(settings: &Settings, json: bool) -> anyhow::Result<()> {
     for rule in &rules {
         say!("{}", line(rule));
     }
-    if rules.is_empty() {
-        eprintln!(
-            "no access rules: every request gets the default policy `{}` (SESSIOND_ACCESS_DEFAULT)",
-            settings.access_default
-        );
-    }
     Ok(())
 }
 

@@ -4,9 +4,8 @@
 //! every refusal exits 1 with a one-line message and changes nothing.
 
 use std::path::PathBuf;
-use std::process::Output;
 
-use crate::support::run_cli;
+use crate::support::{Cli, CliOutput};
 
 struct Db {
     dir: tempfile::TempDir,
@@ -21,18 +20,21 @@ impl Db {
         Db { dir, path }
     }
 
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--db", self.path.to_str().unwrap(), "access"];
-        all.extend_from_slice(args);
-        run_cli(self.dir.path(), &all, &[], None)
+    /// `sessiond --db DB access ARGS`, expected to exit 0 with nothing on
+    /// stderr unless told otherwise.
+    fn cli(&self, args: &[&str]) -> Cli {
+        Cli::new(self.dir.path()).args(&["--db", self.path.to_str().unwrap(), "access"]).args(args)
     }
 
     #[track_caller]
     fn run_ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
+        self.cli(args).run()
+    }
+
+    /// A refusal: status 1, one `error: ` line naming `named`.
+    #[track_caller]
+    fn refused(&self, args: &[&str], named: &str) -> CliOutput {
+        self.cli(args).status(1).stderr_contains(named).output()
     }
 
     fn json(&self) -> serde_json::Value {
@@ -102,11 +104,7 @@ fn bad_patterns_paths_and_policies_are_refused_and_change_nothing() {
         (&["remove", "-1"], "-1"),
     ];
     for (args, named) in refused {
-        let output = db.run(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line: {stderr}");
-        assert!(stderr.contains(named), "{args:?} names {named}: {stderr}");
+        let output = db.refused(args, named);
         assert!(output.stdout.is_empty(), "{args:?}");
     }
     assert_eq!(db.json(), before);
@@ -119,7 +117,7 @@ fn bad_patterns_paths_and_policies_are_refused_and_change_nothing() {
 #[test]
 fn usage_errors_exit_2() {
     let db = Db::new();
-    assert_eq!(db.run(&["add", "wiki.example.com"]).status.code(), Some(2));
-    assert_eq!(db.run(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(db.run(&["list", "--colour"]).status.code(), Some(2));
+    db.cli(&["add", "wiki.example.com"]).status(2).run();
+    db.cli(&["frobnicate"]).status(2).run();
+    db.cli(&["list", "--colour"]).status(2).run();
 }

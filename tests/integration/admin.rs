@@ -424,8 +424,14 @@ fn malformed_ids_are_refused_and_change_nothing() {
     let bad = post_as(&server, &root, "/admin/sessions/web/delete", &[("id", &good), ("id", "zz")]);
     assert_eq!(bad.status, 400);
     assert!(signed_in(&server, &alice), "nothing is deleted when one id is bad");
-    let bad = post_as(&server, &root, "/admin/sessions/jwt/revoke", &[("id", "<script>")]);
-    assert_eq!(bad.status, 400);
+    let alice_id = sessiond::users::find_by_username(&server.conn(), "alice").unwrap().unwrap().id;
+    add_jwt(&server, "alice-jwt", alice_id, 900, "curl/8");
+    for action in ["revoke", "delete"] {
+        let path = format!("/admin/sessions/jwt/{action}");
+        let bad = post_as(&server, &root, &path, &[("id", "alice-jwt"), ("id", "<script>")]);
+        assert_eq!(bad.status, 400, "{action}");
+        assert_eq!(jwt_revocation(&server, "alice-jwt"), (None, None), "nothing is {action}d");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use sessiond::schedule::{self, Schedule};
 use sessiond::users::Role;
 
 use crate::admin::{add_jwt, post_as, signed_in};
-use crate::support::{TestServer, count};
+use crate::support::{START, TestServer, count};
 
 #[test]
 fn the_schedule_form_sets_a_new_cron_expression() {
@@ -45,14 +45,34 @@ fn an_invalid_cron_expression_is_refused_and_keeps_the_schedule() {
     assert_eq!(schedule::load(&server.conn()).unwrap(), before);
 }
 
+/// The `datetime` of the dashboard's "Next run" as `cookie` sees it.
+#[track_caller]
+fn next_run_shown(server: &TestServer, cookie: &str) -> String {
+    let page = server.get_with_cookie("/admin/", cookie);
+    let next = page.body.split("Next run: ").nth(1).expect("a next run line");
+    let datetime = next.strip_prefix("<time datetime=\"").unwrap_or_else(|| panic!("{next}"));
+    datetime.split('"').next().unwrap().to_owned()
+}
+
 #[test]
 fn the_dashboard_shows_the_next_run() {
+    // The server reads the schedule in the process's zone, which a test may
+    // not set; every quarter hour falls on the same instants in every zone
+    // whose offset is a whole number of quarter hours.
+    let offset = schedule::local_time(START);
+    assert!(
+        ["00", "15", "30", "45"].contains(&&offset[offset.len() - 2..]),
+        "this test needs a zone with a whole-quarter-hour offset, not {offset}"
+    );
     let server = TestServer::start();
+    server.advance(7 * 60);
     let root = server.login("root", "root-password");
-    post_as(&server, &root, "/admin/schedule", &[("cron", "0 5 * * *"), ("action", "set")]);
-    let page = server.get_with_cookie("/admin/", &root);
-    let next = page.body.split("Next run: ").nth(1).unwrap();
-    assert!(next.starts_with("<time datetime="), "{next}");
+    post_as(&server, &root, "/admin/schedule", &[("cron", "*/15 * * * *"), ("action", "set")]);
+
+    assert_eq!(next_run_shown(&server, &root), "2026-11-27T12:15:00Z");
+    // A run is strictly after now: at 12:15 the next one is 12:30.
+    server.advance(8 * 60);
+    assert_eq!(next_run_shown(&server, &root), "2026-11-27T12:30:00Z");
 }
 
 #[test]

@@ -3,17 +3,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use crate::support::run_cli;
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::Cli;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -35,20 +26,18 @@ fn value_in(pairs: &[(String, String)], key: &str) -> Option<String> {
 /// Runs a command that must fail with status 1 and one `error:` line.
 #[track_caller]
 fn refused(dir: &Path, args: &[&str]) -> String {
-    let output = run_cli(dir, args, &[], None);
-    let message = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{args:?}: {message}");
+    let output = Cli::new(dir).args(args).status(1).output();
+    let message = output.stderr;
     assert!(message.starts_with("error: "), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
-    assert_eq!(stdout(&output), "");
+    assert_eq!(output.stdout, "");
     message
 }
 
 #[test]
 fn init_writes_a_private_env_with_fresh_secrets_and_the_provisioned_values() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["init"], &[], None);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = Cli::new(dir.path()).arg("init").run();
     let path = dir.path().join(".env");
 
     assert_eq!(mode(&path), 0o600);
@@ -70,12 +59,11 @@ fn init_writes_a_private_env_with_fresh_secrets_and_the_provisioned_values() {
     let jwt_secret = value_in(&pairs, "DJANGO_JWT_SECRET_KEY").unwrap();
     assert!(jwt_secret.len() >= 32 && secret.len() >= 32);
     assert_ne!(secret, jwt_secret);
-    assert!(!stdout(&output).contains(&secret) && !stdout(&output).contains(&jwt_secret));
+    assert!(!stdout.contains(&secret) && !stdout.contains(&jwt_secret));
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("# seconds a web session lives after its last save\n"), "{text}");
     // The written file is one the server accepts.
-    let config = run_cli(dir.path(), &["config"], &[], None);
-    assert_eq!(config.status.code(), Some(0), "{}", stderr(&config));
+    Cli::new(dir.path()).arg("config").run();
 }
 
 #[test]
@@ -101,13 +89,12 @@ fn init_names_the_env_file_it_refuses() {
 #[test]
 fn init_with_force_replaces_the_file_with_new_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(run_cli(dir.path(), &["init"], &[], None).status.success());
+    Cli::new(dir.path()).arg("init").run();
     let path = dir.path().join(".env");
     let first = value_in(&sessiond::env_file::read(&path).unwrap(), "DJANGO_JWT_SECRET_KEY");
 
-    let output = run_cli(dir.path(), &["init", "--force"], &[], None);
+    Cli::new(dir.path()).args(&["init", "--force"]).run();
 
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let second = value_in(&sessiond::env_file::read(&path).unwrap(), "DJANGO_JWT_SECRET_KEY");
     assert_ne!(first, second);
     assert_eq!(mode(&path), 0o600);
@@ -118,10 +105,8 @@ fn config_set_keeps_comments_order_and_other_keys_and_leaves_mode_0600() {
     let text = "# my settings\nSESSIOND_JWT_LIFETIME=600\n\n# web\nDJANGO_SESSION_COOKIE_AGE=32400 # nine hours\nOTHER_APP_KEY=keep me\n";
     let (dir, path) = dir_with_env(text, 0o644);
 
-    let output =
-        run_cli(dir.path(), &["config", "set", "DJANGO_SESSION_COOKIE_AGE", "3600"], &[], None);
+    Cli::new(dir.path()).args(&["config", "set", "DJANGO_SESSION_COOKIE_AGE", "3600"]).run();
 
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "# my settings\nSESSIOND_JWT_LIFETIME=600\n\n# web\nDJANGO_SESSION_COOKIE_AGE=3600\nOTHER_APP_KEY=keep me\n"
@@ -133,10 +118,8 @@ fn config_set_keeps_comments_order_and_other_keys_and_leaves_mode_0600() {
 fn config_set_takes_the_key_in_any_case_and_appends_a_new_key() {
     let (dir, path) = dir_with_env("# start\nSESSIOND_JWT_LIFETIME=600\n", 0o600);
 
-    let output =
-        run_cli(dir.path(), &["config", "set", "django_session_cookie_secure", "Yes"], &[], None);
+    Cli::new(dir.path()).args(&["config", "set", "django_session_cookie_secure", "Yes"]).run();
 
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "# start\nSESSIOND_JWT_LIFETIME=600\nDJANGO_SESSION_COOKIE_SECURE=Yes\n"
@@ -146,11 +129,25 @@ fn config_set_takes_the_key_in_any_case_and_appends_a_new_key() {
 #[test]
 fn config_set_creates_a_missing_file_with_mode_0600() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["config", "set", "SESSIOND_JWT_LIFETIME", "300"], &[], None);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    Cli::new(dir.path()).args(&["config", "set", "SESSIOND_JWT_LIFETIME", "300"]).run();
     let path = dir.path().join(".env");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "SESSIOND_JWT_LIFETIME=300\n");
     assert_eq!(mode(&path), 0o600);
+}
+
+#[test]
+fn config_set_notes_when_the_environment_overrides_the_stored_value() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let stdout = Cli::new(dir.path())
+        .args(&["config", "set", "SESSIOND_JWT_LIFETIME", "300"])
+        .env("SESSIOND_JWT_LIFETIME", "120")
+        .stderr_contains("note: `SESSIOND_JWT_LIFETIME` is also set in the environment")
+        .run();
+
+    assert_eq!(stdout, "Set `SESSIOND_JWT_LIFETIME` in `.env`.\n");
+    let path = dir.path().join(".env");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "SESSIOND_JWT_LIFETIME=300\n");
 }
 
 #[test]
@@ -158,10 +155,8 @@ fn config_set_works_when_the_file_holds_a_bad_value() {
     let (dir, path) = dir_with_env("DJANGO_SESSION_COOKIE_AGE=soon\n", 0o600);
     refused(dir.path(), &["config"]);
 
-    let output =
-        run_cli(dir.path(), &["config", "set", "DJANGO_SESSION_COOKIE_AGE", "60"], &[], None);
+    Cli::new(dir.path()).args(&["config", "set", "DJANGO_SESSION_COOKIE_AGE", "60"]).run();
 
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "DJANGO_SESSION_COOKIE_AGE=60\n");
 }
 
@@ -214,8 +209,7 @@ fn config_set_refuses_an_unknown_key() {
 #[test]
 fn config_set_without_a_value_is_a_usage_error() {
     let (dir, path) = dir_with_env("A=1\n", 0o600);
-    let output = run_cli(dir.path(), &["config", "set", "SESSIOND_JWT_LIFETIME"], &[], None);
-    assert_eq!(output.status.code(), Some(2));
+    Cli::new(dir.path()).args(&["config", "set", "SESSIOND_JWT_LIFETIME"]).status(2).run();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "A=1\n");
 }
 
@@ -227,10 +221,8 @@ fn config_lists_every_key_with_its_source_and_masks_secrets() {
         0o600,
     );
 
-    let output = run_cli(dir.path(), &["config"], &[("SESSIOND_JWT_LIFETIME", "120")], None);
+    let text = Cli::new(dir.path()).arg("config").env("SESSIOND_JWT_LIFETIME", "120").run();
 
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let text = stdout(&output);
     let line = |key: &str| -> Vec<String> {
         let line = text.lines().find(|line| line.starts_with(&format!("{key} "))).unwrap();
         line.split("  ").map(str::trim).filter(|part| !part.is_empty()).map(str::to_owned).collect()
@@ -258,9 +250,8 @@ fn config_get_prints_the_named_values_secrets_in_clear() {
     );
     let db = dir.path().join("db.sqlite3").display().to_string();
 
-    let output = run_cli(
-        dir.path(),
-        &[
+    let stdout = Cli::new(dir.path())
+        .args(&[
             "--db",
             &db,
             "config",
@@ -268,13 +259,10 @@ fn config_get_prints_the_named_values_secrets_in_clear() {
             "django_jwt_secret_key",
             "DJANGO_SESSION_COOKIE_AGE",
             "SESSIOND_BIND",
-        ],
-        &[],
-        None,
-    );
+        ])
+        .run();
 
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stdout(&output), format!("{secret}\n3600\n127.0.0.1:8000\n"));
+    assert_eq!(stdout, format!("{secret}\n3600\n127.0.0.1:8000\n"));
 }
 
 #[test]
@@ -283,15 +271,13 @@ fn config_get_of_an_unconfigured_secret_prints_the_one_kept_in_the_database() {
     let db_path = dir.path().join("db.sqlite3");
     let db = db_path.display().to_string();
 
-    let first =
-        run_cli(dir.path(), &["--db", &db, "config", "get", "DJANGO_SECRET_KEY"], &[], None);
-    let second =
-        run_cli(dir.path(), &["--db", &db, "config", "get", "DJANGO_SECRET_KEY"], &[], None);
+    let get = || Cli::new(dir.path()).args(&["--db", &db, "config", "get", "DJANGO_SECRET_KEY"]);
+    let first = get().run();
+    let second = get().run();
 
-    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    let value = stdout(&first).trim_end().to_owned();
+    let value = first.trim_end().to_owned();
     assert_eq!(value.len(), 64);
-    assert_eq!(stdout(&second), stdout(&first));
+    assert_eq!(second, first);
     let conn = sessiond::db::open(&db_path).unwrap();
     assert_eq!(sessiond::meta::get(&conn, "generated_secret_key").unwrap(), Some(value));
 }
@@ -308,9 +294,12 @@ fn config_get_refuses_an_unknown_key_and_prints_nothing_else() {
 #[test]
 fn config_refuses_a_bad_value_in_the_environment_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["config"], &[("DJANGO_SESSION_COOKIE_AGE", "-1")], None);
-    assert_eq!(output.status.code(), Some(1));
-    let message = stderr(&output);
+    let message = Cli::new(dir.path())
+        .arg("config")
+        .env("DJANGO_SESSION_COOKIE_AGE", "-1")
+        .status(1)
+        .output()
+        .stderr;
     assert!(
         message.contains("`DJANGO_SESSION_COOKIE_AGE`") && message.contains("`-1`"),
         "{message}"

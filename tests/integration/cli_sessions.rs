@@ -8,7 +8,7 @@ use sessiond::jwt_sessions;
 use sessiond::users::{self, Role, User};
 use sessiond::web_sessions::{self, Lifetime};
 
-use crate::support::run_cli;
+use crate::support::Cli;
 
 struct Db {
     dir: tempfile::TempDir,
@@ -53,21 +53,17 @@ impl Db {
         .unwrap();
     }
 
-    #[track_caller]
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut all = vec!["--db", self.path.to_str().unwrap()];
-        all.extend_from_slice(args);
-        run_cli(self.dir.path(), &all, &[], None)
+    /// A run of the binary on this database with `args`.
+    fn cli(&self, args: &[&str]) -> Cli {
+        Cli::new(self.dir.path()).args(&["--db", self.path.to_str().unwrap()]).args(args)
     }
 
     #[track_caller]
     fn list_json(&self, args: &[&str]) -> Vec<serde_json::Value> {
         let mut all = vec!["sessions", "list", "--json"];
         all.extend_from_slice(args);
-        let output = self.run(&all);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let value: serde_json::Value =
-            serde_json::from_slice(&output.stdout).expect("one JSON array");
+        let stdout = self.cli(&all).run();
+        let value: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON array");
         value.as_array().expect("an array").clone()
     }
 
@@ -109,7 +105,7 @@ fn list_json_gives_every_field_and_names_web_sessions_by_hash() {
     assert_eq!(jwt["id"], "5a4f0b8e-1111-4c2d-9e3f-000000000001");
     assert_eq!(jwt["revoked_at"], serde_json::Value::Null);
     assert_eq!(jwt["revoked_by"], serde_json::Value::Null);
-    let text = String::from_utf8(db.run(&["sessions", "list", "--json"]).stdout).unwrap();
+    let text = db.cli(&["sessions", "list", "--json"]).run();
     assert!(!text.contains(&key), "the key is never printed");
 }
 
@@ -145,9 +141,7 @@ fn list_prints_a_table_with_fingerprints() {
     let db = Db::new();
     let alice = db.user("alice");
     let key = db.web(&alice, 3600, "Firefox/1");
-    let output = db.run(&["sessions", "list"]);
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).unwrap();
+    let text = db.cli(&["sessions", "list"]).run();
     assert!(text.contains(&web_sessions::hash_cookie_value(&key).unwrap().fingerprint()));
     assert!(text.contains("alice") && text.contains("active") && text.contains("Firefox/1"));
     assert!(!text.contains(&key));
@@ -157,9 +151,7 @@ fn list_prints_a_table_with_fingerprints() {
 #[test]
 fn list_for_an_unknown_user_exits_1_naming_them() {
     let db = Db::new();
-    let output = db.run(&["sessions", "list", "--user", "nobody"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("`nobody`"));
+    db.cli(&["sessions", "list", "--user", "nobody"]).status(1).stderr_contains("`nobody`").run();
 }
 
 #[test]
@@ -167,8 +159,7 @@ fn revoke_by_jti_revokes_without_an_actor() {
     let db = Db::new();
     let alice = db.user("alice");
     db.jwt("alice-live", &alice, 900);
-    let output = db.run(&["sessions", "revoke", "alice-live"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    db.cli(&["sessions", "revoke", "alice-live"]).run();
     let (revoked_at, revoked_by) = db.revoked_at("alice-live");
     assert!(revoked_at.is_some());
     assert_eq!(revoked_by, None);
@@ -181,21 +172,16 @@ fn revoke_by_web_id_deletes_the_web_session() {
     let alice = db.user("alice");
     let key = db.web(&alice, 3600, "");
     let id = web_sessions::hash_cookie_value(&key).unwrap().to_hex();
-    let output = db.run(&["sessions", "revoke", &id]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    db.cli(&["sessions", "revoke", &id]).run();
     assert!(db.list_json(&["--kind", "web"]).is_empty());
 }
 
 #[test]
 fn revoke_of_an_unknown_id_exits_1_naming_it() {
     let db = Db::new();
-    let output = db.run(&["sessions", "revoke", "no-such-jti"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("`no-such-jti`"));
+    db.cli(&["sessions", "revoke", "no-such-jti"]).status(1).stderr_contains("`no-such-jti`").run();
     let unknown_hash = "ab".repeat(32);
-    let output = db.run(&["sessions", "revoke", &unknown_hash]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = db.cli(&["sessions", "revoke", &unknown_hash]).status(1).output().stderr;
     assert!(stderr.contains("abababababab"), "{stderr}");
     assert!(!stderr.contains(&unknown_hash), "a 64-hex value is never printed whole");
 }
@@ -209,15 +195,12 @@ fn end_user_ends_every_session_of_that_user_only() {
     db.web(&alice, 3600, "");
     db.web(&bob, 3600, "");
     db.jwt("alice-live", &alice, 900);
-    let output = db.run(&["sessions", "end-user", "alice"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = db.cli(&["sessions", "end-user", "alice"]).run();
     assert!(
         stdout.contains("deleted 2 web session(s)") && stdout.contains("revoked 1"),
         "{stdout}"
     );
     assert!(db.list_json(&["--user", "alice", "--status", "active"]).is_empty());
     assert_eq!(db.list_json(&["--user", "bob"]).len(), 1);
-    let output = db.run(&["sessions", "end-user", "nobody"]);
-    assert_eq!(output.status.code(), Some(1));
+    db.cli(&["sessions", "end-user", "nobody"]).status(1).run();
 }

@@ -1,11 +1,9 @@
 //! The binary as a user runs it: `serve` start-up and shutdown, settings
 //! precedence and refusals, and the user commands.
 
-use std::process::{Command, Stdio};
-
 use sessiond::users::{self, DecoyHash, Role};
 
-use crate::support::{ServeProcess, TestServer, run_cli};
+use crate::support::{Cli, ServeProcess, TestServer};
 
 fn authenticates(db: &std::path::Path, username: &str, password: &str) -> Option<users::User> {
     let conn = sessiond::db::connect(db).unwrap();
@@ -15,13 +13,10 @@ fn authenticates(db: &std::path::Path, username: &str, password: &str) -> Option
 #[test]
 fn createsuperuser_takes_the_password_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(
-        dir.path(),
-        &["createsuperuser", "--username", "boss", "--email", "boss@example.com"],
-        &[("DJANGO_SUPERUSER_PASSWORD", "boss-password")],
-        None,
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    Cli::new(dir.path())
+        .args(&["createsuperuser", "--username", "boss", "--email", "boss@example.com"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "boss-password")
+        .run();
     let db = dir.path().join("data/sessiond.sqlite3");
     assert!(db.exists(), "the default database is data/sessiond.sqlite3");
     let user = authenticates(&db, "boss", "boss-password").expect("boss signs in");
@@ -34,13 +29,10 @@ fn createuser_reads_one_line_of_stdin_when_it_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("x.sqlite3");
     let db_arg = db.to_str().unwrap();
-    let output = run_cli(
-        dir.path(),
-        &["--db", db_arg, "createuser", "--username", "mia", "--role", "manager"],
-        &[],
-        Some("mia password\n"),
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    Cli::new(dir.path())
+        .args(&["--db", db_arg, "createuser", "--username", "mia", "--role", "manager"])
+        .stdin("mia password\n")
+        .run();
     assert_eq!(authenticates(&db, "mia", "mia password").unwrap().role, Role::Manager);
 }
 
@@ -48,10 +40,13 @@ fn createuser_reads_one_line_of_stdin_when_it_is_not_a_terminal() {
 fn a_duplicate_user_is_refused_with_status_1() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("DJANGO_SUPERUSER_PASSWORD", "pw-12345")];
-    assert!(run_cli(dir.path(), &["createuser", "--username", "sam"], &env, None).status.success());
-    let output = run_cli(dir.path(), &["createuser", "--username", "sam"], &env, None);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    Cli::new(dir.path()).args(&["createuser", "--username", "sam"]).envs(&env).run();
+    let stderr = Cli::new(dir.path())
+        .args(&["createuser", "--username", "sam"])
+        .envs(&env)
+        .status(1)
+        .output()
+        .stderr;
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("`sam`"), "{stderr}");
 }
@@ -59,15 +54,23 @@ fn a_duplicate_user_is_refused_with_status_1() {
 #[test]
 fn bad_username_and_empty_password_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(
-        dir.path(),
-        &["createuser", "--username", "bad name"],
-        &[("DJANGO_SUPERUSER_PASSWORD", "x")],
-        None,
-    );
-    assert_eq!(output.status.code(), Some(1));
-    let output = run_cli(dir.path(), &["createuser", "--username", "ok"], &[], Some("\n"));
-    assert_eq!(output.status.code(), Some(1));
+    Cli::new(dir.path())
+        .args(&["createuser", "--username", "bad name"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "x")
+        .status(1)
+        .stderr_contains("`bad name`")
+        .run();
+    Cli::new(dir.path())
+        .args(&["createuser", "--username", "ok"])
+        .stdin("\n")
+        .status(1)
+        .stderr_contains("no password")
+        .run();
+    let db = dir.path().join("data/sessiond.sqlite3");
+    if db.exists() {
+        let conn = sessiond::db::connect(&db).unwrap();
+        assert_eq!(crate::support::count(&conn, "users"), 0, "no user was created");
+    }
 }
 
 #[test]
@@ -76,22 +79,19 @@ fn usage_errors_exit_with_status_2() {
     for args in
         [&["frobnicate"][..], &["serve", "--no-such-flag"], &["createuser"], &["changepassword"]]
     {
-        let output = run_cli(dir.path(), args, &[], None);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        Cli::new(dir.path()).args(args).status(2).run();
     }
 }
 
 #[test]
 fn changepassword_of_an_unknown_user_fails_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(
-        dir.path(),
-        &["changepassword", "ghost"],
-        &[("DJANGO_SUPERUSER_PASSWORD", "x")],
-        None,
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("`ghost`"));
+    Cli::new(dir.path())
+        .args(&["changepassword", "ghost"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "x")
+        .status(1)
+        .stderr_contains("`ghost`")
+        .run();
 }
 
 #[test]
@@ -100,13 +100,10 @@ fn changepassword_from_another_process_ends_the_users_sessions() {
     server.create_user("erin", "erin-password", Role::User);
     let key = server.login("erin", "erin-password");
     let db = server.db_path.to_str().unwrap();
-    let output = run_cli(
-        server.dir.path(),
-        &["--db", db, "changepassword", "erin"],
-        &[("DJANGO_SUPERUSER_PASSWORD", "erin-new-password")],
-        None,
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    Cli::new(server.dir.path())
+        .args(&["--db", db, "changepassword", "erin"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "erin-new-password")
+        .run();
     assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 401);
     server.login("erin", "erin-new-password");
 }
@@ -117,14 +114,12 @@ fn deactivateuser_ends_sessions_and_activateuser_lets_them_back() {
     server.create_user("finn", "finn-password", Role::User);
     let key = server.login("finn", "finn-password");
     let db = server.db_path.to_str().unwrap();
-    let output = run_cli(server.dir.path(), &["--db", db, "deactivateuser", "finn"], &[], None);
-    assert!(output.status.success());
+    Cli::new(server.dir.path()).args(&["--db", db, "deactivateuser", "finn"]).run();
     assert_eq!(server.get_with_cookie("/api/whoami", &key).status, 401);
     let refused =
         server.post_form("/login", &[("username", "finn"), ("password", "finn-password")], &[]);
     assert_eq!(refused.status, 401);
-    let output = run_cli(server.dir.path(), &["--db", db, "activateuser", "finn"], &[], None);
-    assert!(output.status.success());
+    Cli::new(server.dir.path()).args(&["--db", db, "activateuser", "finn"]).run();
     server.login("finn", "finn-password");
 }
 
@@ -132,9 +127,8 @@ fn deactivateuser_ends_sessions_and_activateuser_lets_them_back() {
 fn serve_refuses_a_bad_setting_naming_key_and_value() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".env"), "DJANGO_SESSION_COOKIE_AGE=soon\n").unwrap();
-    let output = run_cli(dir.path(), &["serve", "--bind", "127.0.0.1:0"], &[], None);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr =
+        Cli::new(dir.path()).args(&["serve", "--bind", "127.0.0.1:0"]).status(1).output().stderr;
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("DJANGO_SESSION_COOKIE_AGE") && stderr.contains("`soon`"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
@@ -143,10 +137,12 @@ fn serve_refuses_a_bad_setting_naming_key_and_value() {
 #[test]
 fn serve_refuses_a_short_jwt_secret_without_echoing_it() {
     let dir = tempfile::tempdir().unwrap();
-    let output =
-        run_cli(dir.path(), &["serve"], &[("DJANGO_JWT_SECRET_KEY", "short-secret-value")], None);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = Cli::new(dir.path())
+        .arg("serve")
+        .env("DJANGO_JWT_SECRET_KEY", "short-secret-value")
+        .status(1)
+        .output()
+        .stderr;
     assert!(stderr.contains("DJANGO_JWT_SECRET_KEY"), "{stderr}");
     assert!(!stderr.contains("short-secret-value"), "{stderr}");
 }
@@ -231,9 +227,8 @@ fn a_malformed_env_line_is_named_by_its_key_and_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "s3cr3t-value-that-must-not-leak-0123456789";
     std::fs::write(dir.path().join(".env"), format!("DJANGO_JWT_SECRET_KEY=\"{secret}\n")).unwrap();
-    let output = run_cli(dir.path(), &["config"], &[], None);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = Cli::new(dir.path()).arg("config").status(1).output();
+    let stderr = output.stderr;
     assert!(stderr.contains("DJANGO_JWT_SECRET_KEY"), "{stderr}");
     assert!(!stderr.contains(secret), "{stderr}");
     assert!(output.stdout.is_empty());
@@ -244,8 +239,10 @@ fn a_malformed_env_line_is_named_by_its_key_and_never_echoed() {
 fn the_database_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let env = [("DJANGO_SUPERUSER_PASSWORD", "pw-12345")];
-    assert!(run_cli(dir.path(), &["createuser", "--username", "sam"], &env, None).status.success());
+    Cli::new(dir.path())
+        .args(&["createuser", "--username", "sam"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "pw-12345")
+        .run();
     let db = dir.path().join("data/sessiond.sqlite3");
     let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");
@@ -256,18 +253,7 @@ fn the_database_is_readable_by_its_owner_only() {
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let output = Command::new(env!("CARGO_BIN_EXE_sessiond"))
-        .current_dir(dir.path())
-        .arg("config")
-        .stdin(Stdio::null())
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = Cli::new(dir.path()).arg("config").stdout_closed().output().stderr;
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use sessiond::users::{self, Role};
 
-use crate::support::{ServeProcess, prepare_database, run_cli};
+use crate::support::{Cli, ServeProcess, prepare_database};
 
 const LOGIN: &str =
     "mutation ($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
@@ -156,17 +156,13 @@ fn user_commands_under_load_never_see_a_locked_database() {
 }
 
 /// Runs the binary on the database and returns its stdout; fails the test on
-/// a non-zero exit or any mention of a locked database.
+/// a non-zero exit, any stderr output, or any mention of a locked database.
 #[track_caller]
 fn run_ok(dir: &std::path::Path, db: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-    let mut all = vec!["--db", db];
-    all.extend_from_slice(args);
-    let output = run_cli(dir, &all, env, None);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let printed = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "`{}` failed: {printed}", args.join(" "));
+    let output = Cli::new(dir).args(&["--db", db]).args(args).envs(env).output();
+    let printed = format!("{}{}", output.stdout, output.stderr);
     assert!(!printed.contains("locked"), "{printed}");
-    stdout
+    output.stdout
 }
 
 #[test]

@@ -289,13 +289,9 @@ fn kill_during_a_cleanup(
 
     assert_nothing_acknowledged_was_lost(dir.path(), &acknowledged.lock().unwrap());
     // A second run finishes the job.
-    let output = crate::support::run_cli(
-        dir.path(),
-        &["--db", &db_path.display().to_string(), "clear_expired_sessions"],
-        &[],
-        None,
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    crate::support::Cli::new(dir.path())
+        .args(&["--db", &db_path.display().to_string(), "clear_expired_sessions"])
+        .run();
     let conn = sessiond::db::connect(&db_path).unwrap();
     assert_eq!(expired_web_sessions(&conn), 0);
     left

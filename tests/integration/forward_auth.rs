@@ -10,8 +10,7 @@ use sessiond::access_rules::{self, NewRule};
 use sessiond::users::Role;
 
 use crate::support::{
-    Response, START, TestServer, assert_invalid_token, count, jwt_login, post_graphql, request,
-    run_cli,
+    Cli, Response, START, TestServer, assert_invalid_token, count, jwt_login, post_graphql, request,
 };
 
 const PUBLIC: &str = "https://auth.example.test";
@@ -450,21 +449,16 @@ fn a_running_server_follows_a_rule_change_within_seconds() {
     assert_eq!(forward(&server, "wiki.example.test", "/", &signed_in).status, 200);
     // Another process adds a rule.
     let db = server.db_path.to_str().unwrap();
-    let output = run_cli(
-        server.dir.path(),
-        &["--db", db, "access", "add", "wiki.example.test", "deny"],
-        &[],
-        None,
-    );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    Cli::new(server.dir.path())
+        .args(&["--db", db, "access", "add", "wiki.example.test", "deny"])
+        .run();
     // The rules are not read on every request: within the same second the
     // server still decides with its copy...
     assert_eq!(forward(&server, "wiki.example.test", "/", &signed_in).status, 200);
     // ...and a second later it has followed the change.
     server.advance(1);
     assert_eq!(forward(&server, "wiki.example.test", "/", &signed_in).status, 403);
-    let output = run_cli(server.dir.path(), &["--db", db, "access", "remove", "1"], &[], None);
-    assert!(output.status.success());
+    Cli::new(server.dir.path()).args(&["--db", db, "access", "remove", "1"]).run();
     server.advance(1);
     assert_eq!(forward(&server, "wiki.example.test", "/", &signed_in).status, 200);
 }
@@ -664,18 +658,20 @@ fn bad_forward_auth_settings_stop_serve_with_the_key_and_value_named() {
         ("DJANGO_SESSION_COOKIE_DOMAIN", "example.test/x"),
         ("SESSIOND_ACCESS_DEFAULT", "superhero"),
     ] {
-        let output = run_cli(
-            dir.path(),
-            &["--db", "db.sqlite3", "serve", "--bind", "127.0.0.1:0"],
-            &[(key, value)],
-            None,
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{key}={value}: {stderr}");
-        assert!(stderr.contains(key) && stderr.contains(value), "{stderr}");
-        assert!(!stderr.contains("listening on"));
-        let set = run_cli(dir.path(), &["config", "set", key, value], &[], None);
-        assert_eq!(set.status.code(), Some(1), "config set {key} {value}");
+        // Status 1 with one `error: ` line naming the key and the value.
+        let output = Cli::new(dir.path())
+            .args(&["--db", "db.sqlite3", "serve", "--bind", "127.0.0.1:0"])
+            .env(key, value)
+            .status(1)
+            .stderr_contains(key)
+            .stderr_contains(value)
+            .output();
+        assert!(!output.stderr.contains("listening on"));
+        Cli::new(dir.path())
+            .args(&["config", "set", key, value])
+            .status(1)
+            .stderr_contains(key)
+            .run();
     }
     assert!(!dir.path().join(".env").exists(), "config set wrote nothing");
     // The control: good values are stored.
@@ -684,8 +680,7 @@ fn bad_forward_auth_settings_stop_serve_with_the_key_and_value_named() {
         ("DJANGO_SESSION_COOKIE_DOMAIN", "example.test"),
         ("SESSIOND_ACCESS_DEFAULT", "manager"),
     ] {
-        let set = run_cli(dir.path(), &["config", "set", key, value], &[], None);
-        assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+        Cli::new(dir.path()).args(&["config", "set", key, value]).run();
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use sessiond::access_rules::{self, NewRule};
 use sessiond::users::Role;
 
-use crate::support::{Response, TestServer, parse_response, request, run_cli};
+use crate::support::{Cli, Response, TestServer, parse_response, request};
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 pub const CADDY: &str = "/usr/bin/caddy";
@@ -395,9 +395,7 @@ fn walk_through(kind: Kind) {
     let with_cookie = [("Cookie", cookie.as_str()), ("Accept", HTML)];
     assert_eq!(send(port, &app_host, "GET", "/page", &with_cookie, b"").status, 200);
     let db = server.db_path.to_str().unwrap();
-    let ended =
-        run_cli(server.dir.path(), &["--db", db, "sessions", "end-user", "alice"], &[], None);
-    assert!(ended.status.success(), "{}", String::from_utf8_lossy(&ended.stderr));
+    Cli::new(server.dir.path()).args(&["--db", db, "sessions", "end-user", "alice"]).run();
     let locked_out = send(port, &app_host, "GET", "/page", &with_cookie, b"");
     assert_eq!(locked_out.status, 302);
     drop(proxy);

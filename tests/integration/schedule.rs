@@ -11,7 +11,7 @@ use sessiond::users;
 use sessiond::web_sessions::{self, Lifetime};
 
 use crate::cleanup::{break_web_session_deletes, mend_web_session_deletes};
-use crate::support::{START, TestServer, count, run_cli};
+use crate::support::{Cli, START, TestServer, count};
 
 /// A time zone like Europe/Berlin in 2026: CET (+01:00), and CEST (+02:00)
 /// from 2026-03-29T01:00Z (02:00 local jumps to 03:00) until
@@ -372,9 +372,11 @@ fn schedule_set_refuses_an_invalid_expression_with_the_reason_and_changes_nothin
     for (expression, reason) in
         [("0 5 * *", "expected 5 fields"), ("0 0 5 * * *", "found 6"), ("0 99 * * *", "0 99 * * *")]
     {
-        let output = run_cli(dir.path(), &["--db", &db, "schedule", "set", expression], &[], None);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{expression}: {stderr}");
+        let stderr = Cli::new(dir.path())
+            .args(&["--db", &db, "schedule", "set", expression])
+            .status(1)
+            .output()
+            .stderr;
         assert!(stderr.starts_with("error: invalid cron expression"), "{stderr}");
         assert!(stderr.contains(reason), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -386,14 +388,12 @@ fn schedule_set_refuses_an_invalid_expression_with_the_reason_and_changes_nothin
 fn schedule_set_stores_the_expression_and_show_prints_it_with_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let db = cli_db(dir.path());
-    let set = run_cli(dir.path(), &["--db", &db, "schedule", "set", "30  4 * * *"], &[], None);
-    assert_eq!(set.status.code(), Some(0), "{}", String::from_utf8_lossy(&set.stderr));
+    Cli::new(dir.path()).args(&["--db", &db, "schedule", "set", "30  4 * * *"]).run();
     assert_eq!(stored_schedule(dir.path()), cron("30 4 * * *"));
 
-    let show = run_cli(dir.path(), &["--db", &db, "schedule", "show"], &[("TZ", "UTC")], None);
+    let stdout =
+        Cli::new(dir.path()).args(&["--db", &db, "schedule", "show"]).env("TZ", "UTC").run();
 
-    assert_eq!(show.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&show.stdout);
     assert!(stdout.contains("Schedule: 30 4 * * *"), "{stdout}");
     assert!(stdout.contains(" 04:30 +00:00 (") && stdout.contains("T04:30:00Z"), "{stdout}");
     assert!(stdout.contains("Last runs: none"), "{stdout}");
@@ -405,9 +405,8 @@ fn schedule_show_reads_the_expression_in_the_tz_zone() {
     let db = cli_db(dir.path());
     let tokyo = [("TZ", "JST-9")];
 
-    let show = run_cli(dir.path(), &["--db", &db, "schedule"], &tokyo, None);
+    let stdout = Cli::new(dir.path()).args(&["--db", &db, "schedule"]).envs(&tokyo).run();
 
-    let stdout = String::from_utf8_lossy(&show.stdout);
     assert!(stdout.contains("Schedule: 0 5 * * *"), "{stdout}");
     // 05:00 in Tokyo (+09:00) is 20:00Z the day before.
     assert!(stdout.contains(" 05:00 +09:00 (") && stdout.contains("T20:00:00Z"), "{stdout}");
@@ -417,13 +416,11 @@ fn schedule_show_reads_the_expression_in_the_tz_zone() {
 fn schedule_off_turns_the_timer_off() {
     let dir = tempfile::tempdir().unwrap();
     let db = cli_db(dir.path());
-    let off = run_cli(dir.path(), &["--db", &db, "schedule", "off"], &[], None);
-    assert_eq!(off.status.code(), Some(0));
+    Cli::new(dir.path()).args(&["--db", &db, "schedule", "off"]).run();
     assert_eq!(stored_schedule(dir.path()), Schedule::Off);
 
-    let show = run_cli(dir.path(), &["--db", &db, "schedule", "show"], &[], None);
+    let stdout = Cli::new(dir.path()).args(&["--db", &db, "schedule", "show"]).run();
 
-    let stdout = String::from_utf8_lossy(&show.stdout);
     assert!(stdout.contains("Schedule: off") && stdout.contains("Next run: none"), "{stdout}");
 }
 
@@ -432,15 +429,13 @@ fn schedule_run_clears_now_and_shows_up_in_the_last_runs() {
     let dir = tempfile::tempdir().unwrap();
     let db = cli_db(dir.path());
 
-    let run = run_cli(dir.path(), &["--db", &db, "schedule", "run"], &[], None);
+    let run = Cli::new(dir.path()).args(&["--db", &db, "schedule", "run"]).run();
 
-    assert_eq!(run.status.code(), Some(0));
     assert_eq!(
-        String::from_utf8_lossy(&run.stdout),
+        run,
         "Cleared 0 expired web session(s).\nCleared 0 expired GraphQL login session(s).\n"
     );
-    let show = run_cli(dir.path(), &["--db", &db, "schedule", "show"], &[], None);
-    let stdout = String::from_utf8_lossy(&show.stdout);
+    let stdout = Cli::new(dir.path()).args(&["--db", &db, "schedule", "show"]).run();
     assert!(stdout.contains("Last runs:\n") && stdout.contains("command"), "{stdout}");
     assert!(stdout.contains("0 web, 0 GraphQL  ok"), "{stdout}");
 }
@@ -448,6 +443,5 @@ fn schedule_run_clears_now_and_shows_up_in_the_last_runs() {
 #[test]
 fn schedule_set_without_an_expression_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run_cli(dir.path(), &["--db", &cli_db(dir.path()), "schedule", "set"], &[], None);
-    assert_eq!(output.status.code(), Some(2));
+    Cli::new(dir.path()).args(&["--db", &cli_db(dir.path()), "schedule", "set"]).status(2).run();
 }

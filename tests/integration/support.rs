@@ -1,5 +1,6 @@
 //! Test helpers: an in-process server with a manual clock and a temporary
-//! database, a small HTTP client, and a runner for the built binary.
+//! database, a small HTTP client, and [`Cli`], a run of the built binary
+//! that fails the test on an unexpected exit status or stderr output.
 
 #![allow(dead_code)]
 
@@ -267,23 +268,180 @@ fn dechunk(mut rest: &str) -> Option<String> {
     }
 }
 
-/// Runs the built binary in `dir` with `env` and optional stdin.
-pub fn run_cli(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-    command.current_dir(dir).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
-            command.env_remove(key);
+/// One run of the built binary, described the way just's `tests/test.rs`
+/// describes one: by default it must exit 0 and print nothing to stderr, so
+/// that an unexpected warning fails the test. `.status(1)` expects SPEC 1's
+/// single `error: ...` line, `.status(2)` a usage error (any stderr);
+/// `.stderr_contains` and `.stderr_any` declare stderr output that is part of
+/// the behaviour under test. No run may print a panic. The environment is
+/// the test's minus every `DJANGO_*` and `SESSIOND_*` variable, plus
+/// `.env(...)`; stdin is empty unless `.stdin(...)` gives it.
+#[must_use = "a `Cli` does nothing until `.run()`"]
+pub struct Cli {
+    dir: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+    stdout_closed: bool,
+    status: i32,
+    stderr_any: bool,
+    stderr_needles: Vec<String>,
+}
+
+/// What a [`Cli`] run printed.
+#[derive(Debug, Clone)]
+pub struct CliOutput {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cli {
+    /// A run of `sessiond` with `dir` as its working directory.
+    pub fn new(dir: &Path) -> Cli {
+        Cli {
+            dir: dir.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            stdout_closed: false,
+            status: 0,
+            stderr_any: false,
+            stderr_needles: Vec::new(),
         }
     }
-    command.envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("run sessiond");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+
+    pub fn arg(mut self, arg: &str) -> Cli {
+        self.args.push(arg.to_owned());
+        self
     }
-    child.wait_with_output().expect("sessiond finishes")
+
+    pub fn args(mut self, args: &[&str]) -> Cli {
+        self.args.extend(args.iter().map(|arg| arg.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Cli {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn envs(mut self, pairs: &[(&str, &str)]) -> Cli {
+        self.env.extend(pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())));
+        self
+    }
+
+    /// Text piped to the command's stdin (else stdin is `/dev/null`).
+    pub fn stdin(mut self, text: &str) -> Cli {
+        self.stdin = Some(text.to_owned());
+        self
+    }
+
+    /// Runs the command with a stdout whose reading end is already closed,
+    /// as when the reader of `sessiond config | head -1` has gone; the
+    /// returned stdout is empty.
+    pub fn stdout_closed(mut self) -> Cli {
+        self.stdout_closed = true;
+        self
+    }
+
+    /// The exit status expected instead of 0. With 1, stderr must be one
+    /// line starting with `error: `; with any other, stderr may hold
+    /// anything.
+    pub fn status(mut self, status: i32) -> Cli {
+        self.status = status;
+        self
+    }
+
+    /// Stderr must contain `needle` (and, on exit 0, may hold more).
+    pub fn stderr_contains(mut self, needle: &str) -> Cli {
+        self.stderr_needles.push(needle.to_owned());
+        self
+    }
+
+    /// Stderr may hold anything, even on exit 0 or 1.
+    pub fn stderr_any(mut self) -> Cli {
+        self.stderr_any = true;
+        self
+    }
+
+    /// Runs the command, checks every expectation, and returns its stdout.
+    #[track_caller]
+    pub fn run(self) -> String {
+        self.output().stdout
+    }
+
+    /// Runs the command, checks every expectation, and returns its stdout
+    /// and stderr.
+    #[track_caller]
+    pub fn output(self) -> CliOutput {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+        command.current_dir(&self.dir).args(&self.args);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
+        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        if self.stdout_closed {
+            let (reader, writer) = std::io::pipe().expect("a pipe");
+            drop(reader);
+            command.stdout(writer);
+        } else {
+            command.stdout(Stdio::piped());
+        }
+        command.stderr(Stdio::piped());
+        let mut child = command.spawn().expect("run sessiond");
+        if let Some(input) = &self.stdin {
+            // A command that exits before reading its stdin closes the pipe;
+            // its status then tells what happened.
+            let _ = child.stdin.take().expect("piped stdin").write_all(input.as_bytes());
+        }
+        let output = child.wait_with_output().expect("sessiond finishes");
+        self.check(&output)
+    }
+
+    #[track_caller]
+    fn check(&self, output: &Output) -> CliOutput {
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let mut failures = Vec::new();
+        if output.status.code() != Some(self.status) {
+            failures.push(format!("expected exit status {}, got {}", self.status, output.status));
+        }
+        if stderr.contains("panicked") {
+            failures.push(String::from("it panicked"));
+        }
+        for needle in &self.stderr_needles {
+            if !stderr.contains(needle.as_str()) {
+                failures.push(format!("stderr does not contain {needle:?}"));
+            }
+        }
+        if !self.stderr_any {
+            match self.status {
+                0 if self.stderr_needles.is_empty() && !stderr.is_empty() => {
+                    failures.push(String::from("expected an empty stderr"));
+                }
+                1 if stderr.lines().count() != 1 || !stderr.starts_with("error: ") => {
+                    failures.push(String::from("expected one line `error: ...` on stderr"));
+                }
+                _ => {}
+            }
+        }
+        if !failures.is_empty() {
+            let env: Vec<String> =
+                self.env.iter().map(|(key, value)| format!("{key}={value}")).collect();
+            panic!(
+                "`sessiond {}` (in {}, env [{}]): {}\n--- status: {}\n--- stdout:\n{stdout}--- stderr:\n{stderr}---",
+                self.args.join(" "),
+                self.dir.display(),
+                env.join(" "),
+                failures.join("; "),
+                output.status,
+            );
+        }
+        CliOutput { stdout, stderr }
+    }
 }
 
 /// Counts rows in a table.
