@@ -51,7 +51,7 @@ pub fn login<T>(
     start: impl FnOnce(&Verified) -> rusqlite::Result<Option<T>>,
 ) -> rusqlite::Result<Login<T>> {
     let (throttle, decoy) = guards;
-    let attempt = match throttle.begin_attempt(credentials.username, client.addr, now) {
+    let attempt = match throttle.begin_attempt(conn, credentials.username, client.addr, now)? {
         Ok(attempt) => attempt,
         Err(retry_after) => return Ok(Login::Throttled { retry_after: retry_after.0 }),
     };
@@ -62,13 +62,20 @@ pub fn login<T>(
         });
     match checked {
         Ok(Some(started)) => {
-            throttle.succeeded(attempt);
+            // The session exists: a failure to forget the attempt must not
+            // turn the answer into an error (the client would get no key
+            // for it); the attempt then counts until its window passes.
+            if let Err(error) = throttle.succeeded(conn, attempt) {
+                eprintln!("error: the login throttle could not record a success: {error}");
+            }
             Ok(Login::Started(started))
         }
         // The attempt is dropped: it stays counted as a failure.
         Ok(None) => Ok(Login::Refused),
         Err(error) => {
-            throttle.abandoned(attempt);
+            // Likely to fail too when the database refused the login; then
+            // the attempt counts until its window passes.
+            let _ = throttle.abandoned(conn, attempt);
             Err(error)
         }
     }
@@ -92,7 +99,15 @@ pub fn start_web_session(
     now: UnixTime,
     client: &Client<'_>,
 ) -> rusqlite::Result<Option<(String, WebSession)>> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    // Ending the browser's old session must survive a power loss like any
+    // other logout; a login alone need not (SPEC 8).
+    let tx = match replacing {
+        Some(_) => LoginTransaction::Durable(crate::db::durable_transaction(conn)?),
+        None => LoginTransaction::Plain(Transaction::new_unchecked(
+            conn,
+            TransactionBehavior::Immediate,
+        )?),
+    };
     if !users::still_valid(&tx, verified)? {
         return Ok(None);
     }
@@ -152,7 +167,7 @@ pub fn end_all_sessions(
     now: UnixTime,
     revoked_by: Option<i64>,
 ) -> rusqlite::Result<Ended> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let tx = crate::db::durable_transaction(conn)?;
     let ended = end_all_in(&tx, user_id, now, revoked_by)?;
     tx.commit()?;
     Ok(ended)
@@ -166,7 +181,7 @@ pub fn change_password(
     now: UnixTime,
 ) -> anyhow::Result<Ended> {
     users::validate_password(password)?;
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let tx = crate::db::durable_transaction(conn)?;
     users::set_password(&tx, user.id, password)?;
     let ended = end_all_in(&tx, user.id, now, None)?;
     tx.commit()?;
@@ -180,11 +195,37 @@ pub fn set_active(
     active: bool,
     now: UnixTime,
 ) -> anyhow::Result<Ended> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let tx = crate::db::durable_transaction(conn)?;
     users::set_active(&tx, user.id, active)?;
     let ended = if active { Ended::default() } else { end_all_in(&tx, user.id, now, None)? };
     tx.commit()?;
     Ok(ended)
+}
+
+/// A login's transaction: durable when it ends an old session.
+enum LoginTransaction<'conn> {
+    Durable(crate::db::DurableTransaction<'conn>),
+    Plain(Transaction<'conn>),
+}
+
+impl LoginTransaction<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            LoginTransaction::Durable(tx) => tx.commit(),
+            LoginTransaction::Plain(tx) => tx.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for LoginTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            LoginTransaction::Durable(tx) => tx,
+            LoginTransaction::Plain(tx) => tx,
+        }
+    }
 }
 
 fn end_all_in(

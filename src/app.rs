@@ -40,4 +40,10 @@ pub struct App {
     pub access_rules: crate::access_rules::RuleCache,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,
+    /// The latest scheduled cleanup time the timer has dealt with: run it,
+    /// found it claimed by another server, or failed. 0 before the first.
+    pub timer_handled: std::sync::atomic::AtomicI64,
+    /// The database file this server opened, to notice it deleted or
+    /// replaced (`/healthz` answers 503 then).
+    pub db_file: crate::db::FileWatch,
 }

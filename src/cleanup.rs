@@ -22,7 +22,11 @@
 //!
 //! Readers are never held up either way (WAL). The SQL lives in
 //! `web_sessions` and `jwt_sessions`; this module chooses, and owns the
-//! `cleanup_runs` table, where it records every run, a failed one too.
+//! `cleanup_runs` table, where it records every run, a failed one too
+//! (a row written as `running` when the run starts, completed when it ends),
+//! and the `cleanup_claims` table: several servers on one file each run the
+//! timer, and the first to claim a scheduled time (its row, written in the
+//! same transaction as the start of its run) is the only one to run it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -132,6 +136,69 @@ pub fn clear_expired_unless(
     trigger: Trigger,
     stop: &AtomicBool,
 ) -> anyhow::Result<CleanupRun> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let run_id = start_run(&tx, trigger, now)?;
+    tx.commit()?;
+    run_started(conn, run_id, now, trigger, stop)
+}
+
+/// The run the schedule set for `scheduled_at`, made by whichever server
+/// claims that time first: `Ok(None)` when another one (or this one) has
+/// claimed it already. The claim and the start of the run's record are one
+/// transaction, so a time is run and recorded once across every server on
+/// the file.
+pub fn clear_expired_scheduled(
+    conn: &mut Connection,
+    scheduled_at: UnixTime,
+    now: UnixTime,
+    stop: &AtomicBool,
+) -> anyhow::Result<Option<CleanupRun>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let run_id = start_run(&tx, Trigger::Timer, now)?;
+    let claimed = tx
+        .prepare_cached(
+            "INSERT INTO cleanup_claims (scheduled_at, run_id, claimed_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (scheduled_at) DO NOTHING",
+        )?
+        .execute(params![scheduled_at, run_id, now])?;
+    if claimed == 0 {
+        // Rolled back: the run's record goes with it.
+        return Ok(None);
+    }
+    tx.prepare_cached("DELETE FROM cleanup_claims WHERE scheduled_at < ?1")?
+        .execute(params![scheduled_at - CLAIMS_KEPT_SECONDS])?;
+    tx.commit()?;
+    run_started(conn, run_id, now, Trigger::Timer, stop).map(Some)
+}
+
+/// How long a claim is kept after its scheduled time: far longer than any
+/// two servers' clocks may disagree, short enough that a schedule of every
+/// minute keeps a few thousand rows.
+const CLAIMS_KEPT_SECONDS: i64 = 3 * 24 * 3600;
+
+/// The outcome stored while a run is under way (or when the process running
+/// it was killed).
+pub const OUTCOME_RUNNING: &str = "running";
+
+/// Writes the record of a run that starts now; [`finish_run`] completes it.
+fn start_run(conn: &Connection, trigger: Trigger, started: UnixTime) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO cleanup_runs (trigger, started, duration_ms, web_deleted, jwt_deleted, outcome)
+         VALUES (?1, ?2, 0, 0, 0, ?3)",
+    )?
+    .execute(params![trigger.as_str(), started, OUTCOME_RUNNING])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Deletes the expired rows for the run whose record `start_run` wrote, and
+/// completes the record.
+fn run_started(
+    conn: &mut Connection,
+    run_id: i64,
+    now: UnixTime,
+    trigger: Trigger,
+    stop: &AtomicBool,
+) -> anyhow::Result<CleanupRun> {
     let timer = Instant::now();
     let mut counts = DeletedRows::default();
     let result = widen_connection(conn).and_then(|previous| {
@@ -144,7 +211,7 @@ pub fn clear_expired_unless(
         Ok(()) => OUTCOME_OK.to_owned(),
         Err(error) => format!("failed: {error}"),
     };
-    let recorded = record(conn, trigger, now, duration_ms, counts, &outcome);
+    let recorded = finish_run(conn, run_id, trigger, now, duration_ms, counts, &outcome);
     match (result, recorded) {
         (Ok(()), Ok(run)) => Ok(run),
         (Ok(()), Err(error)) => Err(error.context("failed to record the cleanup run")),
@@ -327,9 +394,11 @@ fn restore_connection(conn: &Connection, previous: ConnectionSettings) -> rusqli
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
 
-/// Stores one run and drops the records beyond the newest [`RUNS_KEPT`].
-fn record(
+/// Completes the record of a run and drops the records beyond the newest
+/// [`RUNS_KEPT`].
+fn finish_run(
     conn: &mut Connection,
+    id: i64,
     trigger: Trigger,
     started: UnixTime,
     duration_ms: i64,
@@ -338,18 +407,16 @@ fn record(
 ) -> anyhow::Result<CleanupRun> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.prepare_cached(
-        "INSERT INTO cleanup_runs (trigger, started, duration_ms, web_deleted, jwt_deleted, outcome)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "UPDATE cleanup_runs SET duration_ms = ?2, web_deleted = ?3, jwt_deleted = ?4, outcome = ?5
+         WHERE id = ?1",
     )?
     .execute(params![
-        trigger.as_str(),
-        started,
+        id,
         duration_ms,
         i64::try_from(counts.web).unwrap_or(i64::MAX),
         i64::try_from(counts.jwt).unwrap_or(i64::MAX),
         outcome
     ])?;
-    let id = tx.last_insert_rowid();
     tx.prepare_cached("DELETE FROM cleanup_runs WHERE id <= ?1 - ?2")?
         .execute(params![id, RUNS_KEPT])?;
     tx.commit()?;

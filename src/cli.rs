@@ -5,7 +5,9 @@
 //! The argument types of each command's actions live with the command
 //! (`commands::*`), so that the commands never import this module.
 //! Usage errors (unknown command or flag, missing argument) exit with
-//! status 2 through clap; everything else returns an error to `main`.
+//! status 2 through clap; everything else returns an error to `main`,
+//! including a value outside a fixed set (`--role superhero`), which SPEC 1
+//! counts as a refused value (status 1), not a usage error.
 
 use std::path::PathBuf;
 
@@ -86,6 +88,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ScheduleAction>,
     },
+    /// Write a consistent copy of the SQLite database, safe while serve runs
+    Backup {
+        /// The new file (never an existing one); mode 0600
+        file: PathBuf,
+    },
     /// List, add or remove the forward-auth rules (default: list)
     Access {
         #[command(subcommand)]
@@ -95,7 +102,7 @@ pub enum Command {
 
 /// Parses the process's arguments and runs the command.
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().map_err(refused_value_or_exit)?;
     let overrides = Overrides {
         db: cli.db.clone(),
         bind: match &cli.command {
@@ -114,7 +121,10 @@ pub fn run() -> anyhow::Result<()> {
     }
     let settings = Settings::load(&cli.env_file, &overrides)?;
     match cli.command {
-        None | Some(Command::Serve { .. }) => commands::serve::run(settings),
+        None | Some(Command::Serve { .. }) => {
+            commands::serve::warn_about_env_file(&cli.env_file);
+            commands::serve::run(settings)
+        }
         Some(Command::Init { .. }) => unreachable!("handled above"),
         Some(Command::Config { action: None }) => commands::config::show(&settings),
         Some(Command::Config { action: Some(ConfigAction::Get { keys }) }) => {
@@ -143,8 +153,39 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Schedule { action }) => {
             commands::cleanup::schedule(&settings, action.unwrap_or(ScheduleAction::Show))
         }
+        Some(Command::Backup { file }) => commands::backup::run(&settings, &file),
         Some(Command::Access { action }) => {
             commands::access::run(&settings, action.unwrap_or(AccessAction::List { json: false }))
         }
     }
+}
+
+/// A value outside a fixed set (`--role superhero`, `--kind cookie`) becomes
+/// a one-line error for `main` (status 1); any other parse error is clap's
+/// to print, with its status (2 for usage errors, 0 for `--help`).
+fn refused_value_or_exit(error: clap::Error) -> anyhow::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let value = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) if !value.is_empty() => value.clone(),
+        _ => error.exit(),
+    };
+    let allowed = match error.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(allowed)) if error.kind() == ErrorKind::InvalidValue => {
+            allowed.clone()
+        }
+        _ => error.exit(),
+    };
+    let flag = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(flag)) => {
+            flag.split_whitespace().next().unwrap_or(flag).to_owned()
+        }
+        _ => String::from("the argument"),
+    };
+    let shown: String = value.chars().filter(|c| !c.is_control()).take(40).collect();
+    let ellipsis = if value.chars().count() > 40 { "…" } else { "" };
+    let allowed: Vec<String> = allowed.iter().map(|value| format!("`{value}`")).collect();
+    anyhow::anyhow!(
+        "invalid value `{shown}{ellipsis}` for `{flag}`: expected one of {}",
+        allowed.join(", ")
+    )
 }

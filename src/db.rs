@@ -1,4 +1,5 @@
-//! Opening the SQLite file and migrating its schema.
+//! Opening the SQLite file and migrating its schema, and the durable
+//! transactions of the writes that end access.
 //!
 //! Every connection is opened here with the same pragmas (WAL, a busy
 //! timeout, foreign keys on), so that several threads and several processes
@@ -6,12 +7,21 @@
 //! by `PRAGMA user_version`. This module knows the schema as a whole but runs
 //! no queries on behalf of other modules: each table's SQL lives with the
 //! module that owns it.
+//!
+//! Connections commit with `synchronous=NORMAL`, which in WAL mode keeps every
+//! commit across a crash of the process but may drop the last ones on a power
+//! loss. A write that ends access (a logout, a revocation, a deletion, a new
+//! password, a deactivation, "end all sessions") must not come back after a
+//! power loss (SPEC 8), so it runs in a [`DurableTransaction`], which commits
+//! with `synchronous=FULL` (the WAL is synced before the commit returns).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 /// How long a writer waits for another writer (thread or process) before
 /// giving up with "database is locked".
@@ -60,6 +70,122 @@ impl Drop for RestoreBusyTimeout<'_> {
     }
 }
 
+/// An IMMEDIATE transaction that commits with `synchronous=FULL`: once
+/// `commit` returns, the change survives a power loss. The connection's own
+/// setting is put back when it is dropped, committed or not. SQLite does not
+/// let the setting change inside a transaction, so the connection must not
+/// be in one when this starts.
+pub struct DurableTransaction<'conn> {
+    tx: Option<Transaction<'conn>>,
+    conn: &'conn Connection,
+    previous: i64,
+}
+
+/// `PRAGMA synchronous=FULL`.
+const SYNCHRONOUS_FULL: i64 = 2;
+
+/// Starts a [`DurableTransaction`] on `conn`.
+pub fn durable_transaction(conn: &Connection) -> rusqlite::Result<DurableTransaction<'_>> {
+    let previous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+    conn.pragma_update(None, "synchronous", SYNCHRONOUS_FULL)?;
+    match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+        Ok(tx) => Ok(DurableTransaction { tx: Some(tx), conn, previous }),
+        Err(error) => {
+            let _ = conn.pragma_update(None, "synchronous", previous);
+            Err(error)
+        }
+    }
+}
+
+impl DurableTransaction<'_> {
+    /// Commits; the WAL is synced before this returns.
+    pub fn commit(mut self) -> rusqlite::Result<()> {
+        self.tx.take().expect("a transaction until it is committed").commit()
+    }
+}
+
+impl std::ops::Deref for DurableTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.tx.as_ref().expect("a transaction until it is committed")
+    }
+}
+
+impl Drop for DurableTransaction<'_> {
+    fn drop(&mut self) {
+        // Roll back first (when not committed): the setting cannot change
+        // inside a transaction.
+        drop(self.tx.take());
+        let _ = self.conn.pragma_update(None, "synchronous", self.previous);
+    }
+}
+
+/// Runs one write that ends access. On a connection outside a transaction it
+/// gets a [`DurableTransaction`] of its own; inside one, the caller's
+/// transaction must be durable (see [`DurableTransaction`]). `what` names the
+/// write for [`durable_writes`].
+pub fn ending_access<T>(
+    conn: &Connection,
+    what: &'static str,
+    write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    if conn.is_autocommit() {
+        let tx = durable_transaction(conn)?;
+        let value = write(&tx)?;
+        note_ending_write(&tx, what)?;
+        tx.commit()?;
+        Ok(value)
+    } else {
+        let value = write(conn)?;
+        note_ending_write(conn, what)?;
+        Ok(value)
+    }
+}
+
+/// One write that ends access, as [`durable_writes`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndingWrite {
+    /// The database file, as SQLite names it.
+    pub db: PathBuf,
+    /// The function that wrote, e.g. `web_sessions::delete`.
+    pub what: &'static str,
+    /// `PRAGMA synchronous` read inside the write's transaction, just before
+    /// its commit: 2 is FULL.
+    pub synchronous: i64,
+}
+
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static ENDING_WRITES: Mutex<Vec<EndingWrite>> = Mutex::new(Vec::new());
+
+/// From now on, every write that ends access in this process is recorded
+/// with the `synchronous` setting its transaction commits with, so that
+/// tests can check it from the outside of each action. Off unless asked for:
+/// recording costs one pragma read per such write.
+pub fn record_ending_writes() {
+    RECORDING.store(true, Ordering::SeqCst);
+}
+
+/// The writes that ended access on the database at `path`, in order, since
+/// [`record_ending_writes`].
+pub fn durable_writes(path: &Path) -> Vec<EndingWrite> {
+    let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let writes = ENDING_WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    writes.iter().filter(|write| write.db == wanted).cloned().collect()
+}
+
+fn note_ending_write(conn: &Connection, what: &'static str) -> rusqlite::Result<()> {
+    if !RECORDING.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+    let db = conn.path().map(PathBuf::from).unwrap_or_default();
+    let db = std::fs::canonicalize(&db).unwrap_or(db);
+    let mut writes = ENDING_WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    writes.push(EndingWrite { db, what, synchronous });
+    Ok(())
+}
+
 /// Opens (creating when missing) the database file and brings its schema up
 /// to date. The folder is created too. The file holds session hashes and may
 /// hold the generated signing keys, so it is made readable by its owner only
@@ -71,11 +197,105 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     }
     make_private_file(path)
         .with_context(|| format!("failed to create database file `{}`", path.display()))?;
-    let mut conn = open_connection(path)
+    let mut conn = open_waiting(path)
         .with_context(|| format!("failed to open database at `{}`", path.display()))?;
     migrate(&mut conn)
         .with_context(|| format!("failed to migrate database at `{}`", path.display()))?;
     Ok(conn)
+}
+
+/// Opens a database that must already exist, as [`open`] does. For the
+/// commands that act on users and sessions: creating an empty database in
+/// place of a missing one would let them report success (or "no such user")
+/// against the wrong file while a server goes on using the real one.
+pub fn open_existing(path: &Path) -> anyhow::Result<Connection> {
+    match std::fs::metadata(path) {
+        Ok(_) => open(path),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no database at `{}` (a new one is made by `sessiond serve`, `sessiond createsuperuser` or `sessiond import`; name another with `--db`)",
+            path.display()
+        ),
+        Err(error) => {
+            Err(error).with_context(|| format!("failed to open database at `{}`", path.display()))
+        }
+    }
+}
+
+/// The database file a server opened, watched: [`FileWatch::check`] tells
+/// whether the file at the path is still that file (same device and inode).
+/// When it was deleted or replaced, SQLite goes on using the old file through
+/// the descriptors it holds, unseen by every other process, so the server
+/// must say so rather than serve from it.
+#[derive(Debug)]
+pub struct FileWatch {
+    path: PathBuf,
+    identity: Option<FileIdentity>,
+    /// Whether the last check found the file gone or replaced, so that the
+    /// log says it once per change rather than once per check.
+    reported: AtomicBool,
+}
+
+/// What makes a file the same file: its device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+}
+
+impl FileWatch {
+    /// Watches the file at `path` as it is now; call it right after
+    /// opening the database.
+    pub fn new(path: &Path) -> FileWatch {
+        FileWatch {
+            path: path.to_path_buf(),
+            identity: identity_of(path),
+            reported: AtomicBool::new(false),
+        }
+    }
+
+    /// `Err` with the reason when the file at the path is no longer the one
+    /// opened; the first such check of a change logs it. One `stat`: cheaper
+    /// than the query `/healthz` runs beside it.
+    pub fn check(&self) -> Result<(), String> {
+        let now = identity_of(&self.path);
+        let problem = match (self.identity, now) {
+            (Some(opened), Some(now)) if opened == now => None,
+            (_, None) => Some(format!(
+                "the database file `{}` was deleted while the server runs",
+                self.path.display()
+            )),
+            (_, Some(_)) => Some(format!(
+                "the database file `{}` was replaced by another file while the server runs",
+                self.path.display()
+            )),
+        };
+        match problem {
+            None => {
+                self.reported.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Some(problem) => {
+                if !self.reported.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "error: {problem}; this server still uses the file it opened, which no other process sees: restart it"
+                    );
+                }
+                Err(problem)
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn identity_of(path: &Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(FileIdentity { device: metadata.dev(), inode: metadata.ino() })
+}
+
+#[cfg(not(unix))]
+fn identity_of(path: &Path) -> Option<FileIdentity> {
+    std::fs::metadata(path).ok().map(|_| FileIdentity { device: 0, inode: 0 })
 }
 
 /// Whether the database answers a query, for `/healthz`.
@@ -86,8 +306,32 @@ pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
 /// Opens one more connection to a database that [`open`] has already
 /// migrated; used by each worker thread.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
-    open_connection(path)
-        .with_context(|| format!("failed to open database at `{}`", path.display()))
+    open_waiting(path).with_context(|| format!("failed to open database at `{}`", path.display()))
+}
+
+/// [`open_connection`], tried again while the database is busy, for up to
+/// [`BUSY_TIMEOUT`]. Setting up a connection can meet "database is locked"
+/// without SQLite's busy handler being asked: `journal_mode=WAL` while
+/// another process turns a new file into WAL or recovers its WAL. Three
+/// `serve` processes started at once on a new file hit it about one time in
+/// forty here (`db_file::three_servers_starting_at_once_on_a_new_file_agree`).
+fn open_waiting(path: &Path) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match open_connection(path) {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if matches!(
+                    error.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -208,7 +452,36 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jwt_sessions_unrevoked_expiry ON jwt_sessions(expires_at)
         WHERE revoked_at IS NULL;
     ",
-    // 3: forward-auth rules (SPEC 9), tried in `id` order; `path` NULL when
+    // 3: one row per scheduled cleanup time, written by the first server on
+    // the file to claim it, in the same transaction as its run's record; the
+    // other servers see it and skip that time.
+    "
+    CREATE TABLE cleanup_claims (
+        scheduled_at INTEGER PRIMARY KEY,
+        run_id       INTEGER NOT NULL,
+        claimed_at   INTEGER NOT NULL
+    );
+    ",
+    // 4: usernames unique regardless of case (sign-in and the throttle fold
+    // case), through an index that the case-insensitive look-ups use. Before
+    // it runs, `migrate_to` refuses a database whose users break it.
+    USERNAMES_UNIQUE_REGARDLESS_OF_CASE,
+    // 5: the login throttle's failures, in the database so that every server
+    // and process on the file counts them together (SPEC 11): one row per
+    // attempt and key (`kind` 0 = username, 1 = client address).
+    "
+    CREATE TABLE login_failures (
+        id      INTEGER PRIMARY KEY,
+        kind    INTEGER NOT NULL,
+        key     TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        attempt TEXT NOT NULL
+    );
+    CREATE INDEX login_failures_key ON login_failures(kind, key, at);
+    CREATE INDEX login_failures_at ON login_failures(at);
+    CREATE INDEX login_failures_attempt ON login_failures(attempt);
+    ",
+    // 6: forward-auth rules (SPEC 9), tried in `id` order; `path` NULL when
     // the rule has none. Values are validated by `access_rules` on the way in.
     "
     CREATE TABLE access_rules (
@@ -220,19 +493,74 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// Migration step 4 (see [`MIGRATIONS`]).
+const USERNAMES_UNIQUE_REGARDLESS_OF_CASE: &str = "
+    CREATE UNIQUE INDEX users_username_nocase ON users(username COLLATE NOCASE);
+    ";
+
+/// The `user_version` of a database this program has migrated.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
 /// Applies the migrations that this file has not seen yet, all in one
 /// transaction; running it twice is a no-op.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+///
+/// Several processes may start at once on one file: the IMMEDIATE
+/// transaction waits (up to the busy timeout) for another one migrating, and
+/// `user_version` is read inside it, so whoever comes second finds the work
+/// done. A step that the data does not allow (usernames that differ only in
+/// case) is refused with what to do, and nothing changes.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// [`migrate`] up to schema version `target` only; tests use it to make a
+/// database as an older sessiond left it.
+pub fn migrate_to(conn: &mut Connection, target: usize) -> anyhow::Result<()> {
+    let target = target.min(MIGRATIONS.len());
+    let db = conn.path().unwrap_or("").to_owned();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let version = usize::try_from(version).unwrap_or(0);
-    for step in MIGRATIONS.iter().skip(version) {
+    for step in MIGRATIONS.iter().take(target).skip(version) {
+        if *step == USERNAMES_UNIQUE_REGARDLESS_OF_CASE {
+            refuse_case_duplicates(&tx, &db)?;
+        }
         tx.execute_batch(step)?;
     }
-    if version < MIGRATIONS.len() {
-        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    if version < target {
+        tx.pragma_update(None, "user_version", target as i64)?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(())
+}
+
+/// The schema version just before usernames became unique regardless of
+/// case.
+pub fn version_before_usernames_unique_regardless_of_case() -> usize {
+    MIGRATIONS
+        .iter()
+        .position(|step| *step == USERNAMES_UNIQUE_REGARDLESS_OF_CASE)
+        .expect("the step is in the list")
+}
+
+/// Fails, naming them, when some usernames differ only in case.
+fn refuse_case_duplicates(conn: &Connection, db: &str) -> anyhow::Result<()> {
+    let groups = crate::users::case_duplicates(conn)?;
+    let Some(first) = groups.first() else {
+        return Ok(());
+    };
+    let named: Vec<String> = groups
+        .iter()
+        .map(|group| group.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "))
+        .collect();
+    anyhow::bail!(
+        "usernames must be unique regardless of case, and these differ only in case: {}; rename all but one of each and start again, e.g. `sqlite3 '{db}' \"UPDATE users SET username = '{}-2' WHERE username = '{}'\"` (nothing was changed)",
+        named.join("; "),
+        first[1],
+        first[1]
+    )
 }
 
 #[cfg(test)]

@@ -4,8 +4,13 @@
 //! `.env` rules. Writing changes only the lines of the key being set and
 //! keeps every other line (comments, order, unknown keys) as it was; the new
 //! file replaces the old one atomically (temporary file, fsync, rename) and
-//! has mode 0600, since it holds secrets. This module knows nothing about what
-//! the keys mean; `settings` does.
+//! has mode 0600, since it holds secrets. A `.env` that is a symbolic link is
+//! followed: the file it points to is rewritten, in its own folder, and the
+//! link stays. The read-modify-write of [`set`] holds an exclusive lock on
+//! that folder (`flock`, std's `File::lock`), so two `config set` at once
+//! cannot lose one change. Errors about a line never show its value (it may
+//! be a secret) and at most [`SHOWN_CHARS`] characters of its key. This module
+//! knows nothing about what the keys mean; `settings` does.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,6 +20,7 @@ use anyhow::Context;
 /// The key-value pairs of a `.env` file in file order; a missing file is
 /// empty. A key given twice keeps its last value, as the caller reads them.
 pub fn read(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    refuse_oversized(path)?;
     let iter = match dotenvy::from_path_iter(path) {
         Ok(iter) => iter,
         Err(dotenvy::Error::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -35,6 +41,9 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
 /// Writes `key=value` into the file: replaces every line that sets `key`, or
 /// appends one line when none does. Creates the file when missing.
 pub fn set(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
+    let path = &follow_links(path)?;
+    let _lock = lock_folder_of(path)?;
+    refuse_oversized(path)?;
     let old_text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -64,12 +73,81 @@ pub fn set(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
     write_atomically(path, new_text.as_bytes())
 }
 
-/// Writes a whole new file atomically with mode 0600.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let folder = match path.parent() {
+/// The most characters of a key an error shows.
+pub const SHOWN_CHARS: usize = 40;
+
+/// The largest `.env` read: far more than any settings file needs, and it
+/// keeps a broken or hostile file (one 300 MB line) from costing seconds and
+/// hundreds of MB to parse.
+pub const MAX_BYTES: u64 = 1024 * 1024;
+
+/// Says whether `.env` can be read by the group or by others; `serve` warns
+/// then, since the file holds the signing keys. `None` for a missing file.
+#[cfg(unix)]
+pub fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o044 != 0).then_some(mode & 0o777)
+}
+
+#[cfg(not(unix))]
+pub fn readable_by_others(_path: &Path) -> Option<u32> {
+    None
+}
+
+fn refuse_oversized(path: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.len() > MAX_BYTES => anyhow::bail!(
+            "`{}` is {} bytes; a settings file is at most {MAX_BYTES} bytes",
+            path.display(),
+            metadata.len()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The file a path names after following symbolic links (a dangling one
+/// names the file to create).
+fn follow_links(path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let target = std::fs::read_link(&current)
+                    .with_context(|| format!("failed to read the link `{}`", current.display()))?;
+                current = match current.parent() {
+                    Some(parent) if target.is_relative() => parent.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    anyhow::bail!("`{}`: too many levels of symbolic links", path.display())
+}
+
+/// Takes an exclusive lock on the folder that holds `path` (waiting for
+/// another `config set`), held until the returned handle is dropped. The
+/// folder, not the file: the file is replaced by a rename, and a lock on
+/// the replaced file would not stop the next writer.
+fn lock_folder_of(path: &Path) -> anyhow::Result<std::fs::File> {
+    let folder = folder_of(path);
+    let handle = std::fs::File::open(folder)
+        .and_then(|handle| handle.lock().map(|()| handle))
+        .with_context(|| format!("failed to lock `{}`", folder.display()))?;
+    Ok(handle)
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
-    };
+    }
+}
+
+/// Writes a whole new file atomically with mode 0600.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let folder = folder_of(path);
     let mut temporary = tempfile::Builder::new()
         .prefix(".env.")
         .suffix(".tmp")
@@ -128,22 +206,29 @@ fn quote(value: &str) -> String {
 fn describe_parse_error(path: &Path, error: dotenvy::Error) -> anyhow::Error {
     match error {
         dotenvy::Error::LineParse(line, _) => {
+            // Only what stands before an `=` may be shown: a line without
+            // one may be a pasted secret.
             let key = line
                 .trim_start()
                 .trim_start_matches("export ")
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim();
-            let key_is_plain =
-                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if key_is_plain {
-                anyhow::anyhow!(
-                    "failed to parse `{}`: malformed value for `{key}` (check its quotes)",
+                .split_once('=')
+                .map(|(key, _)| key.trim());
+            let key = key.filter(|key| {
+                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            match key {
+                Some(key) => {
+                    let shown: String = key.chars().take(SHOWN_CHARS).collect();
+                    let ellipsis = if key.len() > SHOWN_CHARS { "…" } else { "" };
+                    anyhow::anyhow!(
+                        "failed to parse `{}`: malformed value for `{shown}{ellipsis}` (check its quotes)",
+                        path.display()
+                    )
+                }
+                None => anyhow::anyhow!(
+                    "failed to parse `{}`: a line is not `KEY=value`",
                     path.display()
-                )
-            } else {
-                anyhow::anyhow!("failed to parse `{}`: a line is not `KEY=value`", path.display())
+                ),
             }
         }
         dotenvy::Error::Io(error) => {

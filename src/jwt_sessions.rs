@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::clock::UnixTime;
-use crate::users::{User, user_from_columns};
+use crate::users::{Role, User, user_from_columns};
 
 /// One stored JWT session.
 #[derive(Debug, Clone)]
@@ -70,6 +70,18 @@ pub fn find_live(
     .optional()
 }
 
+/// The role of the user whose API login this is, if the row exists.
+pub fn owner_role(conn: &Connection, jti: &str) -> rusqlite::Result<Option<Role>> {
+    conn.prepare_cached(
+        "SELECT users.id, users.username, users.email, users.is_superuser, users.is_staff, users.is_active
+         FROM jwt_sessions JOIN users ON users.id = jwt_sessions.user_id
+         WHERE jwt_sessions.jti = ?1",
+    )?
+    .query_row(params![jti], |row| user_from_columns(row, 0))
+    .optional()
+    .map(|user| user.map(|user| user.role))
+}
+
 /// Revokes one session; a second revocation keeps the first time and actor.
 /// Returns whether the row exists.
 pub fn revoke(
@@ -78,14 +90,16 @@ pub fn revoke(
     now: UnixTime,
     revoked_by: Option<i64>,
 ) -> rusqlite::Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?2),
-                    revoked_by = CASE WHEN revoked_at IS NULL THEN ?3 ELSE revoked_by END
-             WHERE jti = ?1",
-        )?
-        .execute(params![jti, now, revoked_by])?;
-    Ok(changed == 1)
+    crate::db::ending_access(conn, "jwt_sessions::revoke", |conn| {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?2),
+                        revoked_by = CASE WHEN revoked_at IS NULL THEN ?3 ELSE revoked_by END
+                 WHERE jti = ?1",
+            )?
+            .execute(params![jti, now, revoked_by])?;
+        Ok(changed == 1)
+    })
 }
 
 /// Revokes every live (unrevoked, unexpired) session of a user; returns how
@@ -96,18 +110,23 @@ pub fn revoke_for_user(
     now: UnixTime,
     revoked_by: Option<i64>,
 ) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "UPDATE jwt_sessions SET revoked_at = ?2, revoked_by = ?3
-         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
-    )?
-    .execute(params![user_id, now, revoked_by])
+    crate::db::ending_access(conn, "jwt_sessions::revoke_for_user", |conn| {
+        conn.prepare_cached(
+            "UPDATE jwt_sessions SET revoked_at = ?2, revoked_by = ?3
+             WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+        )?
+        .execute(params![user_id, now, revoked_by])
+    })
 }
 
 /// Deletes one row. Returns whether it existed.
 pub fn delete(conn: &Connection, jti: &str) -> rusqlite::Result<bool> {
-    let deleted =
-        conn.prepare_cached("DELETE FROM jwt_sessions WHERE jti = ?1")?.execute(params![jti])?;
-    Ok(deleted == 1)
+    crate::db::ending_access(conn, "jwt_sessions::delete", |conn| {
+        let deleted = conn
+            .prepare_cached("DELETE FROM jwt_sessions WHERE jti = ?1")?
+            .execute(params![jti])?;
+        Ok(deleted == 1)
+    })
 }
 
 /// Deletes up to `limit` rows whose `expires_at` has passed (revoked or not);
@@ -349,12 +368,14 @@ pub fn revoke_own(
     user_id: i64,
     now: UnixTime,
 ) -> rusqlite::Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?3),
-                    revoked_by = CASE WHEN revoked_at IS NULL THEN ?2 ELSE revoked_by END
-             WHERE jti = ?1 AND user_id = ?2",
-        )?
-        .execute(params![jti, user_id, now])?;
-    Ok(changed == 1)
+    crate::db::ending_access(conn, "jwt_sessions::revoke_own", |conn| {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?3),
+                        revoked_by = CASE WHEN revoked_at IS NULL THEN ?2 ELSE revoked_by END
+                 WHERE jti = ?1 AND user_id = ?2",
+            )?
+            .execute(params![jti, user_id, now])?;
+        Ok(changed == 1)
+    })
 }

@@ -14,7 +14,9 @@
 //! change made by the admin page or by `sessiond schedule` in another process
 //! is noticed within a minute; it polls the shutdown flag every
 //! [`POLL_INTERVAL`]. This module holds no SQL: the schedule lives in `meta`
-//! and the runs in `cleanup`.
+//! and the runs in `cleanup`. Several servers on one file each run a timer;
+//! each scheduled time is claimed in the database by the first of them, and
+//! only that one runs it (`cleanup::clear_expired_scheduled`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +30,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use rusqlite::Connection;
 
 use crate::app::App;
-use crate::cleanup::{self, Trigger};
+use crate::cleanup;
 use crate::clock::UnixTime;
 
 /// The schedule of a new database: daily at 05:00 local time.
@@ -216,12 +218,18 @@ impl<Tz: TimeZone> TimerPlan<Tz> {
     /// True when a run is due at `now`; the plan then moves on to the first
     /// time after `now`.
     pub fn take_due(&mut self, now: UnixTime) -> bool {
+        self.take_due_time(now).is_some()
+    }
+
+    /// [`TimerPlan::take_due`] that names the scheduled time that is due:
+    /// the time every server on the file agrees on, and claims.
+    pub fn take_due_time(&mut self, now: UnixTime) -> Option<UnixTime> {
         match self.due {
             Some(due) if now >= due => {
                 self.due = next_run_in(&self.schedule, now, &self.zone);
-                true
+                Some(due)
             }
-            _ => false,
+            _ => None,
         }
     }
 }
@@ -252,7 +260,15 @@ fn run_timer(
     mut plan: TimerPlan<chrono::Local>,
     mut last_read: UnixTime,
 ) {
+    let mut last_watch = std::time::Instant::now();
     while !app.shutdown.load(Ordering::SeqCst) {
+        // The database file deleted or replaced is logged within a second
+        // even when nobody asks `/healthz` (by the real clock: it is about
+        // the file, not about session times).
+        if last_watch.elapsed() >= Duration::from_secs(1) {
+            let _ = app.db_file.check();
+            last_watch = std::time::Instant::now();
+        }
         let now = app.clock.now();
         if now - last_read >= RELOAD_EVERY || now < last_read {
             match load(&conn) {
@@ -261,18 +277,23 @@ fn run_timer(
             }
             last_read = now;
         }
-        if plan.take_due(now) {
+        if let Some(scheduled_at) = plan.take_due_time(now) {
             let next = match plan.due() {
                 Some(next) => format!("next run at {}", crate::clock::rfc3339(next)),
                 None => String::from("no next run"),
             };
-            match cleanup::clear_expired_unless(&mut conn, now, Trigger::Timer, &app.shutdown) {
-                Ok(run) => eprintln!(
+            match cleanup::clear_expired_scheduled(&mut conn, scheduled_at, now, &app.shutdown) {
+                Ok(Some(run)) => eprintln!(
                     "cleanup timer: cleared {} expired web session(s) and {} expired GraphQL login session(s) in {} ms; {next}",
                     run.web_deleted, run.jwt_deleted, run.duration_ms
                 ),
+                Ok(None) => eprintln!(
+                    "cleanup timer: the run due at {} was claimed by another server on this database; {next}",
+                    crate::clock::rfc3339(scheduled_at)
+                ),
                 Err(error) => eprintln!("cleanup timer: the cleanup failed: {error:#}; {next}"),
             }
+            app.timer_handled.store(scheduled_at, Ordering::SeqCst);
         }
         std::thread::sleep(POLL_INTERVAL);
     }

@@ -54,6 +54,7 @@ pub struct Running {
 /// Starts the server.
 pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Running> {
     let conn = crate::db::open(&settings.db)?;
+    let db_file = crate::db::FileWatch::new(&settings.db);
     let secrets = crate::secrets::resolve(&conn, &settings)?;
     let now = options.clock.now();
     create_first_admin(&conn, now)?;
@@ -74,6 +75,8 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         slide_writes: std::sync::Mutex::new(()),
         access_rules: Default::default(),
         shutdown: options.shutdown,
+        timer_handled: Default::default(),
+        db_file,
     });
     let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;
     let addr = http.addr();

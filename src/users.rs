@@ -82,6 +82,22 @@ impl User {
     pub fn is_staff(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Manager)
     }
+
+    /// Superusers (role `admin`) alone may act on superusers' sessions and
+    /// change what governs everyone: the cleanup schedule, the access rules.
+    pub fn is_superuser(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether this user may end the sessions of a user with role `target`:
+    /// staff manage users and managers, superusers everyone.
+    pub fn may_end_sessions_of(&self, target: Role) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Manager => target != Role::Admin,
+            Role::User => false,
+        }
+    }
 }
 
 /// Why a new user or password was refused.
@@ -100,7 +116,10 @@ impl fmt::Display for UserError {
             UserError::InvalidUsername(name) => {
                 write!(f, "invalid username `{name}`: use 1 to 150 letters, digits and `@.+-_`")
             }
-            UserError::UsernameTaken(name) => write!(f, "a user named `{name}` already exists"),
+            UserError::UsernameTaken(name) => write!(
+                f,
+                "a user named `{name}` already exists (usernames are unique regardless of case)"
+            ),
             UserError::InvalidEmail(email) => write!(f, "invalid email `{email}`"),
             UserError::InvalidPassword(reason) => write!(f, "invalid password: {reason}"),
             UserError::NoSuchUser(name) => write!(f, "no user named `{name}`"),
@@ -192,8 +211,9 @@ pub struct Verified {
     password_hash: String,
 }
 
-/// Checks a username and password; `Some` only for an active user whose
-/// password matches. Always runs one Argon2 verification.
+/// Checks a username (in any case: see [`find_by_username`]) and password;
+/// `Some` only for an active user whose password matches. Always runs one
+/// Argon2 verification.
 pub fn authenticate(
     conn: &Connection,
     decoy: &DecoyHash,
@@ -208,7 +228,7 @@ pub fn authenticate(
     let found = conn
         .prepare_cached(
             "SELECT id, username, email, is_superuser, is_staff, is_active, password_hash
-             FROM users WHERE username = ?1",
+             FROM users WHERE username = ?1 COLLATE NOCASE",
         )?
         .query_row(params![username], |row| Ok((user_from_row(row)?, row.get::<_, String>(6)?)))
         .optional()?;
@@ -269,11 +289,13 @@ pub fn create_with_password_hash(
     let inserted = conn
         .prepare_cached(
             "INSERT INTO users (username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
-             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6) ON CONFLICT (username) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6) ON CONFLICT DO NOTHING",
         )?
         .execute(params![username, email, password_hash, is_superuser, is_staff, now])?;
     if inserted == 0 {
-        return Err(UserError::UsernameTaken(username.to_owned()).into());
+        // Named as stored: `ALICE` is refused because `alice` exists.
+        let taken = find_by_username(conn, username)?.map_or(username.to_owned(), |u| u.username);
+        return Err(UserError::UsernameTaken(taken).into());
     }
     Ok(User {
         id: conn.last_insert_rowid(),
@@ -284,10 +306,40 @@ pub fn create_with_password_hash(
     })
 }
 
-/// Finds a user by name.
+/// The usernames that differ only in case, in groups (each sorted), for the
+/// migration that makes them unique regardless of case. Usernames are ASCII
+/// (see [`validate_username`]), which is what `COLLATE NOCASE` folds.
+pub fn case_duplicates(conn: &Connection) -> rusqlite::Result<Vec<Vec<String>>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT a.username, b.username FROM users a JOIN users b
+           ON a.username = b.username COLLATE NOCASE AND a.username < b.username
+         ORDER BY a.username COLLATE NOCASE, a.username, b.username",
+    )?;
+    let pairs = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for pair in pairs {
+        let (first, second): (String, String) = pair?;
+        match groups.last_mut() {
+            Some(group) if group[0].eq_ignore_ascii_case(&first) => {
+                for name in [first, second] {
+                    if !group.contains(&name) {
+                        group.push(name);
+                    }
+                }
+                group.sort();
+            }
+            _ => groups.push(vec![first, second]),
+        }
+    }
+    Ok(groups)
+}
+
+/// Finds a user by name, in any case: usernames are unique regardless of
+/// case, so `ALICE` finds `alice`.
 pub fn find_by_username(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
     conn.prepare_cached(
-        "SELECT id, username, email, is_superuser, is_staff, is_active FROM users WHERE username = ?1",
+        "SELECT id, username, email, is_superuser, is_staff, is_active FROM users
+         WHERE username = ?1 COLLATE NOCASE",
     )?
     .query_row(params![username], user_from_row)
     .optional()

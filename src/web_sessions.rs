@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
 use crate::listing::{ListQuery, Status};
-use crate::users::{User, user_from_columns};
+use crate::users::{Role, User, user_from_columns};
 
 /// The `SELECT ... FROM` of every statement that reads sessions with their
 /// users, in the column order `session_with_user` maps: one literal, joined
@@ -183,17 +183,34 @@ pub fn save(
     Ok(changed == 1)
 }
 
+/// The role of the user whose session this is, if the session exists.
+pub fn owner_role(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<Option<Role>> {
+    conn.prepare_cached(
+        "SELECT users.id, users.username, users.email, users.is_superuser, users.is_staff, users.is_active
+         FROM web_sessions JOIN users ON users.id = web_sessions.user_id
+         WHERE web_sessions.key_hash = ?1",
+    )?
+    .query_row(params![&key_hash.0[..]], |row| user_from_columns(row, 0))
+    .optional()
+    .map(|user| user.map(|user| user.role))
+}
+
 /// Deletes one session by its key hash. Returns whether a row went.
 pub fn delete(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<bool> {
-    let deleted = conn
-        .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1")?
-        .execute(params![&key_hash.0[..]])?;
-    Ok(deleted == 1)
+    crate::db::ending_access(conn, "web_sessions::delete", |conn| {
+        let deleted = conn
+            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1")?
+            .execute(params![&key_hash.0[..]])?;
+        Ok(deleted == 1)
+    })
 }
 
 /// Deletes every session of a user; returns how many went.
 pub fn delete_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1")?.execute(params![user_id])
+    crate::db::ending_access(conn, "web_sessions::delete_for_user", |conn| {
+        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1")?
+            .execute(params![user_id])
+    })
 }
 
 /// Deletes every session of a user but one; returns how many went.
@@ -202,8 +219,10 @@ pub fn delete_for_user_except(
     user_id: i64,
     keep: &KeyHash,
 ) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1 AND key_hash <> ?2")?
-        .execute(params![user_id, &keep.0[..]])
+    crate::db::ending_access(conn, "web_sessions::delete_for_user_except", |conn| {
+        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1 AND key_hash <> ?2")?
+            .execute(params![user_id, &keep.0[..]])
+    })
 }
 
 /// A user's sessions, live and expired, newest first.
@@ -463,8 +482,10 @@ pub fn delete_for_user_by_hash(
     user_id: i64,
     key_hash: &KeyHash,
 ) -> rusqlite::Result<bool> {
-    let deleted = conn
-        .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
-        .execute(params![&key_hash.0[..], user_id])?;
-    Ok(deleted == 1)
+    crate::db::ending_access(conn, "web_sessions::delete_for_user_by_hash", |conn| {
+        let deleted = conn
+            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
+            .execute(params![&key_hash.0[..], user_id])?;
+        Ok(deleted == 1)
+    })
 }

@@ -45,3 +45,15 @@ fn log_next_cleanup(running: &startup::Running) {
         Err(error) => eprintln!("failed to read the cleanup schedule: {error:#}"),
     }
 }
+
+/// Warns when the `.env` file can be read by the group or by others: it
+/// holds the signing keys.
+pub fn warn_about_env_file(env_file: &std::path::Path) {
+    if let Some(mode) = crate::env_file::readable_by_others(env_file) {
+        eprintln!(
+            "warning: `{}` is readable by group or others (mode {mode:o}) and holds secrets; run `chmod 600 {}`",
+            env_file.display(),
+            env_file.display()
+        );
+    }
+}

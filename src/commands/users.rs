@@ -53,9 +53,10 @@ pub fn create_user(
     role: Role,
 ) -> anyhow::Result<()> {
     users::validate_username(username)?;
-    let conn = open_db(settings)?;
-    if users::find_by_username(&conn, username)?.is_some() {
-        return Err(users::UserError::UsernameTaken(username.to_owned()).into());
+    let conn = crate::commands::open_or_create_db(settings)?;
+    if let Some(existing) = users::find_by_username(&conn, username)? {
+        // Named as stored: `ALICE` is refused because `alice` exists.
+        return Err(users::UserError::UsernameTaken(existing.username).into());
     }
     let password = read_new_password()?;
     let user = users::create(&conn, username, email, &password, role, SystemClock.now())?;

@@ -95,7 +95,7 @@ fn revoke_one(ctx: &Ctx) -> Result<Reply, HttpError> {
 fn end_others(ctx: &Ctx) -> Result<Reply, HttpError> {
     let session = ctx.require_session()?;
     let user_id = session.user.id;
-    let tx = ctx.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(ctx.conn)?;
     let web = web_sessions::delete_for_user_except(&tx, user_id, &session.key_hash)?;
     let jwt = jwt_sessions::revoke_for_user(&tx, user_id, ctx.now, Some(user_id))?;
     tx.commit()?;

@@ -13,7 +13,7 @@
 use crate::cleanup;
 use crate::http::admin_access;
 use crate::http::admin_views::{self, Filters, ListPage, Notice, PAGE_SIZE};
-use crate::http::context::Ctx;
+use crate::http::context::{Ctx, superusers_only};
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Form, Method};
 use crate::http::views;
@@ -145,7 +145,15 @@ fn web_delete(ctx: &Ctx) -> Result<Reply, HttpError> {
             .ok_or_else(|| HttpError::BadRequest(String::from("invalid web session id")))?;
         hashes.push(hash);
     }
-    let tx = ctx.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(ctx.conn)?;
+    for hash in &hashes {
+        // Checked in the transaction that deletes: nothing goes unless all may.
+        if let Some(owner) = web_sessions::owner_role(&tx, hash)?
+            && !staff.user.may_end_sessions_of(owner)
+        {
+            return Err(superusers_only(&staff.user));
+        }
+    }
     let mut deleted = 0;
     for hash in &hashes {
         if web_sessions::delete(&tx, hash)? {
@@ -167,7 +175,8 @@ fn jwt_revoke(ctx: &Ctx) -> Result<Reply, HttpError> {
     let staff = ctx.require_staff()?;
     let form = ctx.request.form();
     let jtis = selected_jtis(&form)?;
-    let tx = ctx.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(ctx.conn)?;
+    refuse_superusers_jwts(&tx, &staff.user, &jtis)?;
     let mut revoked = 0;
     for jti in &jtis {
         if jwt_sessions::revoke(&tx, jti, ctx.now, Some(staff.user.id))? {
@@ -181,10 +190,11 @@ fn jwt_revoke(ctx: &Ctx) -> Result<Reply, HttpError> {
 
 /// `POST /admin/sessions/jwt/delete`: deletes the pressed or checked rows.
 fn jwt_delete(ctx: &Ctx) -> Result<Reply, HttpError> {
-    ctx.require_staff()?;
+    let staff = ctx.require_staff()?;
     let form = ctx.request.form();
     let jtis = selected_jtis(&form)?;
-    let tx = ctx.conn.unchecked_transaction()?;
+    let tx = crate::db::durable_transaction(ctx.conn)?;
+    refuse_superusers_jwts(&tx, &staff.user, &jtis)?;
     let mut deleted = 0;
     for jti in &jtis {
         if jwt_sessions::delete(&tx, jti)? {
@@ -207,6 +217,9 @@ fn end_user_sessions(ctx: &Ctx) -> Result<Reply, HttpError> {
         let page = views::message("No such user", Some(&staff.user), &text);
         return Ok(Reply::html(404, page));
     };
+    if !staff.user.may_end_sessions_of(user.role) {
+        return Err(superusers_only(&staff.user));
+    }
     let ended = crate::accounts::end_all_sessions(ctx.conn, user.id, ctx.now, Some(staff.user.id))?;
     forget_counts(ctx);
     if staff.user.id == user.id {
@@ -239,7 +252,7 @@ fn clear_expired_now(ctx: &Ctx) -> Result<Reply, HttpError> {
 /// `POST /admin/schedule`: sets the cron expression (`cron`), or turns the
 /// schedule off (`action=off`).
 fn change_schedule(ctx: &Ctx) -> Result<Reply, HttpError> {
-    let staff = ctx.require_staff()?;
+    let staff = ctx.require_superuser()?;
     let form = ctx.request.form();
     let new_schedule = if form.get("action") == "off" {
         schedule::Schedule::Off
@@ -408,6 +421,23 @@ fn dashboard_page(
 }
 
 /// An admin action changed sessions: the next view counts again.
+/// Refuses (403) when any of these API logins belongs to a user whom the
+/// caller may not act on; run inside the transaction that changes them.
+fn refuse_superusers_jwts(
+    conn: &rusqlite::Connection,
+    caller: &User,
+    jtis: &[String],
+) -> Result<(), HttpError> {
+    for jti in jtis {
+        if let Some(owner) = jwt_sessions::owner_role(conn, jti)?
+            && !caller.may_end_sessions_of(owner)
+        {
+            return Err(superusers_only(caller));
+        }
+    }
+    Ok(())
+}
+
 fn forget_counts(ctx: &Ctx) {
     ctx.app.session_counts.forget();
 }

@@ -85,6 +85,16 @@ impl<'a> Ctx<'a> {
         Ok(session)
     }
 
+    /// The browser session of a superuser (role `admin`); staff get a 403
+    /// page. For what governs everyone: the schedule, the access rules.
+    pub fn require_superuser(&self) -> Result<&WebSession, HttpError> {
+        let session = self.require_staff()?;
+        if !session.user.is_superuser() {
+            return Err(superusers_only(&session.user));
+        }
+        Ok(session)
+    }
+
     /// The caller behind the request's bearer token (SPEC 5), or 401.
     pub fn bearer(&self) -> Result<BearerCaller, HttpError> {
         let caller = bearer::authenticate(self.app, self.conn, self.request, self.now)?;
@@ -146,4 +156,14 @@ impl<'a> Ctx<'a> {
         };
         area.to_owned()
     }
+}
+
+/// The 403 page for staff asking for what only superusers may do.
+pub fn superusers_only(user: &crate::users::User) -> HttpError {
+    let page = views::message(
+        "Forbidden",
+        Some(user),
+        "Only superusers may do this: change the schedule or the access rules, or end a superuser's sessions.",
+    );
+    HttpError::Refused(Reply::html(403, page))
 }

@@ -47,6 +47,9 @@ pub fn handle(ctx: &Ctx) -> Result<Reply, HttpError> {
         failure: RefCell::new(None),
     };
     let schema = schema();
+    if let Some(refusal) = refuse_more_than_one_login(&graphql_request, &schema) {
+        return Ok(refusal);
+    }
     let response = graphql_request.execute_sync(&schema, &context);
     let failure = context.failure.into_inner();
     if failure.is_some() || context.unauthenticated.get() {
@@ -306,6 +309,88 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
     Ok(LoginResponse { token, expires: rfc3339(expires_at) })
 }
 
+/// At most one `login` per operation, checked on the parsed document before
+/// anything runs: the answer of a second one would be an error, nulling the
+/// whole `data` (`login` is non-null) while the first had stored a session
+/// whose token nobody receives. Counts `login` fields in the operation to be
+/// run, fragments included (a fragment spread twice counts twice). `None`
+/// lets juniper answer whatever else is wrong with the request.
+fn refuse_more_than_one_login(request: &GraphQLRequest, schema: &Schema<'_>) -> Option<Reply> {
+    use juniper::{Definition, Selection};
+    let document = juniper::parser::parse_document_source(&request.query, &schema.schema).ok()?;
+    let wanted = request.operation_name.as_deref();
+    let mut operations = document.iter().filter_map(|definition| match definition {
+        Definition::Operation(operation) => Some(operation),
+        Definition::Fragment(_) => None,
+    });
+    let operation = match wanted {
+        Some(name) => operations
+            .find(|operation| operation.item.name.as_ref().is_some_and(|n| n.item == name))?,
+        None => {
+            let first = operations.next()?;
+            if operations.next().is_some() {
+                return None;
+            }
+            first
+        }
+    };
+    let fragments: std::collections::HashMap<&str, &Vec<Selection<'_, _>>> = document
+        .iter()
+        .filter_map(|definition| match definition {
+            Definition::Fragment(fragment) => {
+                Some((fragment.item.name.item, &fragment.item.selection_set))
+            }
+            Definition::Operation(_) => None,
+        })
+        .collect();
+
+    // (selections, depth); fragments nest at most this deep here, and a cycle
+    // (refused by validation anyway) cannot loop.
+    const DEEPEST: usize = 32;
+    let mut logins = Vec::new();
+    let mut pending = vec![(&operation.item.selection_set, 0)];
+    while let Some((selections, depth)) = pending.pop() {
+        if depth > DEEPEST {
+            continue;
+        }
+        for selection in selections {
+            match selection {
+                Selection::Field(field) => {
+                    if field.item.name.item == "login" {
+                        logins.push(field.span.start);
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    pending.push((&inline.item.selection_set, depth + 1));
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(selections) = fragments.get(spread.item.name.item) {
+                        pending.push((selections, depth + 1));
+                    }
+                }
+            }
+        }
+    }
+    if logins.len() <= 1 {
+        return None;
+    }
+    logins.sort_by_key(|position| position.index());
+    let locations: Vec<serde_json::Value> = logins
+        .iter()
+        .map(|position| {
+            serde_json::json!({ "line": position.line() + 1, "column": position.column() + 1 })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "errors": [{
+            "message": "at most one `login` per operation",
+            "locations": locations,
+            "extensions": { "code": "BadRequest" },
+        }]
+    });
+    Some(Reply::json(400, &body))
+}
+
 /// A required `String!` argument (validation has checked it is there).
 fn required_string(arguments: &Arguments, name: &str) -> FieldResult<String> {
     arguments.get::<String>(name)?.ok_or_else(|| FieldError::from(format!("missing `{name}`")))
@@ -324,6 +409,14 @@ fn parse_body(body: &[u8]) -> Result<GraphQLRequest, HttpError> {
         serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
     if !value.get("query").is_some_and(serde_json::Value::is_string) {
         return Err(bad("the body has no string `query`"));
+    }
+    // juniper would take any JSON here and treat what is not an object as
+    // no variables at all (SPEC 5: 400).
+    if !value.get("variables").is_none_or(|v| v.is_object() || v.is_null()) {
+        return Err(bad("`variables` must be an object or null"));
+    }
+    if !value.get("operationName").is_none_or(|v| v.is_string() || v.is_null()) {
+        return Err(bad("`operationName` must be a string or null"));
     }
     serde_json::from_value(value)
         .map_err(|_| bad("`operationName` must be a string and `variables` an object"))

@@ -149,8 +149,19 @@ struct Caller<'a> {
     expires: String,
 }
 
-/// `GET /healthz`: 200 when the database answers.
+/// `GET /healthz`: 200 when the database answers, from the file at its
+/// path; 503 when that file was deleted or replaced since the server opened
+/// it (the server would go on answering from the old one).
 pub fn healthz(ctx: &Ctx) -> Result<Reply, HttpError> {
+    if ctx.app.db_file.check().is_err() {
+        // The watch has logged the path and what happened; the answer names
+        // neither (it is public), and is no "cannot take writes" either.
+        let body = serde_json::json!({
+            "status": "unavailable",
+            "reason": "the database file this server opened was deleted or replaced; restart it",
+        });
+        return Err(HttpError::Refused(Reply::json(503, &body)));
+    }
     crate::db::ping(ctx.conn)?;
     Ok(Reply::json(200, &serde_json::json!({ "status": "ok" })))
 }

@@ -322,6 +322,8 @@ fn clear_expired_sessions_prints_the_two_counts_and_exits_0() {
 #[test]
 fn clear_expired_sessions_on_an_empty_database_reports_zero() {
     let dir = tempfile::tempdir().unwrap();
+    // A new database: the command refuses one that does not exist.
+    drop(sessiond::db::open(&dir.path().join("new.sqlite3")).unwrap());
     let db = db_arg(&dir.path().join("new.sqlite3"));
 
     let stdout = Cli::new(dir.path()).args(&["--db", &db, "clear_expired_sessions"]).run();

@@ -270,6 +270,8 @@ fn config_get_of_an_unconfigured_secret_prints_the_one_kept_in_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("db.sqlite3");
     let db = db_path.display().to_string();
+    // `config get` refuses a database that does not exist (SPEC 1 and 14).
+    drop(sessiond::db::open(&db_path).unwrap());
 
     let get = || Cli::new(dir.path()).args(&["--db", &db, "config", "get", "DJANGO_SECRET_KEY"]);
     let first = get().run();

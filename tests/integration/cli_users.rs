@@ -86,6 +86,7 @@ fn usage_errors_exit_with_status_2() {
 #[test]
 fn changepassword_of_an_unknown_user_fails_naming_them() {
     let dir = tempfile::tempdir().unwrap();
+    drop(sessiond::db::open(&dir.path().join("data/sessiond.sqlite3")).unwrap());
     Cli::new(dir.path())
         .args(&["changepassword", "ghost"])
         .env("DJANGO_SUPERUSER_PASSWORD", "x")

@@ -176,15 +176,17 @@ fn graphql_login_shares_the_throttle_of_the_sign_in_form() {
 
 #[test]
 fn only_one_login_runs_per_request() {
+    // Refused before anything runs (issue 14; see `graphql_limits`): once it
+    // ran the first and stored a row whose token nobody received.
     let server = TestServer::start();
     let query = r#"mutation {
         a: login(username: "root", password: "root-password") { token }
         b: login(username: "root", password: "root-password") { token }
     }"#;
     let response = post_graphql(&server, query, json!({}), None);
-    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.status, 400, "{}", response.body);
     assert_eq!(response.json()["errors"].as_array().unwrap().len(), 1);
-    assert_eq!(count(&server.conn(), "jwt_sessions"), 1);
+    assert_eq!(count(&server.conn(), "jwt_sessions"), 0);
 }
 
 #[test]

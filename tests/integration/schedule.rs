@@ -267,13 +267,13 @@ fn plan_with_the_schedule_off_never_runs_until_it_is_on_again() {
 }
 
 /// Waits (by the real clock, a few seconds at most) for the timer to record
-/// one more run than `seen`, and returns the newest.
+/// one more run than `seen`, and for that run to finish; returns it.
 #[track_caller]
 fn wait_for_run(server: &TestServer, seen: usize) -> CleanupRun {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let runs = cleanup::recent_runs(&server.conn(), 100).unwrap();
-        if runs.len() > seen {
+        if runs.len() > seen && runs[0].outcome != cleanup::OUTCOME_RUNNING {
             return runs[0].clone();
         }
         assert!(Instant::now() < deadline, "the timer did not run within 10 s");
@@ -357,7 +357,9 @@ fn timer_stops_promptly_on_shutdown() {
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
+/// A new database for the commands (which refuse one that does not exist).
 fn cli_db(dir: &std::path::Path) -> String {
+    drop(sessiond::db::open(&dir.join("db.sqlite3")).unwrap());
     dir.join("db.sqlite3").display().to_string()
 }
 

@@ -40,7 +40,13 @@ impl TestServer {
     /// A server with these settings, as if from the `.env` file.
     #[track_caller]
     pub fn start_with(settings: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::start_in(tempfile::tempdir().expect("temp dir"), settings)
+    }
+
+    /// A server whose database lives in `dir` (e.g. a folder on a small
+    /// file system made for the test).
+    #[track_caller]
+    pub fn start_in(dir: tempfile::TempDir, settings: &[(&str, &str)]) -> TestServer {
         let db_path = dir.path().join("sessiond.sqlite3");
         // Create the schema and a superuser before start, so that no random
         // first-run admin is made.
@@ -54,6 +60,30 @@ impl TestServer {
         let running = startup::start(settings.clone(), options).expect("server starts");
         let addr = running.addr();
         TestServer { clock, dir, db_path, addr, settings, running: Some(running) }
+    }
+
+    /// Another server on this server's database file, with its own manual
+    /// clock set to this one's time (several servers on one file, SPEC 11).
+    #[track_caller]
+    pub fn another_on_the_same_file(&self) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(self.clock_now()));
+        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let running = startup::start(self.settings.clone(), options).expect("server starts");
+        let addr = running.addr();
+        TestServer {
+            clock,
+            dir,
+            db_path: self.db_path.clone(),
+            addr,
+            settings: self.settings.clone(),
+            running: Some(running),
+        }
+    }
+
+    /// What the running server's threads share.
+    pub fn app(&self) -> &Arc<sessiond::app::App> {
+        self.running.as_ref().expect("a running server").app()
     }
 
     pub fn url(&self, path: &str) -> String {
