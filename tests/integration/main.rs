@@ -3,6 +3,7 @@
 //! `127.0.0.1:0` with a temporary database file, or by running the built
 //! binary.
 
+mod raw_http;
 mod support;
 
 mod access_cli;
@@ -22,10 +23,13 @@ mod crash;
 mod csrf;
 mod db_file;
 mod durability;
+mod floods;
 mod forward_auth;
 mod graphql;
 mod graphql_limits;
 mod hardening;
+mod http_framing;
+mod http_fuzz;
 mod jwt;
 mod logs;
 mod properties;
