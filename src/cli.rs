@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::commands;
+use crate::commands::access::AccessAction;
 use crate::commands::cleanup::ScheduleAction;
 use crate::commands::config::ConfigAction;
 use crate::commands::sessions::SessionsAction;
@@ -92,6 +93,11 @@ pub enum Command {
         /// The new file (never an existing one); mode 0600
         file: PathBuf,
     },
+    /// List, add or remove the forward-auth rules (default: list)
+    Access {
+        #[command(subcommand)]
+        action: Option<AccessAction>,
+    },
 }
 
 /// Parses the process's arguments and runs the command.
@@ -148,6 +154,9 @@ pub fn run() -> anyhow::Result<()> {
             commands::cleanup::schedule(&settings, action.unwrap_or(ScheduleAction::Show))
         }
         Some(Command::Backup { file }) => commands::backup::run(&settings, &file),
+        Some(Command::Access { action }) => {
+            commands::access::run(&settings, action.unwrap_or(AccessAction::List { json: false }))
+        }
     }
 }
 

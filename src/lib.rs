@@ -7,6 +7,7 @@
 //! that tests can start the server in-process. See ARCHITECTURE.md for the
 //! map of modules.
 
+pub mod access_rules;
 pub mod accounts;
 pub mod app;
 pub mod cleanup;
@@ -21,6 +22,7 @@ pub mod jwt_sessions;
 pub mod listing;
 pub mod meta;
 pub mod metrics;
+pub mod password_hash;
 pub mod random;
 pub mod schedule;
 pub mod secrets;

@@ -551,3 +551,28 @@ fn the_listener_counts_sessions_again_between_scrapes() {
     }
     assert_eq!(scrape(&server).value(active), 1.0);
 }
+
+#[test]
+fn forward_auth_decisions_are_counted() {
+    let server = TestServer::start_with(&[
+        ("SESSIOND_METRICS_BIND", "127.0.0.1:0"),
+        ("SESSIOND_ACCESS_DEFAULT", "user"),
+    ]);
+    server.create_user("alice", "alice-password", Role::User);
+    let cookie = format!("sessionid={}", server.login("alice", "alice-password"));
+    let host = [("X-Forwarded-Host", "wiki.example.com")];
+    assert_eq!(server.get("/auth/forward", &host).status, 401);
+    let signed_in = [("X-Forwarded-Host", "wiki.example.com"), ("Cookie", cookie.as_str())];
+    assert_eq!(server.get("/auth/forward", &signed_in).status, 200);
+    assert_eq!(server.get("/auth/forward", &signed_in).status, 200);
+
+    let exposition = scrape(&server);
+    let decision = |name: &str| {
+        exposition.value(&format!("sessiond_forward_auth_decisions_total{{decision=\"{name}\"}}"))
+    };
+    assert_eq!(
+        (decision("allow"), decision("unauthenticated"), decision("deny"), decision("bypass")),
+        (2.0, 1.0, 0.0, 0.0)
+    );
+    assert_eq!(exposition.value(&requests("/auth/forward", "GET", 200)), 2.0);
+}
