@@ -8,7 +8,6 @@
 //! fails, never skips, where it is missing (`.ci/run` installs it).
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use sessiond::users::Role;
 use crate::admin::{login_with_agent, session_id, signed_in};
 use crate::support::TestServer;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// How long the browser may take for one step; password hashing in a debug
 /// build on a small shared machine is slow.
@@ -33,7 +32,7 @@ fn user_and_admin_end_sessions_in_a_real_browser() {
     let server = TestServer::start();
     server.create_user("alice", "alice-password", Role::User);
     let profile = tempfile::tempdir().expect("temp dir for the browser profile");
-    let browser = launch(profile.path());
+    let browser = launch(profile.path(), &[]);
     let tab = browser.new_tab().expect("a tab");
     tab.set_default_timeout(STEP_TIMEOUT);
 
@@ -88,25 +87,14 @@ fn user_and_admin_end_sessions_in_a_real_browser() {
 /// shows even though the test passes.
 #[track_caller]
 fn chromium_is_installed() -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{CHROMIUM} is missing on CI: .ci/run must install it (`apt-get install -y chromium`)"
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\nWARNING: browser::user_and_admin_end_sessions_in_a_real_browser did NOT run: \
-         Debian's chromium is missing at {CHROMIUM}. Install it with \
-         `apt-get install -y chromium` (as root) to run it; CI always does.\n"
-    );
-    false
+    let test = "browser::user_and_admin_end_sessions_in_a_real_browser";
+    crate::support::installed(CHROMIUM, "chromium", test)
 }
 
-fn launch(profile: &Path) -> Browser {
-    let args: Vec<&OsStr> = [
+/// Debian's chromium, headless, with a fresh profile, nothing fetched in
+/// the background, and `extra_args` (say, host-resolver rules).
+pub fn launch(profile: &Path, extra_args: &[&str]) -> Browser {
+    let mut args: Vec<&OsStr> = [
         "--no-sandbox",
         "--headless",
         "--disable-gpu",
@@ -118,6 +106,7 @@ fn launch(profile: &Path) -> Browser {
     .iter()
     .map(OsStr::new)
     .collect();
+    args.extend(extra_args.iter().map(OsStr::new));
     let options = LaunchOptions::default_builder()
         .path(Some(PathBuf::from(CHROMIUM)))
         .headless(true)
