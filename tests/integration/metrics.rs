@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use sessiond::users::Role;
 
 use crate::support::{
-    Cli, START, ServeProcess, TestServer, jwt_login, post_graphql, prepare_database, request,
+    Cli, START, ServeProcess, TestServer, installed, jwt_login, post_graphql, prepare_database,
+    request,
 };
 
 const METRICS_ON: &[(&str, &str)] = &[("SESSIOND_METRICS_BIND", "127.0.0.1:0")];
@@ -449,9 +450,10 @@ fn two_servers_in_one_process_count_apart() {
 /// `.ci/run` installs; with `CI=true` a missing promtool fails the test.
 #[test]
 fn promtool_accepts_the_real_exposition() {
-    let Some(promtool) = find_promtool() else {
+    let promtool = "/usr/bin/promtool";
+    if !installed(promtool, "prometheus", "promtool_accepts_the_real_exposition") {
         return;
-    };
+    }
     let server = start();
     server.create_user("alice", "alice-password", Role::User);
     let cookie = server.login("alice", "alice-password");
@@ -461,7 +463,7 @@ fn promtool_accepts_the_real_exposition() {
     jwt_login(&server, "alice", "alice-password");
     let exposition = scrape(&server);
 
-    let mut child = Command::new(&promtool)
+    let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -481,26 +483,6 @@ fn promtool_accepts_the_real_exposition() {
         "promtool: {problems}\n{}",
         exposition.0
     );
-}
-
-/// promtool's path, or `None` (with a loud note) when it is missing on a
-/// developer's machine; under `CI=true` a missing promtool panics.
-fn find_promtool() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("promtool"))
-        .find(|path| path.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is missing: install Debian's `prometheus` package (.ci/run does)"
-        );
-        eprintln!(
-            "\n!!! promtool_accepts_the_real_exposition DID NOT RUN: promtool is missing (apt-get install prometheus)\n"
-        );
-    }
-    found
 }
 
 #[test]
