@@ -385,6 +385,15 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // No checkpoint when a connection closes. SQLite 3.51's unix VFS can
+    // deadlock two connections to one file that close at the same moment
+    // (a server stopping its workers): the one that checkpoints on close
+    // asks for an exclusive lock holding the file's lock mutex and then
+    // wants the VFS's global mutex (`unixIsSharingShmNode`), while the other
+    // holds the global mutex in `unixClose` and wants the file's. Without
+    // the checkpoint-on-close nothing takes that exclusive lock; the WAL is
+    // still checkpointed as it grows, and the next open reads what is left.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     // WAL lets readers go on while one writer writes, across processes.
     // synchronous=NORMAL in WAL mode keeps every committed transaction across
     // a crash of the process; only a power loss can drop the last commits.
