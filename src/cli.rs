@@ -92,6 +92,16 @@ pub enum Command {
         /// The new file (never an existing one); mode 0600
         file: PathBuf,
     },
+    /// Write every row (users, sessions, schedule, runs, rules, secrets) as JSON
+    Export {
+        /// The new file (never an existing one); mode 0600
+        file: PathBuf,
+    },
+    /// Load an export into an empty database
+    Import {
+        /// A file written by `sessiond export`
+        file: PathBuf,
+    },
 }
 
 /// Parses the process's arguments and runs the command.
@@ -148,6 +158,8 @@ pub fn run() -> anyhow::Result<()> {
             commands::cleanup::schedule(&settings, action.unwrap_or(ScheduleAction::Show))
         }
         Some(Command::Backup { file }) => commands::backup::run(&settings, &file),
+        Some(Command::Export { file }) => commands::transfer::export(&settings, &file),
+        Some(Command::Import { file }) => commands::transfer::import(&settings, &file),
     }
 }
 

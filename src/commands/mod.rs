@@ -19,6 +19,7 @@ pub mod cleanup;
 pub mod config;
 pub mod serve;
 pub mod sessions;
+pub mod transfer;
 pub mod users;
 
 /// Opens (and migrates) the database named by the settings, which must
