@@ -488,6 +488,17 @@ pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<CleanupRunRow>> {
     rows.collect()
 }
 
+impl CleanupRunRow {
+    /// What the program could not show: an unknown trigger.
+    pub fn check(&self) -> Result<(), String> {
+        if ["timer", "command", "admin"].contains(&self.trigger.as_str()) {
+            Ok(())
+        } else {
+            Err(String::from("`trigger` is not one of `timer`, `command`, `admin`"))
+        }
+    }
+}
+
 /// Replaces the target's run records (and claims) with the exported runs.
 /// The target is an empty database: what it recorded is the cleaning of
 /// nothing. The caller's transaction makes a failure change nothing.
@@ -501,11 +512,7 @@ pub fn import_rows(conn: &Connection, rows: &[CleanupRunRow]) -> anyhow::Result<
     for (index, row) in rows.iter().enumerate() {
         let refuse =
             |what: String| anyhow::anyhow!("`cleanup_runs[{index}]` (id {}): {what}", row.id);
-        if !["timer", "command", "admin"].contains(&row.trigger.as_str()) {
-            return Err(refuse(String::from(
-                "`trigger` is not one of `timer`, `command`, `admin`",
-            )));
-        }
+        row.check().map_err(refuse)?;
         statement
             .execute(params![
                 row.id,

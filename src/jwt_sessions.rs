@@ -424,8 +424,19 @@ pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<JwtSessionExportRo
     rows.collect()
 }
 
-/// Inserts exported JWT sessions with their `seq`; their users must be
-/// there already. The caller's transaction makes a failure change nothing.
+impl JwtSessionExportRow {
+    /// What the program could not use: a `jti` that is not a UUID.
+    pub fn check(&self) -> Result<(), String> {
+        match uuid::Uuid::try_parse(&self.jti) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(String::from("`jti` is not a UUID")),
+        }
+    }
+}
+
+/// Inserts exported JWT sessions (each [`JwtSessionExportRow::check`]ed)
+/// with their `seq`; their users must be there already. The caller's
+/// transaction makes a failure change nothing.
 pub fn import_rows(conn: &Connection, rows: &[JwtSessionExportRow]) -> anyhow::Result<()> {
     let mut statement = conn.prepare(
         "INSERT INTO jwt_sessions (seq, jti, user_id, created, last_activity, expires_at,
@@ -435,9 +446,7 @@ pub fn import_rows(conn: &Connection, rows: &[JwtSessionExportRow]) -> anyhow::R
     for (index, row) in rows.iter().enumerate() {
         let refuse =
             |what: String| anyhow::anyhow!("`jwt_sessions[{index}]` (seq {}): {what}", row.seq);
-        if uuid::Uuid::try_parse(&row.jti).is_err() {
-            return Err(refuse(String::from("`jti` is not a UUID")));
-        }
+        row.check().map_err(refuse)?;
         statement
             .execute(params![
                 row.seq,

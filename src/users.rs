@@ -434,9 +434,20 @@ pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
     rows.collect()
 }
 
-/// Inserts exported users with their ids and hashes; the caller's
-/// transaction makes a failure change nothing. A bad username or a hash
-/// that is not a PHC string is refused, naming the row.
+impl UserRow {
+    /// What the table would refuse or the program could not use: a bad
+    /// username or email, a hash that is not a PHC string.
+    pub fn check(&self) -> Result<(), String> {
+        validate_username(&self.username).map_err(|error| error.to_string())?;
+        validate_email(&self.email).map_err(|error| error.to_string())?;
+        PasswordHash::new(&self.password_hash)
+            .map_err(|_| String::from("`password_hash` is not a PHC string"))?;
+        Ok(())
+    }
+}
+
+/// Inserts exported users (each [`UserRow::check`]ed) with their ids and
+/// hashes; the caller's transaction makes a failure change nothing.
 pub fn import_rows(conn: &Connection, rows: &[UserRow]) -> anyhow::Result<()> {
     let mut statement = conn.prepare(
         "INSERT INTO users (id, username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
@@ -444,10 +455,7 @@ pub fn import_rows(conn: &Connection, rows: &[UserRow]) -> anyhow::Result<()> {
     )?;
     for (index, row) in rows.iter().enumerate() {
         let refuse = |what: String| anyhow::anyhow!("`users[{index}]` (id {}): {what}", row.id);
-        validate_username(&row.username).map_err(|error| refuse(error.to_string()))?;
-        validate_email(&row.email).map_err(|error| refuse(error.to_string()))?;
-        PasswordHash::new(&row.password_hash)
-            .map_err(|_| refuse(String::from("`password_hash` is not a PHC string")))?;
+        row.check().map_err(refuse)?;
         statement
             .execute(params![
                 row.id,

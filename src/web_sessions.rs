@@ -531,8 +531,22 @@ pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<WebSessionRow>> {
     rows.collect()
 }
 
-/// Inserts exported web sessions with their ids; their users must be there
-/// already. The caller's transaction makes a failure change nothing.
+impl WebSessionRow {
+    fn hash(&self) -> Result<KeyHash, String> {
+        KeyHash::from_hex(&self.key_hash)
+            .filter(|_| !self.key_hash.bytes().any(|b| b.is_ascii_uppercase()))
+            .ok_or_else(|| String::from("`key_hash` is not 64 lowercase hex characters"))
+    }
+
+    /// What the program could not use: a key hash that is not one.
+    pub fn check(&self) -> Result<(), String> {
+        self.hash().map(|_| ())
+    }
+}
+
+/// Inserts exported web sessions (each [`WebSessionRow::check`]ed) with
+/// their ids; their users must be there already. The caller's transaction
+/// makes a failure change nothing.
 pub fn import_rows(conn: &Connection, rows: &[WebSessionRow]) -> anyhow::Result<()> {
     let mut statement = conn.prepare(
         "INSERT INTO web_sessions (id, key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent)
@@ -541,9 +555,7 @@ pub fn import_rows(conn: &Connection, rows: &[WebSessionRow]) -> anyhow::Result<
     for (index, row) in rows.iter().enumerate() {
         let refuse =
             |what: String| anyhow::anyhow!("`web_sessions[{index}]` (id {}): {what}", row.id);
-        let hash = KeyHash::from_hex(&row.key_hash)
-            .filter(|_| !row.key_hash.bytes().any(|b| b.is_ascii_uppercase()))
-            .ok_or_else(|| refuse(String::from("`key_hash` is not 64 lowercase hex characters")))?;
+        let hash = row.hash().map_err(refuse)?;
         statement
             .execute(params![
                 row.id,

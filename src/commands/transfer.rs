@@ -196,17 +196,17 @@ fn parse(text: &[u8]) -> anyhow::Result<Export> {
         anyhow::bail!("unknown key `{}`", shorten(unknown));
     }
     let mut take = |key: &str| object.remove(key).ok_or_else(|| anyhow::anyhow!("no `{key}`"));
-    let users = rows(take("users")?, "users")?;
-    let web_sessions = rows(take("web_sessions")?, "web_sessions")?;
-    let jwt_sessions = rows(take("jwt_sessions")?, "jwt_sessions")?;
-    let access_rules: Vec<Value> = rows(take("access_rules")?, "access_rules")?;
+    let users = rows(take("users")?, "users", UserRow::check)?;
+    let web_sessions = rows(take("web_sessions")?, "web_sessions", WebSessionRow::check)?;
+    let jwt_sessions = rows(take("jwt_sessions")?, "jwt_sessions", JwtSessionExportRow::check)?;
+    let access_rules: Vec<Value> = rows(take("access_rules")?, "access_rules", |_| Ok(()))?;
     if !access_rules.is_empty() {
         anyhow::bail!(
             "it holds {} access rule(s), and this build has no access rules to load them into",
             access_rules.len()
         );
     }
-    let cleanup_runs = rows(take("cleanup_runs")?, "cleanup_runs")?;
+    let cleanup_runs = rows(take("cleanup_runs")?, "cleanup_runs", CleanupRunRow::check)?;
     let Value::Object(meta_object) = take("meta")? else {
         anyhow::bail!("`meta` is not an object");
     };
@@ -224,8 +224,13 @@ fn parse(text: &[u8]) -> anyhow::Result<Export> {
     Ok(Export { users, web_sessions, jwt_sessions, cleanup_runs, meta })
 }
 
-/// The items of the array under `key`, each checked against its row type.
-fn rows<T: serde::de::DeserializeOwned>(value: Value, key: &str) -> anyhow::Result<Vec<T>> {
+/// The items of the array under `key`, each read as its row type and
+/// checked by `check`; the error names the item.
+fn rows<T: serde::de::DeserializeOwned>(
+    value: Value,
+    key: &str,
+    check: impl Fn(&T) -> Result<(), String>,
+) -> anyhow::Result<Vec<T>> {
     let Value::Array(items) = value else {
         anyhow::bail!("`{key}` is not an array");
     };
@@ -233,8 +238,10 @@ fn rows<T: serde::de::DeserializeOwned>(value: Value, key: &str) -> anyhow::Resu
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            serde_json::from_value(item)
-                .map_err(|error| anyhow::anyhow!("`{key}[{index}]`: {error}"))
+            let row: T = serde_json::from_value(item)
+                .map_err(|error| anyhow::anyhow!("`{key}[{index}]`: {error}"))?;
+            check(&row).map_err(|reason| anyhow::anyhow!("`{key}[{index}]`: {reason}"))?;
+            Ok(row)
         })
         .collect()
 }

@@ -81,6 +81,26 @@ impl TestServer {
         }
     }
 
+    /// A server on an existing database file as it is (no user is added),
+    /// e.g. one that `sessiond import` filled; its clock starts at [`START`].
+    #[track_caller]
+    pub fn start_on_file(db_path: &Path, settings: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = settings_for(db_path, settings);
+        let clock = Arc::new(ManualClock::new(START));
+        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let running = startup::start(settings.clone(), options).expect("server starts");
+        let addr = running.addr();
+        TestServer {
+            clock,
+            dir,
+            db_path: db_path.to_path_buf(),
+            addr,
+            settings,
+            running: Some(running),
+        }
+    }
+
     /// What the running server's threads share.
     pub fn app(&self) -> &Arc<sessiond::app::App> {
         self.running.as_ref().expect("a running server").app()
