@@ -32,6 +32,10 @@ pub enum Kind {
     /// A SQLite file path, or a `postgres://` / `postgresql://` URL whose
     /// password is masked wherever it is shown.
     Database,
+    /// A whole number from 1 to this.
+    Count {
+        max: usize,
+    },
 }
 
 /// One setting.
@@ -154,6 +158,16 @@ pub const KEYS: &[Key] = &[
         init: InitValue::NotWritten,
         meaning: "seconds a client has to send a request's headers, and again its body; a connection silent this long is closed",
     },
+    // issue 11 (HTTP layer): one client address's share of the connections.
+    Key {
+        name: "SESSIOND_MAX_CONNECTIONS_PER_CLIENT",
+        // The cap is `http::server::MAX_CONNECTIONS` (settings does not import
+        // the server; a test there keeps the two equal).
+        kind: Kind::Count { max: 256 },
+        fallback: Some("128"),
+        init: InitValue::NotWritten,
+        meaning: "connections one client address may hold open at once (of 256); a reverse proxy in front counts as one client",
+    },
 ];
 
 /// Finds a key by name, ignoring case.
@@ -241,6 +255,9 @@ pub struct Settings {
     /// Seconds a client has for a request's headers, and again for its body;
     /// also how long a connection may stay silent.
     pub request_timeout: i64,
+    /// Connections one client address (an IPv4 address or an IPv6 /64) may
+    /// hold open at once.
+    pub max_connections_per_client: usize,
     /// Every key with its value and source, in `KEYS` order.
     pub resolved: Vec<Resolved>,
 }
@@ -334,6 +351,10 @@ impl Settings {
             postgres: PostgresUrl::parse(&required("SESSIOND_DB")).expect("validated"),
             trust_proxy_headers: boolean("SESSIOND_TRUST_PROXY_HEADERS"),
             request_timeout: seconds("SESSIOND_REQUEST_TIMEOUT"),
+            max_connections_per_client: parse_count(&required(
+                "SESSIOND_MAX_CONNECTIONS_PER_CLIENT",
+            ))
+            .expect("validated"),
             resolved,
         }
     }
@@ -493,7 +514,19 @@ pub fn validate(key: &Key, value: &str) -> Result<(), String> {
             Ok(None) if value.is_empty() => refuse("a file path or a `postgres://` URL"),
             Ok(None) => Ok(()),
         },
+        Kind::Count { max } => match parse_count(value) {
+            Some(count) if (1..=max).contains(&count) => Ok(()),
+            _ => refuse(&format!("a whole number from 1 to {max}")),
+        },
     }
+}
+
+/// Parses a count: digits only, no sign.
+pub fn parse_count(value: &str) -> Option<usize> {
+    if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 /// Parses whole seconds: digits only, no sign, no unit.
@@ -551,6 +584,18 @@ mod tests {
         assert_eq!(settings.db, PathBuf::from("data/sessiond.sqlite3"));
         assert!(settings.jwt_secret_key.is_none());
         assert_eq!(settings.request_timeout, 10);
+        assert_eq!(settings.max_connections_per_client, 128);
+    }
+
+    #[test]
+    fn connections_per_client_is_a_count_up_to_the_cap() {
+        let key = "SESSIOND_MAX_CONNECTIONS_PER_CLIENT";
+        assert_eq!(resolve(&[(key, "256")], &[]).unwrap().max_connections_per_client, 256);
+        for bad in ["0", "257", "-1", "+5", "12x", "", "99999999999"] {
+            let error = resolve(&[(key, bad)], &[]).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{key}`")), "{bad:?}: {error}");
+            assert!(error.contains("a whole number from 1 to 256"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

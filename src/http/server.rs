@@ -33,9 +33,17 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADER_LINES: usize = 100;
 /// The longest request line (method, URL, version); longer gets 414.
 pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
-/// Connections open at once; one more is answered 503 and closed, so that
-/// slow clients cannot exhaust threads or file descriptors.
+/// Connections open at once (each holds a thread while open); one more makes
+/// room (see `EVICTION_GRACE`) or is answered 503 and closed, so that slow
+/// clients cannot exhaust threads or file descriptors.
 pub const MAX_CONNECTIONS: usize = 256;
+/// At the cap, a connection idle this long (or reading one request head this
+/// long) gives way to a newcomer; a client holding two connections more than
+/// the newcomer's gives way at once. Short enough that a flood of idle or
+/// trickling connections cannot keep anyone out, long enough that evicted
+/// connections reopened in a loop cannot churn each other out faster than
+/// a few hundred a second.
+pub const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
 /// What a worker thread owns: the shared app and its own connection.
 pub struct Worker {
@@ -68,6 +76,8 @@ impl HttpServer {
             max_header_bytes: MAX_HEADER_BYTES,
             max_header_lines: MAX_HEADER_LINES,
             max_connections: MAX_CONNECTIONS,
+            max_connections_per_client: app.settings.max_connections_per_client,
+            eviction_grace: EVICTION_GRACE,
             max_buffered_body: MAX_BODY_BYTES,
         };
         let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
@@ -214,5 +224,17 @@ impl<R: Read> Read for DeadlineReader<R> {
             ));
         }
         self.inner.read(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_per_client_setting_is_bounded_by_the_cap() {
+        let key = crate::settings::find_key("SESSIOND_MAX_CONNECTIONS_PER_CLIENT").expect("a key");
+        assert!(matches!(
+            key.kind,
+            crate::settings::Kind::Count { max } if max == super::MAX_CONNECTIONS
+        ));
     }
 }

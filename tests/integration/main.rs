@@ -3,6 +3,7 @@
 //! `127.0.0.1:0` with a temporary database file, or by running the built
 //! binary.
 
+mod raw_http;
 mod support;
 
 mod account;
@@ -20,9 +21,12 @@ mod crash;
 mod csrf;
 mod db_file;
 mod durability;
+mod floods;
 mod graphql;
 mod graphql_limits;
 mod hardening;
+mod http_framing;
+mod http_fuzz;
 mod jwt;
 mod logs;
 mod postgres_url;

@@ -1,18 +1,16 @@
-use ascii::AsciiString;
-
-use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, StatusCode};
+use crate::framing::{check_head_bytes, check_request_line, parse_head, Refusal};
+use crate::slots::Slot;
 use crate::util::{ReadDeadline, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::{Limits, Request};
+use crate::{Limits, Request, Response};
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -43,36 +41,36 @@ pub struct ClientConnection {
     // the deadline of the head being read, checked by the socket (a
     // sessiond patch)
     read_deadline: Arc<ReadDeadline>,
+
+    // the connection's accounting (a sessiond patch)
+    slot: Option<Arc<Slot>>,
 }
 
-/// Error that can happen when reading a request.
+/// Why no request came (sessiond patch: every refusal is answered with its
+/// status and reason, and then the connection is closed).
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    ReadIoError(IoError),
-    /// the request line is longer than the limit (sessiond patch)
-    RequestLineTooLong,
-    /// the headers are larger or more than the limits (sessiond patch)
-    HeadersTooLarge(HTTPVersion),
+    /// Answer this, then close.
+    Refused(Refusal),
+    /// The client went away, stayed silent between requests, or was
+    /// evicted: close without an answer.
+    Gone,
 }
 
-/// Why a line could not be read (sessiond patch).
-enum LineError {
-    Io(IoError),
-    TooLong,
-    NotAscii,
+impl ReadError {
+    fn timeout() -> ReadError {
+        ReadError::Refused(Refusal { status: 408, reason: "request not received in time" })
+    }
 }
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
+    pub(crate) fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         limits: Limits,
         read_deadline: Arc<ReadDeadline>,
+        slot: Option<Arc<Slot>>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -89,6 +87,7 @@ impl ClientConnection {
             secure,
             limits,
             read_deadline,
+            slot,
         }
     }
 
@@ -97,118 +96,121 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
+    /// Reads one line, up to and including its LF, onto the end of `head`.
     ///
     /// sessiond patch: a line longer than `max_bytes` (CRLF included) is
-    /// `LineError::TooLong`; `deadline` is set by the first byte of a request
-    /// (from `Limits::head_timeout`) and handed to the socket, whose reads
-    /// fail with `TimedOut` once it has passed.
-    fn read_next_line(
+    /// refused with `too_long`; `deadline` is set by the first byte of a
+    /// request (from `Limits::head_timeout`) and handed to the socket, whose
+    /// reads fail with `TimedOut` once it has passed.
+    fn read_line_into(
         &mut self,
+        head: &mut Vec<u8>,
         max_bytes: usize,
+        too_long: Refusal,
         deadline: &mut Option<Instant>,
-    ) -> Result<AsciiString, LineError> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
+    ) -> Result<(), ReadError> {
+        let start = head.len();
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(Ok(b)) => b,
+            let mut byte = [0u8; 1];
+            match self.next_header_source.read(&mut byte) {
+                Ok(0) => return Err(ReadError::Gone),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // A stall in the middle of a request is a timeout (408); a
                 // silent idle connection is just closed.
-                Some(Err(e)) if e.kind() == ErrorKind::WouldBlock && deadline.is_some() => {
-                    return Err(LineError::Io(IoError::new(ErrorKind::TimedOut, e)))
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                        && deadline.is_some() =>
+                {
+                    return Err(ReadError::timeout())
                 }
-                Some(Err(e)) => return Err(LineError::Io(e)),
-                None => {
-                    return Err(LineError::Io(IoError::new(
-                        ErrorKind::ConnectionAborted,
-                        "Unexpected EOF",
-                    )))
-                }
-            };
+                Err(_) => return Err(ReadError::Gone),
+            }
 
             if deadline.is_none() {
+                if let Some(slot) = &self.slot {
+                    slot.reading();
+                }
                 if let Some(timeout) = self.limits.head_timeout {
                     *deadline = Some(Instant::now() + timeout);
                     self.read_deadline.set(*deadline);
                 }
             }
 
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| LineError::NotAscii);
+            head.push(byte[0]);
+            if byte[0] == b'\n' {
+                return Ok(());
             }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-            if buf.len() + 1 > max_bytes {
-                return Err(LineError::TooLong);
+            if head.len() - start >= max_bytes {
+                return Err(ReadError::Refused(too_long));
             }
         }
     }
 
-    /// Reads a request from the stream.
-    /// Blocks until the header has been read.
-    fn read(&mut self) -> Result<Request, ReadError> {
+    /// Reads a request head, up to and including the empty line that ends
+    /// it, within the limits (sessiond patch).
+    fn read_head(&mut self, deadline: &mut Option<Instant>) -> Result<Vec<u8>, ReadError> {
+        let line_too_long = Refusal { status: 414, reason: "request line too long" };
+        let headers_too_large = Refusal { status: 431, reason: "request headers too large" };
+        let mut head = Vec::with_capacity(256);
+        // RFC 9112 2.2: a server should ignore at least one empty line
+        // before the request line (some clients send one after a body).
+        let mut empty_lines = 0;
+        loop {
+            self.read_line_into(&mut head, self.limits.max_request_line_bytes, line_too_long.clone(), deadline)?;
+            if head != b"\r\n" {
+                break;
+            }
+            empty_lines += 1;
+            if empty_lines > 2 {
+                return Err(ReadError::Refused(Refusal { status: 400, reason: "malformed request line" }));
+            }
+            head.clear();
+        }
+        check_head_bytes(&head).map_err(ReadError::Refused)?;
+        check_request_line(&head[..head.len() - 2]).map_err(ReadError::Refused)?;
+
+        let mut header_bytes_left = self.limits.max_header_bytes;
+        let mut header_lines = 0usize;
+        loop {
+            let start = head.len();
+            // The CRLF that ends the headers is not a header: room for it
+            // is always left.
+            self.read_line_into(&mut head, header_bytes_left.saturating_add(2), headers_too_large.clone(), deadline)?;
+            let line = &head[start..];
+            if line == b"\r\n" {
+                return Ok(head);
+            }
+            if line.len() > header_bytes_left || header_lines >= self.limits.max_header_lines {
+                return Err(ReadError::Refused(headers_too_large));
+            }
+            header_bytes_left -= line.len();
+            header_lines += 1;
+        }
+    }
+
+    /// Reads a request from the stream; blocks until its head (and a small
+    /// body) has been read. Also says whether the client asked for the
+    /// connection to close after it.
+    fn read(&mut self) -> Result<(Request, bool), ReadError> {
         self.read_deadline.set(None);
         let mut deadline = None;
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = match self.read_next_line(self.limits.max_request_line_bytes, &mut deadline) {
-                    Ok(line) => line,
-                    Err(LineError::Io(e)) => return Err(ReadError::ReadIoError(e)),
-                    Err(LineError::TooLong) => return Err(ReadError::RequestLineTooLong),
-                    Err(LineError::NotAscii) => return Err(ReadError::WrongRequestLine),
-                };
+        let head = self.read_head(&mut deadline)?;
+        let head = parse_head(&head).map_err(ReadError::Refused)?;
 
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                let mut header_bytes_left = self.limits.max_header_bytes;
-                loop {
-                    // The CRLF that ends the headers is not a header: room
-                    // for it is always left.
-                    let line = match self.read_next_line(header_bytes_left.saturating_add(2), &mut deadline) {
-                        Ok(line) => line,
-                        Err(LineError::Io(e)) => return Err(ReadError::ReadIoError(e)),
-                        Err(LineError::TooLong) => return Err(ReadError::HeadersTooLarge(version)),
-                        Err(LineError::NotAscii) => return Err(ReadError::WrongHeader(version)),
-                    };
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    if line.len() + 2 > header_bytes_left
-                        || headers.len() >= self.limits.max_header_lines
-                    {
-                        return Err(ReadError::HeadersTooLarge(version));
-                    }
-                    header_bytes_left -= line.len() + 2;
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
+        // RFC 9112 9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only
+        // with `keep-alive`.
+        let options: Vec<String> = head
+            .headers
+            .iter()
+            .filter(|h| h.field.equiv("Connection"))
+            .flat_map(|h| h.value.as_str().split(','))
+            .map(|option| option.trim().to_ascii_lowercase())
+            .collect();
+        let has = |name: &str| options.iter().any(|option| option == name);
+        let close_after = has("close")
+            || has("upgrade")
+            || (head.version == HTTPVersion(1, 0) && !has("keep-alive"));
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -217,41 +219,60 @@ impl ClientConnection {
         let mut data_source = self.source.next().unwrap();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
-        // building the next reader
         let request = crate::request::new_request(
             self.secure,
-            method,
-            path,
-            version.clone(),
-            headers,
+            head.method,
+            head.path,
+            head.version,
+            head.headers,
             *self.remote_addr.as_ref().unwrap(),
+            head.framing,
             data_source,
             writer,
             deadline,
             self.limits.max_buffered_body,
+            self.slot.clone(),
+            close_after,
         )
         .map_err(|e| {
             use crate::request;
             self.read_deadline.set(None);
             match e {
-                // sessiond patch: a malformed chunked body is a bad request
                 request::RequestCreationError::CreationIoError(e)
                     if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::InvalidData) =>
                 {
-                    ReadError::WrongHeader(version)
+                    ReadError::Refused(Refusal { status: 400, reason: "malformed chunked body" })
                 }
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                request::RequestCreationError::CreationIoError(e)
+                    if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+                {
+                    ReadError::timeout()
                 }
+                request::RequestCreationError::CreationIoError(_) => ReadError::Gone,
+                request::RequestCreationError::ExpectationFailed => ReadError::Refused(Refusal {
+                    status: 417,
+                    reason: "only `Expect: 100-continue` is supported",
+                }),
             }
         })?;
         // The head and any body read ahead are in: the worker that reads
         // the rest of a body sets its own deadline.
         self.read_deadline.set(None);
 
-        // return the request
-        Ok(request)
+        Ok((request, close_after))
+    }
+
+    /// Answers a refused request (after the answers owed before it) and
+    /// says that the connection closes.
+    fn refuse(&mut self, refusal: &Refusal) {
+        let writer = self.sink.next().unwrap();
+        let mut response = Response::from_string(format!("{}\n", refusal.reason))
+            .with_status_code(StatusCode(refusal.status));
+        response.close_connection();
+        let mut writer = writer;
+        if response.raw_print(&mut writer, HTTPVersion(1, 1), &[], false, None).is_ok() {
+            let _ = writer.flush();
+        }
     }
 }
 
@@ -261,153 +282,33 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::RequestLineTooLong) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::from_string("request line too long")
-                        .with_status_code(StatusCode(414));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // the rest of the request is not read: close
-                }
-
-                Err(ReadError::HeadersTooLarge(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::from_string("request headers too large")
-                        .with_status_code(StatusCode(431));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // the rest of the request is not read: close
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+        // sessiond patch: read on only once the request before is done with
+        // the stream, and only if its answer did not close the connection.
+        self.next_header_source.wait_turn();
+        if let Some(slot) = &self.slot {
+            if slot.must_close() {
+                return None;
             }
+            slot.waiting();
+        }
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
-
-            // returning the request
-            return Some(rq);
+        match self.read() {
+            Ok((request, close_after)) => {
+                self.no_more_requests = close_after;
+                Some(request)
+            }
+            Err(ReadError::Refused(refusal)) => {
+                self.refuse(&refusal);
+                None
+            }
+            Err(ReadError::Gone) => None,
         }
     }
 }
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
-
-    Ok(HTTPVersion(major, minor))
-}
-
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
-
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
-}
-
-#[cfg(test)]
-mod test {
-    #[test]
-    fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
-
-        assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
-        assert!(ver == crate::common::HTTPVersion(1, 1));
-
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
-    }
-}

@@ -91,7 +91,7 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 // sessiond patch: newer compilers find these in the upstream 0.12.0 code.
-#![allow(unused_imports, dead_code)]
+#![allow(dead_code)]
 
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use zeroize::Zeroizing;
@@ -101,7 +101,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -121,8 +121,10 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod framing;
 mod request;
 mod response;
+mod slots;
 mod ssl;
 mod test;
 mod util;
@@ -142,6 +144,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // the open connections (a sessiond patch)
+    slots: Arc<slots::Slots>,
 }
 
 enum Message {
@@ -158,22 +163,6 @@ impl From<IoError> for Message {
 impl From<Request> for Message {
     fn from(rq: Request) -> Message {
         Message::NewRequest(rq)
-    }
-}
-
-/// Counts a connection as open until dropped (a sessiond patch).
-struct OpenConnection(Arc<AtomicUsize>);
-
-impl OpenConnection {
-    fn new(count: &Arc<AtomicUsize>) -> OpenConnection {
-        count.fetch_add(1, Relaxed);
-        OpenConnection(Arc::clone(count))
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -219,9 +208,22 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// The most header lines; more gets 431 and the connection closed.
     pub max_header_lines: usize,
-    /// The most connections open at once; a connection over the limit is
-    /// answered 503 and closed at once.
+    /// The most connections open at once. A connection over the limit makes
+    /// room or is answered 503 and closed at once: a client holding at least
+    /// two connections more than the newcomer's gives one up (idle first,
+    /// then the request head in progress longest); else the connection
+    /// idle longest, then the request head in progress longest, if for
+    /// `eviction_grace` or more. A connection whose answer is being
+    /// prepared never gives way.
     pub max_connections: usize,
+    /// The most connections open at once from one client address (IPv4, or
+    /// an IPv6 /64); one more makes the client's own connection idle longest
+    /// (for `eviction_grace`) give way, or is answered 503 and closed.
+    pub max_connections_per_client: usize,
+    /// How long a connection must have been idle, or reading one request
+    /// head, before it gives way to a newcomer from a client that does not
+    /// hold more connections than others.
+    pub eviction_grace: Duration,
     /// Bodies up to this size (by Content-Length, or chunked once decoded)
     /// are read by the connection's own thread, within the head deadline,
     /// before the request is handed out; a chunked body longer than this is
@@ -240,6 +242,8 @@ impl Default for Limits {
             max_header_bytes: usize::MAX,
             max_header_lines: usize::MAX,
             max_connections: usize::MAX,
+            max_connections_per_client: usize::MAX,
+            eviction_grace: Duration::from_secs(1),
             max_buffered_body: 1024,
         }
     }
@@ -320,7 +324,12 @@ impl Server {
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        let open_connections = Arc::new(AtomicUsize::new(0));
+        let slots = slots::Slots::new(slots::SlotLimits {
+            max_connections: limits.max_connections,
+            max_connections_per_client: limits.max_connections_per_client,
+            eviction_grace: limits.eviction_grace,
+        });
+        let inside_slots = Arc::clone(&slots);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -369,7 +378,7 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((mut sock, _)) => {
+                    Ok((mut sock, peer)) => {
                         use util::RefinedTcpStream;
                         if sock
                             .set_timeouts(limits.read_timeout, limits.write_timeout)
@@ -377,13 +386,17 @@ impl Server {
                         {
                             continue;
                         }
-                        if open_connections.load(Relaxed) >= limits.max_connections {
-                            use std::io::Write;
-                            let _ = sock.write_all(
-                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
-                            );
-                            continue;
-                        }
+                        let _ = sock.set_nodelay();
+                        let slot = match inside_slots.admit(peer.map(|peer| peer.ip()), &sock) {
+                            slots::Admission::Admitted(slot) => slot,
+                            slots::Admission::Refused => {
+                                use std::io::Write;
+                                let _ = sock.write_all(
+                                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                                );
+                                continue;
+                            }
+                        };
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -402,24 +415,29 @@ impl Server {
                         };
 
                         let deadline = Arc::new(util::ReadDeadline::default());
-                        let read_closable = read_closable.with_read_deadline(deadline.clone());
-                        Ok(ClientConnection::new(
+                        let read_closable =
+                            read_closable.with_read_deadline(deadline.clone(), limits.read_timeout);
+                        let client = ClientConnection::new(
                             write_closable,
                             read_closable,
                             limits.clone(),
                             deadline,
-                        ))
+                            Some(Arc::clone(slot.slot())),
+                        );
+                        Ok((client, slot))
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok(client) => {
+                    Ok((client, slot)) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        let mut open = Some(OpenConnection::new(&open_connections));
+                        let mut slot = Some(slot);
                         tasks_pool.spawn(Box::new(move || {
-                            let _open = open.take();
+                            // The slot is given back when the connection's
+                            // thread is done with it, however that ends.
+                            let _slot = slot.take();
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
@@ -452,6 +470,7 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            slots,
         })
     }
 
@@ -471,8 +490,8 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        // sessiond patch: upstream left this unimplemented.
+        self.slots.open_count()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.

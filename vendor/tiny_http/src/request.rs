@@ -1,16 +1,20 @@
+use std::convert::TryFrom;
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::framing::{BodyFraming, ChunkedDecoder};
+use crate::slots::Slot;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -75,6 +79,20 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // sessiond patch: the rest of a body too long to read, holding the
+    // socket so that nothing more is read from it before the answer
+    held_source: Option<Box<dyn Read + Send + 'static>>,
+
+    // sessiond patch: whether the body has been read to its end
+    body_finished: Arc<AtomicBool>,
+
+    // sessiond patch: the client asked for the connection to close after
+    // this request
+    close_after: bool,
+
+    // sessiond patch: the connection's slot, told when the answer is written
+    in_flight: Option<InFlight>,
 }
 
 struct NotifyOnDrop<R> {
@@ -126,42 +144,36 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// sessiond patch: the framing of the body is decided by `framing.rs` and
+/// passed in. A body up to `max_buffered_body` bytes is read here, within
+/// `deadline` (after a `100 Continue` when the client waits for one), so a
+/// handler never waits on the client; a larger one is left for the handler.
+/// `slot` is the connection's accounting, told when the answer is written and
+/// whether the connection must close after it; `close_after` is the client's
+/// own wish (`Connection: close`, HTTP/1.0).
 #[allow(clippy::too_many_arguments)]
-pub fn new_request<R, W>(
+pub(crate) fn new_request<R, W>(
     secure: bool,
     method: Method,
     path: String,
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
+    framing: BodyFraming,
     source_data: R,
-    writer: W,
+    mut writer: W,
     deadline: Option<Instant>,
     max_buffered_body: usize,
+    slot: Option<Arc<Slot>>,
+    close_after: bool,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
-
-    // true if the client sent a `Expect: 100-continue` header
+    // true if the client sent a `Expect: 100-continue` header (HTTP/1.0
+    // clients cannot wait for a 100, RFC 9110 10.1.1)
     let expects_continue = {
         match headers
             .iter()
@@ -169,7 +181,7 @@ where
             .map(|h| h.value.as_str())
         {
             None => false,
-            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
+            Some(v) if v.eq_ignore_ascii_case("100-continue") => version >= HTTPVersion(1, 1),
             _ => return Err(RequestCreationError::ExpectationFailed),
         }
     };
@@ -186,59 +198,95 @@ where
         }
     };
 
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        let mut source_data = DeadlineReader { inner: source_data, deadline };
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= max_buffered_body && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data.inner, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+    let body_finished = Arc::new(AtomicBool::new(false));
+    let mut held_source: Option<Box<dyn Read + Send + 'static>> = None;
+    let mut must_send_continue = false;
+    let send_continue_now = |writer: &mut W| -> io::Result<()> {
+        if expects_continue {
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            writer.flush()?;
         }
-    } else if transfer_encoding.is_some() && !expects_continue && max_buffered_body > 1024 {
-        // sessiond patch: decode the chunked body here, within the deadline,
-        // keeping at most one byte more than the limit.
-        let source_data = DeadlineReader { inner: source_data, deadline };
-        let mut buffer = Vec::new();
-        Decoder::new(source_data)
-            .take(max_buffered_body as u64 + 1)
-            .read_to_end(&mut buffer)?;
-        Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
-    } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        Ok(())
+    };
+    let body_length = match framing {
+        BodyFraming::Length(length) => Some(usize::try_from(length).unwrap_or(usize::MAX)),
+        _ => None,
     };
 
+    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
+    // content-length headers
+    // sessiond patch: upstream made the whole rest of the stream the body
+    // of a `Connection: upgrade` request, so a handler reading it waited on
+    // the client until the deadline and read the next requests as its body.
+    // The body is framed like any other; the raw stream is kept for
+    // `upgrade` (without a body only), and nothing more is read from the
+    // connection (`close_after`).
+    let reader = if connection_upgrade && framing == BodyFraming::Empty {
+        body_finished.store(true, Ordering::Release);
+        held_source = Some(Box::new(source_data));
+        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+    } else {
+        match framing {
+            BodyFraming::Empty | BodyFraming::Length(0) => {
+                body_finished.store(true, Ordering::Release);
+                Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+            }
+            BodyFraming::Length(length) if length <= max_buffered_body as u64 => {
+                // the body is small enough: read it into a buffer now
+                send_continue_now(&mut writer)?;
+                let mut source_data = DeadlineReader { inner: source_data, deadline };
+                let mut buffer = vec![0; length as usize];
+                let mut offset = 0;
+                while offset != buffer.len() {
+                    let read = source_data.read(&mut buffer[offset..])?;
+                    if read == 0 {
+                        // the socket returned EOF, but we were before the expected content-length
+                        // aborting
+                        let info = "Connection has been closed before we received enough data";
+                        let err = IoError::new(ErrorKind::ConnectionAborted, info);
+                        return Err(RequestCreationError::CreationIoError(err));
+                    }
+                    offset += read;
+                }
+                body_finished.store(true, Ordering::Release);
+                Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+            }
+            BodyFraming::Length(length) => {
+                must_send_continue = expects_continue;
+                let length = usize::try_from(length).unwrap_or(usize::MAX);
+                let (data_reader, _) = EqualReader::new(source_data, length);
+                let tracked = Tracked { inner: data_reader, finished: Arc::clone(&body_finished) };
+                Box::new(FusedReader::new(tracked)) as Box<dyn Read + Send + 'static>
+            }
+            BodyFraming::Chunked if max_buffered_body > 1024 => {
+                // decode the chunked body here, within the deadline,
+                // keeping at most one byte more than the limit
+                send_continue_now(&mut writer)?;
+                let mut decoder = ChunkedDecoder::new(DeadlineReader { inner: source_data, deadline });
+                let mut buffer = Vec::new();
+                (&mut decoder).take(max_buffered_body as u64 + 1).read_to_end(&mut buffer)?;
+                if decoder.finished() {
+                    body_finished.store(true, Ordering::Release);
+                } else {
+                    // Too long: the rest stays unread, so the connection
+                    // must not read on; the request keeps the socket until
+                    // it is answered, and the answer closes.
+                    held_source = Some(Box::new(decoder));
+                }
+                Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+            }
+            BodyFraming::Chunked => {
+                must_send_continue = expects_continue;
+                let decoder = ChunkedDecoder::new(source_data);
+                let tracked = Tracked { inner: decoder, finished: Arc::clone(&body_finished) };
+                Box::new(FusedReader::new(tracked)) as Box<dyn Read + Send + 'static>
+            }
+        }
+    };
+
+    if let Some(slot) = &slot {
+        slot.request_handed_out();
+    }
     Ok(Request {
         data_reader: Some(reader),
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
@@ -248,10 +296,42 @@ where
         path,
         http_version: version,
         headers,
-        body_length: content_length,
-        must_send_continue: expects_continue,
+        body_length,
+        must_send_continue,
         notify_when_responded: None,
+        held_source,
+        body_finished,
+        close_after,
+        in_flight: slot.map(InFlight),
     })
+}
+
+/// A reader that notes when its body has been read to the end (a sessiond
+/// patch): an answer written before that closes the connection, since the
+/// rest of the body would otherwise be read as the next request.
+struct Tracked<R> {
+    inner: R,
+    finished: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        if read == 0 && !buf.is_empty() {
+            self.finished.store(true, Ordering::Release);
+        }
+        Ok(read)
+    }
+}
+
+/// Tells the connection's slot, when the request goes, that its answer is
+/// no longer owed (a sessiond patch).
+struct InFlight(Arc<Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.answered();
+    }
 }
 
 /// A reader that fails with `TimedOut` once its deadline has passed (a
@@ -339,6 +419,12 @@ impl Request {
     ) -> Box<dyn ReadWrite + Send> {
         use crate::util::CustomStream;
 
+        // sessiond patch: after the stream is handed over, nothing more is
+        // read as HTTP from it.
+        if let Some(InFlight(slot)) = &self.in_flight {
+            slot.close_after_answer();
+        }
+
         response
             .raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
@@ -351,7 +437,13 @@ impl Request {
 
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
 
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
+        // sessiond patch: the raw stream, kept aside for this (see
+        // `new_request`), else the body.
+        let reader = match self.held_source.take() {
+            Some(raw) => raw,
+            None => self.extract_reader_impl(),
+        };
+        let stream = CustomStream::new(reader, self.extract_writer_impl());
         if let Some(sender) = self.notify_when_responded.take() {
             let stream = NotifyOnDrop {
                 sender,
@@ -418,6 +510,11 @@ impl Request {
     /// Therefore you should always destroy the `Writer` as soon as possible.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
+        // sessiond patch: whatever is written, its framing is not ours to
+        // know, so nothing more is read from the connection.
+        if let Some(InFlight(slot)) = &self.in_flight {
+            slot.close_after_answer();
+        }
         let writer = self.extract_writer_impl();
         if let Some(sender) = self.notify_when_responded.take() {
             let writer = NotifyOnDrop {
@@ -470,23 +567,46 @@ impl Request {
         res
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    fn respond_impl<R>(&mut self, mut response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
+        // sessiond patch: keep the connection only when its next request
+        // can start right after this one: the body read to its end, and
+        // neither side asking to close. Otherwise the answer says so, and
+        // the connection reads nothing more.
+        if self.close_after
+            || !self.body_finished.load(Ordering::Acquire)
+            || response.close_requested()
+        {
+            if let Some(InFlight(slot)) = &self.in_flight {
+                slot.close_after_answer();
+            }
+            response.close_connection();
+        }
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        let written = response
+            .raw_print(
+                writer.by_ref(),
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                None,
+            )
+            .and_then(|()| writer.flush());
+        // sessiond patch: an answer that could not be written (the client
+        // stopped reading for a whole write timeout, or went away) ends the
+        // connection at once, so the answers queued behind it fail at once
+        // instead of each holding a worker for another write timeout.
+        if written.is_err() {
+            if let Some(InFlight(slot)) = &self.in_flight {
+                slot.abort();
+            }
+        }
+        Self::ignore_client_closing_errors(written)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

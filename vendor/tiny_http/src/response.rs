@@ -43,6 +43,9 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // sessiond patch: `Connection: close` was asked for, by the caller or
+    // by the request it answers
+    close: bool,
 }
 
 /// A `Response` without a template parameter.
@@ -206,6 +209,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            close: false,
         };
 
         for h in headers {
@@ -254,9 +258,18 @@ where
     {
         let header = header.into();
 
+        // sessiond patch: `Connection: close` is honoured (the connection
+        // closes after this response, and the header is sent); any other
+        // `Connection` value is still ignored.
+        if header.field.equiv("Connection") {
+            if header.value.as_str().split(',').any(|option| option.trim().eq_ignore_ascii_case("close")) {
+                self.close = true;
+            }
+            return;
+        }
+
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
-            || header.field.equiv("Trailer")
+        if header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
         {
@@ -283,6 +296,16 @@ where
         }
 
         self.headers.push(header);
+    }
+
+    /// Whether this response closes its connection (sessiond patch).
+    pub fn close_requested(&self) -> bool {
+        self.close
+    }
+
+    /// Makes this response close its connection (sessiond patch).
+    pub(crate) fn close_connection(&mut self) {
+        self.close = true;
     }
 
     /// Returns the same request, but with an additional header.
@@ -319,6 +342,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            close: self.close,
         }
     }
 
@@ -359,6 +383,12 @@ where
                 0,
                 Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
             );
+        }
+
+        // sessiond patch: say that the connection closes after this
+        if self.close && upgrade.is_none() {
+            self.headers
+                .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         }
 
         // handling upgrade
@@ -481,6 +511,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close: self.close,
         }
     }
 }
@@ -569,6 +600,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close: self.close,
         }
     }
 }

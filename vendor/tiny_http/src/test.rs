@@ -71,10 +71,13 @@ impl From<TestRequest> for Request {
             mock.http_version,
             mock.headers,
             Some(mock.remote_addr),
+            crate::framing::BodyFraming::Length(mock.body.len() as u64),
             mock.body.as_bytes(),
             std::io::sink(),
             None,
             1024,
+            None,
+            false,
         )
         .unwrap()
     }

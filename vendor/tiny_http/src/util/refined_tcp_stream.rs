@@ -2,7 +2,7 @@ use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -44,6 +44,14 @@ impl Stream {
             Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(timeout),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
         }
     }
 
@@ -89,12 +97,19 @@ pub struct RefinedTcpStream {
     close_read: bool,
     close_write: bool,
     deadline: Option<Arc<ReadDeadline>>,
+    /// The socket's own read timeout (sessiond patch), put back once a
+    /// deadline no longer shortens it.
+    read_timeout: Option<Duration>,
+    /// Whether the socket's read timeout is shortened to a deadline now.
+    clamped: bool,
 }
 
-/// A deadline for the reads of a connection, set while a request head is
-/// read (a sessiond patch). It is checked once per read from the socket, so
-/// its cost does not grow with the bytes read, and a client sending a byte at
-/// a time is cut off at most one socket read timeout after it.
+/// A deadline for the reads of a connection, set while a request head (and
+/// the body read with it) is read (a sessiond patch). It is checked once per
+/// read from the socket, so its cost does not grow with the bytes read, and
+/// a read that would block well past it (by more than a tenth of the socket's
+/// timeout) has its socket timeout shortened to it, so a client sending a
+/// byte at a time is cut off at the deadline, not a read timeout later.
 #[derive(Default)]
 pub(crate) struct ReadDeadline(Mutex<Option<Instant>>);
 
@@ -103,9 +118,8 @@ impl ReadDeadline {
         *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = deadline;
     }
 
-    fn passed(&self) -> bool {
-        let deadline = *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        deadline.is_some_and(|deadline| Instant::now() > deadline)
+    fn get(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -123,6 +137,8 @@ impl RefinedTcpStream {
             close_read: true,
             close_write: false,
             deadline: None,
+            read_timeout: None,
+            clamped: false,
         };
 
         let write = RefinedTcpStream {
@@ -130,6 +146,8 @@ impl RefinedTcpStream {
             close_read: false,
             close_write: true,
             deadline: None,
+            read_timeout: None,
+            clamped: false,
         };
 
         (read, write)
@@ -145,9 +163,15 @@ impl RefinedTcpStream {
         self.stream.peer_addr()
     }
 
-    /// Reads fail with `TimedOut` once `deadline` is set and has passed.
-    pub(crate) fn with_read_deadline(mut self, deadline: Arc<ReadDeadline>) -> RefinedTcpStream {
+    /// Reads fail with `TimedOut` once `deadline` is set and has passed, and
+    /// never block past it; `read_timeout` is the socket's own timeout.
+    pub(crate) fn with_read_deadline(
+        mut self,
+        deadline: Arc<ReadDeadline>,
+        read_timeout: Option<Duration>,
+    ) -> RefinedTcpStream {
         self.deadline = Some(deadline);
+        self.read_timeout = read_timeout;
         self
     }
 }
@@ -166,11 +190,30 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        if self.deadline.as_ref().is_some_and(|deadline| deadline.passed()) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "request not received in time",
-            ));
+        match self.deadline.as_ref().and_then(|deadline| deadline.get()) {
+            Some(deadline) => {
+                let remaining = deadline
+                    .checked_duration_since(Instant::now())
+                    .filter(|remaining| !remaining.is_zero())
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "request not received in time",
+                        )
+                    })?;
+                // Shortened only when the socket's own timeout would overshoot
+                // the deadline by more than a tenth of it, so that a fast
+                // client (pipelining, say) costs no extra system calls.
+                if self.read_timeout.is_none_or(|timeout| remaining < timeout - timeout / 10) {
+                    self.stream.set_read_timeout(Some(remaining))?;
+                    self.clamped = true;
+                }
+            }
+            None if self.clamped => {
+                self.stream.set_read_timeout(self.read_timeout)?;
+                self.clamped = false;
+            }
+            None => {}
         }
         self.stream.read(buf)
     }
