@@ -1,30 +1,57 @@
 //! `cargo bench --bench http`: sessiond's "who is this?" answer measured
-//! side by side with the ceiling of its HTTP stack, in one run (issue 6).
+//! side by side with the ceiling of its HTTP stack, its memory over the
+//! whole run, a login flood, and the same answers with a million sessions,
+//! in one run (issues 6 and 15).
 //!
 //! The bench starts a bare tiny_http server with sessiond's worker-pool
 //! shape (the ceiling), then sessiond itself in-process on a temporary
-//! database file, seeded with 10,000 users that each hold one web session and
-//! one JWT session, and drives both with `wrk` (2 threads, 32 keep-alive
-//! connections, 10 s) through a Lua script that rotates over all 10,000
-//! cookies or tokens: ceiling, cookie, bearer, twice, and the ceiling a third
-//! time; the table shows the means. It then times `sessiond
-//! clear_expired_sessions` (run beside the server, as an operator would) over
-//! 1,000,000 expired web sessions and 100,000 expired JWT rows on the idle
-//! server, and runs the cookie scenario again with that cleanup started five
-//! seconds into it. Before any timing,
-//! every cookie and token is checked to answer 200, and the stored expiry is
-//! checked to have slid; after the cookie run it is checked again.
+//! database file, seeded with 10,000 users (one password, known to the
+//! bench) that each hold one web session and one JWT session, and drives
+//! both with `wrk` (2 threads, 32 keep-alive connections, 10 s) through Lua
+//! scripts. The scenarios run in the order of [`SCENARIOS`]; each is one
+//! function that adds its rows to the table and its targets to the
+//! verdicts, so a new one is one more function in that list:
 //!
-//! Seeding and the ceiling run in child processes (this binary, re-executed
-//! with a `__seed-*` or `__ceiling` argument), and the cleanup is the real
-//! command, so that none of them counts in the peak RSS of the process that
-//! hosts sessiond. That peak is the `VmHWM` of this process, reset
-//! (`/proc/self/clear_refs`) before each sessiond load phase: it covers the
-//! server plus this bench's own small footprint, never wrk. The stored
-//! expiries are made to lag before a cookie run by moving the server's clock
-//! (the system clock plus an offset) two minutes forward, so that every
-//! cookie of the run must be written once. Nothing here writes SQL: rows are
-//! made and read through the modules that own their tables.
+//! - `request_path`: ceiling, cookie, bearer, twice, and the ceiling a third
+//!   time, rotating over all 10,000 cookies or tokens; the table shows the
+//!   means.
+//! - `login_burst`: 100 real form logins (8 at once) and the resident
+//!   memory before and after.
+//! - `login_flood`: cookie whoami under wrk while a second wrk posts
+//!   right-password logins on 250 connections, each for the next user and
+//!   from its own `X-Forwarded-For` address (trusted for the run), so that
+//!   the throttle never answers instead of the hash.
+//! - `cleanup`: `sessiond clear_expired_sessions` (run beside the server, as
+//!   an operator would) over 1,000,000 expired web sessions and 100,000
+//!   expired JWT rows on the idle server, then the cookie scenario again with
+//!   that cleanup started five seconds into it.
+//! - `scale`: 1,000,000 live web sessions and 1,000,000 JWT rows, cookie and
+//!   bearer whoami rotating over 100,000 of each, against the 10,000 of
+//!   `request_path`: cookie runs with every stored expiry fresh (the
+//!   look-up path, compared with the same run over 10,000), and with every
+//!   slide due after a clock jump (100,000 writes in the run, reported).
+//! - `steady_cleanup`: 100,000 expired web sessions beside the million live
+//!   ones, cleared while the cookie scenario runs over the 100,000.
+//!
+//! Before any timing, every cookie and token is checked to answer 200, and
+//! the stored expiries are checked to have slid. Seeding and the ceiling run
+//! in child processes (this binary, re-executed with a `__seed-*` or
+//! `__ceiling` argument), and the cleanup is the real command, so that none
+//! of them counts in the memory of the process that hosts sessiond. That
+//! memory is measured over the whole life of the process, never reset:
+//! `VmHWM` at the end, and the largest `RssAnon` seen by a thread that reads
+//! `/proc/self/status` every 10 ms (anonymous memory: the database pages
+//! SQLite maps are file-backed and shared with the OS's page cache, and
+//! count in `VmHWM` but not here). Both include this bench's own few MiB,
+//! never wrk's. The stored expiries are made to lag before a cookie run by
+//! moving the server's clock (the system clock plus an offset) two minutes
+//! forward, so that every cookie of the run must be written once. Nothing
+//! here writes SQL: rows are made and read through the modules that own
+//! their tables.
+//!
+//! SESSIOND_BENCH_QUICK=1 is a smoke run: 3 s per wrk run, one round, no
+//! cleanup scenarios, 200,000 rows for `scale`; SESSIOND_BENCH_SCALE=N sets
+//! the rows of `scale`. A run for the README sets neither.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,7 +59,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -42,13 +69,26 @@ use sessiond::settings::{Overrides, Settings};
 use sessiond::startup::{self, StartOptions};
 use sessiond::users::{self, Role, User};
 use sessiond::web_sessions::{self, Lifetime};
-use sessiond::{db, jwt, jwt_sessions, secrets};
+use sessiond::{db, jwt, jwt_sessions, password_hash, secrets};
 
 /// Users, each with one live web session and one live JWT session.
 const USERS: usize = 10_000;
-/// Expired rows for the cleanup scenarios.
+/// Every seeded user's password: the login scenarios sign in with it.
+const BENCH_PASSWORD: &str = "bench-password";
+/// Expired rows for the cleanup scenario.
 const EXPIRED_WEB: usize = 1_000_000;
 const EXPIRED_JWT: usize = 100_000;
+/// Live rows of each kind for the `scale` scenario, and how many of each its
+/// wrk runs rotate over.
+const SCALE_LIVE: usize = 1_000_000;
+const SCALE_ROTATING: usize = 100_000;
+/// Expired web sessions beside the live ones for `steady_cleanup`.
+const STEADY_EXPIRED_WEB: usize = 100_000;
+/// Logins of `login_burst`, and how many run at once.
+const BURST_LOGINS: usize = 100;
+const BURST_THREADS: usize = 8;
+/// Connections of the login flood.
+const FLOOD_CONNECTIONS: u32 = 250;
 /// DJANGO_SESSION_COOKIE_AGE and SESSIOND_SESSION_ABSOLUTE_AGE for the run.
 const COOKIE_AGE: i64 = 7200;
 const ABSOLUTE_AGE: i64 = 2_592_000;
@@ -63,11 +103,7 @@ const JWT_LIFETIME: i64 = 86_400;
 
 const WRK_THREADS: u32 = 2;
 const WRK_CONNECTIONS: u32 = 32;
-const WRK_SECONDS: u32 = 10;
-/// Rounds of the ceiling, cookie and bearer scenarios; the table shows the
-/// means.
-const ROUNDS: usize = 2;
-/// When the cleanup starts in the "during cleanup" scenario, which is the
+/// When the cleanup starts in the "during cleanup" scenarios, which are the
 /// cookie scenario again: half-way through its ten seconds, after the burst
 /// of writes that the clock jump causes at its start. The cleanup must end
 /// before the run does, so that the run holds all of it; a cleanup that
@@ -82,11 +118,25 @@ const PATH: &str = "/api/whoami";
 const CEILING_BODY: &str =
     r#"{"username":"user00000","role":"user","auth":"session","expires":"2026-11-27T14:00:00Z"}"#;
 
+/// A scenario: adds its rows and verdicts to the bench.
+type Scenario = fn(&mut Bench) -> anyhow::Result<()>;
+
+/// The scenarios, in the order they run (see the top of this file).
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("request_path", request_path),
+    ("login_burst", login_burst),
+    ("login_flood", login_flood),
+    ("cleanup", cleanup),
+    ("scale", scale),
+    ("steady_cleanup", steady_cleanup),
+];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let outcome = match args.get(1).map(String::as_str) {
         Some("__seed-live") => seed_live(&args[2..]),
         Some("__seed-expired") => seed_expired(&args[2..]),
+        Some("__seed-scale") => seed_scale(&args[2..]),
         Some("__ceiling") => serve_ceiling(&args[2..]),
         _ => run(),
     };
@@ -121,10 +171,143 @@ impl WrkResult {
     }
 }
 
+/// A row of the table.
 struct Row {
-    scenario: &'static str,
+    scenario: String,
     result: Option<WrkResult>,
     note: String,
+}
+
+/// A target and whether it held.
+struct Verdict {
+    target: String,
+    holds: Option<bool>,
+    figure: String,
+}
+
+/// How long and how big this run is (the full run, or a quick smoke run).
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    wrk_seconds: u32,
+    rounds: usize,
+    cleanups: bool,
+    scale_live: usize,
+    scale_rotating: usize,
+}
+
+impl Plan {
+    fn from_env() -> anyhow::Result<Plan> {
+        let quick = std::env::var_os("SESSIOND_BENCH_QUICK").is_some();
+        let mut plan = if quick {
+            Plan {
+                wrk_seconds: 3,
+                rounds: 1,
+                cleanups: false,
+                scale_live: 200_000,
+                scale_rotating: 20_000,
+            }
+        } else {
+            Plan {
+                wrk_seconds: 10,
+                rounds: 2,
+                cleanups: true,
+                scale_live: SCALE_LIVE,
+                scale_rotating: SCALE_ROTATING,
+            }
+        };
+        if let Ok(text) = std::env::var("SESSIOND_BENCH_SCALE") {
+            plan.scale_live = text.parse().context("SESSIOND_BENCH_SCALE must be a number")?;
+            plan.scale_rotating = (plan.scale_live / 10).max(USERS);
+        }
+        ensure!(plan.scale_live > USERS, "the `scale` rows must be more than {USERS}");
+        Ok(plan)
+    }
+}
+
+/// What the scenarios share: the running server, its files, and the table.
+struct Bench {
+    plan: Plan,
+    dir: PathBuf,
+    db_path: PathBuf,
+    addr: SocketAddr,
+    clock: Arc<OffsetClock>,
+    lifetime: Lifetime,
+    workers: usize,
+    ceiling: Option<Ceiling>,
+    ceiling_result: WrkResult,
+    /// The 10,000-session means of `request_path`, which later scenarios
+    /// compare against.
+    cookie_10k: Option<WrkResult>,
+    fresh_10k: Option<WrkResult>,
+    bearer_10k: Option<WrkResult>,
+    cookie_scale: Option<WrkResult>,
+    rows: Vec<Row>,
+    verdicts: Vec<Verdict>,
+    memory: Arc<MemorySampler>,
+}
+
+impl Bench {
+    fn row(&mut self, scenario: impl Into<String>, result: Option<WrkResult>, note: String) {
+        self.rows.push(Row { scenario: scenario.into(), result, note });
+    }
+
+    fn verdict(&mut self, target: impl Into<String>, holds: Option<bool>, figure: String) {
+        self.verdicts.push(Verdict { target: target.into(), holds, figure });
+    }
+
+    fn cookies(&self) -> PathBuf {
+        self.dir.join("cookies.txt")
+    }
+
+    fn tokens(&self) -> PathBuf {
+        self.dir.join("tokens.txt")
+    }
+
+    fn script(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.lua"))
+    }
+
+    /// One timed wrk run of the script against sessiond.
+    fn wrk(&self, script: &str) -> anyhow::Result<WrkResult> {
+        let cpu_before = Cpu::now(std::process::id())?;
+        let child =
+            spawn_wrk(self.addr, &self.script(script), self.plan.wrk_seconds, WRK_CONNECTIONS)?;
+        finish_wrk(child, std::process::id(), cpu_before)
+    }
+
+    /// The ratio of two rates, as a verdict of at least `least`.
+    fn ratio_verdict(
+        &mut self,
+        target: &str,
+        of: Option<WrkResult>,
+        to: Option<WrkResult>,
+        least: f64,
+    ) {
+        match (of, to) {
+            (Some(of), Some(to)) => {
+                let ratio = of.requests_per_second() / to.requests_per_second();
+                self.verdict(target, Some(ratio >= least), format!("{ratio:.3}"));
+            }
+            _ => self.verdict(target, None, String::from("not measured")),
+        }
+    }
+
+    /// A p99 of at most `most` times another, as a verdict.
+    fn p99_verdict(
+        &mut self,
+        target: &str,
+        of: Option<WrkResult>,
+        to: Option<WrkResult>,
+        most: f64,
+    ) {
+        match (of, to) {
+            (Some(of), Some(to)) => {
+                let ratio = of.p99_us as f64 / to.p99_us.max(1) as f64;
+                self.verdict(target, Some(ratio < most), format!("{ratio:.2}x"));
+            }
+            _ => self.verdict(target, None, String::from("not measured")),
+        }
+    }
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -136,43 +319,36 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    let plan = Plan::from_env()?;
     let started_at = chrono::Utc::now();
-    let dir = tempfile::tempdir().context("failed to make a temp dir")?;
-    let db_path = dir.path().join("sessiond.sqlite3");
-    let cookies_path = dir.path().join("cookies.txt");
-    let tokens_path = dir.path().join("tokens.txt");
+    let run_started = Instant::now();
+    let load_before = load_average();
+    let tempdir = tempfile::tempdir().context("failed to make a temp dir")?;
+    let dir = tempdir.path().to_path_buf();
+    let db_path = dir.join("sessiond.sqlite3");
     // The worker count of `sessiond serve`; SESSIOND_BENCH_WORKERS overrides
     // it (for both servers) to compare pool sizes.
     let workers = match std::env::var("SESSIOND_BENCH_WORKERS") {
         Ok(text) => text.parse().context("SESSIOND_BENCH_WORKERS must be a number")?,
         Err(_) => startup::default_workers(),
     };
+    // Sampling starts before sessiond does and never resets.
+    let memory = MemorySampler::start();
 
     eprintln!("seeding {USERS} users, each with one web and one JWT session...");
     let seed_started = Instant::now();
-    run_child(&["__seed-live", &path_text(&db_path), &path_text(dir.path())])?;
+    run_child(&["__seed-live", &path_text(&db_path), &path_text(&dir)])?;
     eprintln!("  done in {:.1} s", seed_started.elapsed().as_secs_f64());
 
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-
-    // The ceiling: tiny_http alone, with sessiond's worker-pool shape, in a
-    // child process so that it shares nothing with the measured one. It is
-    // measured before, between and after [`ROUNDS`] rounds of the sessiond
-    // scenarios; the table uses the means, so that the machine's speed,
-    // which drifts by 15% within a run here, counts against both sides
-    // alike.
     let ceiling = Ceiling::spawn(workers)?;
     eprintln!("ceiling listening on http://{}", ceiling.addr);
-    verify_all(ceiling.addr, &cookies_path, "Cookie", "sessionid=", |status, _, _| {
+    verify_all(ceiling.addr, &dir.join("cookies.txt"), "Cookie", "sessionid=", |status, _, _| {
         ensure!(status == 200, "the ceiling answered {status}");
         Ok(())
     })?;
-    let cookie_script = write_script(dir.path(), "cookie", &cookies_path, "Cookie", "sessionid=")?;
-    let bearer_script =
-        write_script(dir.path(), "bearer", &tokens_path, "Authorization", "Bearer ")?;
-    eprintln!("running: ceiling (1)");
-    let mut ceiling_runs = vec![wrk(ceiling.addr, &cookie_script, ceiling.pid)?];
+    write_script(&dir, "cookie", &dir.join("cookies.txt"), "Cookie", "sessionid=")?;
+    write_script(&dir, "bearer", &dir.join("tokens.txt"), "Authorization", "Bearer ")?;
+    write_flood_script(&dir)?;
 
     // sessiond, in-process, on the seeded file.
     let clock = Arc::new(OffsetClock::default());
@@ -183,9 +359,442 @@ fn run() -> anyhow::Result<ExitCode> {
     eprintln!("sessiond listening on http://{addr}");
     let lifetime = running.app().lifetime;
 
-    // Every cookie answers 200 and slides its expiry.
-    let pass_time = clock.now();
-    verify_all(addr, &cookies_path, "Cookie", "sessionid=", |status, headers, body| {
+    let mut bench = Bench {
+        plan,
+        dir,
+        db_path,
+        addr,
+        clock,
+        lifetime,
+        workers,
+        ceiling: Some(ceiling),
+        ceiling_result: WrkResult::default(),
+        cookie_10k: None,
+        fresh_10k: None,
+        bearer_10k: None,
+        cookie_scale: None,
+        rows: Vec::new(),
+        verdicts: Vec::new(),
+        memory,
+    };
+    let mut failures = Vec::new();
+    for (name, scenario) in SCENARIOS {
+        eprintln!("scenario `{name}`");
+        if let Err(error) = scenario(&mut bench) {
+            eprintln!("error: scenario `{name}` failed: {error:#}");
+            failures.push(format!("scenario `{name}`: {error:#}"));
+            bench.row(*name, None, format!("FAILED: {error:#}"));
+        }
+    }
+    running.stop();
+    if let Some(ceiling) = bench.ceiling.take() {
+        ceiling.stop()?;
+    }
+    let memory = bench.memory.stop();
+    let peak_anon_mib = memory.peak_anon_kib as f64 / 1024.0;
+    let hwm_mib = status_kib("VmHWM")? as f64 / 1024.0;
+    bench.verdict(
+        "peak anonymous memory (RssAnon) over the whole run < 64 MiB",
+        Some(memory.peak_anon_kib < 64 * 1024),
+        format!(
+            "{peak_anon_mib:.1} MiB, during `{}`; VmHWM {hwm_mib:.1} MiB; by scenario (MiB): {}",
+            memory.peak_phase, memory.by_phase
+        ),
+    );
+    for verdict in &bench.verdicts {
+        if verdict.holds == Some(false) {
+            failures.push(format!("missed: {} ({})", verdict.target, verdict.figure));
+        }
+    }
+    print_report(&Report {
+        started_at,
+        load_before,
+        load_after: load_average(),
+        minutes: run_started.elapsed().as_secs_f64() / 60.0,
+        plan: bench.plan,
+        workers: bench.workers,
+        ceiling: bench.ceiling_result,
+        peak_anon_mib,
+        hwm_mib,
+        rows: &bench.rows,
+        verdicts: &bench.verdicts,
+    });
+    drop(tempdir);
+    for failure in &failures {
+        eprintln!("error: {failure}");
+    }
+    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+// ---------------------------------------------------------------------------
+// The scenarios
+
+/// Ceiling, cookie, bearer, [`Plan::rounds`] times, and the ceiling once
+/// more; the table shows the means. The ceiling is measured before, between
+/// and after the rounds, so that the machine's speed, which drifts by 15%
+/// within a run here, counts against both sides alike.
+fn request_path(bench: &mut Bench) -> anyhow::Result<()> {
+    bench.memory.phase("request_path");
+    let (cookies, tokens) = (bench.cookies(), bench.tokens());
+    verify_cookies(bench, &cookies, USERS)?;
+    verify_tokens(bench.addr, &tokens)?;
+    let ceiling = bench.ceiling.as_ref().context("the ceiling is running")?;
+    let (ceiling_addr, ceiling_pid) = (ceiling.addr, ceiling.pid);
+    let seconds = bench.plan.wrk_seconds;
+    let ceiling_run = || -> anyhow::Result<WrkResult> {
+        eprintln!("running: ceiling");
+        let cpu_before = Cpu::now(ceiling_pid)?;
+        let script = bench.script("cookie");
+        let child = spawn_wrk(ceiling_addr, &script, seconds, WRK_CONNECTIONS)?;
+        finish_wrk(child, ceiling_pid, cpu_before)
+    };
+    let mut ceiling_runs = vec![ceiling_run()?];
+    let mut cookie_runs = Vec::new();
+    let mut fresh_runs = Vec::new();
+    let mut bearer_runs = Vec::new();
+    for round in 1..=bench.plan.rounds {
+        // The jump makes every stored expiry lag again, so the run writes
+        // each of the 10,000 sessions at least once.
+        bench.clock.jump(CLOCK_JUMP);
+        let run_time = bench.clock.now();
+        eprintln!("running: cookie whoami ({round})");
+        let result = bench.wrk("cookie")?;
+        cookie_runs.push(result);
+        check_slid_if_covered(bench, &cookies, run_time, USERS, result)?;
+        // Right after, every stored expiry is fresh: the look-up path alone.
+        eprintln!("running: cookie whoami, no slide due ({round})");
+        fresh_runs.push(bench.wrk("cookie")?);
+        eprintln!("running: bearer whoami ({round})");
+        bearer_runs.push(bench.wrk("bearer")?);
+        ceiling_runs.push(ceiling_run()?);
+    }
+    let ceiling = mean(&ceiling_runs);
+    let cookie = mean(&cookie_runs);
+    let bearer = mean(&bearer_runs);
+    bench.ceiling_result = ceiling;
+    bench.cookie_10k = Some(cookie);
+    bench.fresh_10k = Some(mean(&fresh_runs));
+    bench.bearer_10k = Some(bearer);
+    let note = format!("mean of {}, before, between and after", each_rate(&ceiling_runs));
+    bench.row("ceiling (bare tiny_http)", Some(ceiling), note);
+    let note =
+        format!("mean of {}; all 10,000 stored expiries slid in each", each_rate(&cookie_runs));
+    bench.row("cookie whoami (sliding expiry), 10,000 sessions", Some(cookie), note);
+    bench.row(
+        "cookie whoami, 10,000 sessions, no slide due",
+        bench.fresh_10k,
+        format!(
+            "mean of {}; right after the run above, so every stored expiry is fresh",
+            each_rate(&fresh_runs)
+        ),
+    );
+    bench.row(
+        "bearer whoami, 10,000 tokens",
+        Some(bearer),
+        format!("mean of {}", each_rate(&bearer_runs)),
+    );
+    bench.ratio_verdict("cookie whoami >= 0.60 of the ceiling", Some(cookie), Some(ceiling), 0.6);
+    bench.ratio_verdict("bearer whoami >= 0.60 of the ceiling", Some(bearer), Some(ceiling), 0.6);
+    if let Some(ceiling) = bench.ceiling.take() {
+        ceiling.stop()?;
+    }
+    Ok(())
+}
+
+/// [`BURST_LOGINS`] real form logins, [`BURST_THREADS`] at once, each for
+/// its own user; resident memory before and after.
+fn login_burst(bench: &mut Bench) -> anyhow::Result<()> {
+    bench.memory.phase("login_burst");
+    let (rss_before, anon_before) = (status_kib("VmRSS")?, status_kib("RssAnon")?);
+    let peak_before = password_hash::peak_concurrent_hashes();
+    let started = Instant::now();
+    let addr = bench.addr;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let threads: Vec<_> = (0..BURST_THREADS)
+            .map(|thread| {
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for number in (thread..BURST_LOGINS).step_by(BURST_THREADS) {
+                        let status = form_login(addr, &format!("user{number:05}"))?;
+                        ensure!(status == 303, "a burst login got {status}");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().map_err(|_| anyhow::anyhow!("a login thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (rss_after, anon_after) = (status_kib("VmRSS")?, status_kib("RssAnon")?);
+    let grew_mib = (rss_after as f64 - rss_before as f64) / 1024.0;
+    bench.row(
+        format!("{BURST_LOGINS} form logins, {BURST_THREADS} at once"),
+        None,
+        format!(
+            "{seconds:.2} s ({:.0} logins/s); resident {:.1} -> {:.1} MiB, anonymous {:.1} -> {:.1} MiB; at most {} hashes at once (of {} slots; {} before the burst)",
+            BURST_LOGINS as f64 / seconds,
+            rss_before as f64 / 1024.0,
+            rss_after as f64 / 1024.0,
+            anon_before as f64 / 1024.0,
+            anon_after as f64 / 1024.0,
+            password_hash::peak_concurrent_hashes(),
+            password_hash::slots(),
+            peak_before,
+        ),
+    );
+    bench.verdict(
+        format!("resident memory after {BURST_LOGINS} logins within 16 MiB of before"),
+        Some(grew_mib < 16.0),
+        format!("{grew_mib:+.1} MiB"),
+    );
+    bench.verdict(
+        "at most one hash per core at once",
+        Some(password_hash::peak_concurrent_hashes() <= password_hash::slots()),
+        format!(
+            "{} at most, {} cores",
+            password_hash::peak_concurrent_hashes(),
+            password_hash::slots()
+        ),
+    );
+    Ok(())
+}
+
+/// Cookie whoami under wrk while [`FLOOD_CONNECTIONS`] connections post
+/// right-password logins. The whoami run starts first, so that its
+/// connections are open before the flood's fill the connection cap.
+fn login_flood(bench: &mut Bench) -> anyhow::Result<()> {
+    bench.memory.phase("login_flood");
+    bench.clock.jump(CLOCK_JUMP);
+    eprintln!("running: cookie whoami during a login flood");
+    let seconds = bench.plan.wrk_seconds;
+    let cpu_before = Cpu::now(std::process::id())?;
+    let whoami = spawn_wrk(bench.addr, &bench.script("cookie"), seconds, WRK_CONNECTIONS)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let flood = Command::new("wrk")
+        .args(["-t1", &format!("-c{FLOOD_CONNECTIONS}"), &format!("-d{seconds}s"), "--timeout=30s"])
+        .arg("-s")
+        .arg(bench.script("flood"))
+        .arg(format!("http://{}/login", bench.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("failed to start the flood's wrk")?;
+    let result = finish_wrk(whoami, std::process::id(), cpu_before)?;
+    let output = flood.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find(|line| line.starts_with("FLOOD ")).with_context(|| {
+        format!("the flood printed no result:\n{stdout}{}", String::from_utf8_lossy(&output.stderr))
+    })?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        line.split(' ')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .with_context(|| format!("no `{name}` in `{line}`"))?
+            .parse()
+            .with_context(|| format!("bad `{name}` in `{line}`"))
+    };
+    let flood_seconds = field("duration_us")? / 1e6;
+    let signed_in = field("ok")?;
+    let logins_per_second = signed_in / flood_seconds;
+    bench.row(
+        format!("cookie whoami during a login flood ({FLOOD_CONNECTIONS} connections)"),
+        Some(result),
+        format!(
+            "the flood: {signed_in:.0} logins signed in ({logins_per_second:.1}/s), {:.0} answered 503 (by the connection cap of 256, which the flood's connections and wrk's pass, or by the login queue), {:.0} other answers, {:.0} socket errors; login p50 {:.2} s, p99 {:.2} s",
+            field("busy")?,
+            field("other")?,
+            field("errors")?,
+            field("p50_us")? / 1e6,
+            field("p99_us")? / 1e6,
+        ),
+    );
+    bench.verdict(
+        "no cookie whoami fails during the login flood",
+        Some(result.errors == 0),
+        format!("{} errors", result.errors),
+    );
+    let without = bench.cookie_10k;
+    bench.p99_verdict(
+        "cookie whoami p99 during the login flood < 3x without",
+        Some(result),
+        without,
+        3.0,
+    );
+    bench.verdict(
+        "the login flood signs people in",
+        Some(signed_in > 0.0),
+        format!("{logins_per_second:.1} logins/s"),
+    );
+    Ok(())
+}
+
+/// The cleanup of 1.1 M expired rows, idle and under the cookie scenario.
+fn cleanup(bench: &mut Bench) -> anyhow::Result<()> {
+    bench.memory.phase("cleanup");
+    let target_idle = "idle cleanup of 1.1 M rows < 3 s";
+    let targets_during = [
+        "no request fails during cleanup",
+        "cookie throughput during cleanup >= 0.5 of without",
+        "cookie p99 during cleanup < 5x without",
+    ];
+    if !bench.plan.cleanups {
+        bench.verdict(target_idle, None, String::from("skipped (SESSIOND_BENCH_QUICK)"));
+        for target in targets_during {
+            bench.verdict(target, None, String::from("skipped (SESSIOND_BENCH_QUICK)"));
+        }
+        return Ok(());
+    }
+    eprintln!("seeding {EXPIRED_WEB} expired web and {EXPIRED_JWT} expired JWT sessions...");
+    seed_expired_rows(bench, EXPIRED_WEB, EXPIRED_JWT)?;
+    eprintln!("running: cleanup on the idle server");
+    let (seconds, run) = timed_cleanup(&bench.db_path)?;
+    ensure!(
+        run.web == EXPIRED_WEB && run.jwt == EXPIRED_JWT,
+        "the cleanup cleared {} web and {} JWT rows, not {EXPIRED_WEB} and {EXPIRED_JWT}",
+        run.web,
+        run.jwt
+    );
+    bench.row(
+        "cleanup, idle (1.1 M rows)",
+        None,
+        format!("{seconds:.2} s; cleared {} web + {} JWT", run.web, run.jwt),
+    );
+    bench.verdict(target_idle, Some(seconds < 3.0), format!("{seconds:.2} s"));
+
+    eprintln!("seeding the expired rows again...");
+    seed_expired_rows(bench, EXPIRED_WEB, EXPIRED_JWT)?;
+    let during = during_cleanup(bench, "cookie", (EXPIRED_WEB, EXPIRED_JWT))?;
+    bench.row("cookie whoami during cleanup (1.1 M rows)", Some(during.result), during.note());
+    let without = bench.cookie_10k;
+    let [failures, rate, p99] = targets_during;
+    during.verdicts(bench, (failures, Some(rate), p99), without);
+    Ok(())
+}
+
+/// A million live web sessions and a million JWT rows; cookie and bearer
+/// whoami rotating over [`Plan::scale_rotating`] of each.
+fn scale(bench: &mut Bench) -> anyhow::Result<()> {
+    bench.memory.phase("scale");
+    let Plan { scale_live, scale_rotating, .. } = bench.plan;
+    eprintln!("seeding up to {scale_live} live web sessions and {scale_live} JWT rows...");
+    let started = Instant::now();
+    run_child(&[
+        "__seed-scale",
+        &path_text(&bench.db_path),
+        &path_text(&bench.dir),
+        &scale_live.to_string(),
+        &scale_rotating.to_string(),
+        &bench.clock.now().to_string(),
+    ])?;
+    eprintln!("  done in {:.1} s", started.elapsed().as_secs_f64());
+    let (cookies, tokens) =
+        (bench.dir.join("cookies-scale.txt"), bench.dir.join("tokens-scale.txt"));
+    write_script(&bench.dir, "cookie-scale", &cookies, "Cookie", "sessionid=")?;
+    write_script(&bench.dir, "bearer-scale", &tokens, "Authorization", "Bearer ")?;
+    verify_tokens(bench.addr, &tokens)?;
+    verify_cookies(bench, &cookies, scale_rotating)?;
+    let mut fresh_runs = Vec::new();
+    let mut cookie_runs = Vec::new();
+    let mut bearer_runs = Vec::new();
+    for round in 1..=bench.plan.rounds {
+        // The stored expiries are fresh (slid by the check above or by the
+        // last run with the jump): the look-up path alone, as in the run
+        // of `request_path` it is compared with.
+        eprintln!("running: cookie whoami, {scale_live} sessions, no slide due ({round})");
+        fresh_runs.push(bench.wrk("cookie-scale")?);
+        eprintln!("running: bearer whoami, {scale_live} tokens ({round})");
+        bearer_runs.push(bench.wrk("bearer-scale")?);
+        bench.clock.jump(CLOCK_JUMP);
+        let run_time = bench.clock.now();
+        eprintln!("running: cookie whoami, {scale_live} sessions, every slide due ({round})");
+        let result = bench.wrk("cookie-scale")?;
+        cookie_runs.push(result);
+        check_slid_if_covered(bench, &cookies, run_time, scale_rotating, result)?;
+    }
+    let fresh = mean(&fresh_runs);
+    let cookie = mean(&cookie_runs);
+    let bearer = mean(&bearer_runs);
+    bench.cookie_scale = Some(cookie);
+    let (live, rotating) = (thousands(scale_live), thousands(scale_rotating));
+    bench.row(
+        format!("cookie whoami, {live} live sessions, rotating over {rotating}, no slide due"),
+        Some(fresh),
+        format!("mean of {}", each_rate(&fresh_runs)),
+    );
+    let against = bench
+        .cookie_10k
+        .map(|ten| format!("{:.3}", cookie.requests_per_second() / ten.requests_per_second()))
+        .unwrap_or_default();
+    bench.row(
+        format!("cookie whoami, {live} live sessions, rotating over {rotating}, every slide due"),
+        Some(cookie),
+        format!(
+            "mean of {}; the clock jumped {CLOCK_JUMP} s first, so each of the {rotating} sessions was written once in the run (ten times the writes of the 10,000-session run; {against} of its rate; no target)",
+            each_rate(&cookie_runs)
+        ),
+    );
+    bench.row(
+        format!("bearer whoami, {live} JWT rows, rotating over {rotating}"),
+        Some(bearer),
+        format!("mean of {}", each_rate(&bearer_runs)),
+    );
+    let (fresh_10k, bearer_10k) = (bench.fresh_10k, bench.bearer_10k);
+    bench.ratio_verdict(
+        &format!("cookie whoami with {live} sessions >= 0.8 of with 10,000 (no slide due)"),
+        Some(fresh),
+        fresh_10k,
+        0.8,
+    );
+    bench.ratio_verdict(
+        &format!("bearer whoami with {live} JWT rows >= 0.8 of with 10,000"),
+        Some(bearer),
+        bearer_10k,
+        0.8,
+    );
+    Ok(())
+}
+
+/// The cleanup of [`STEADY_EXPIRED_WEB`] expired web sessions beside the
+/// million live ones, while the cookie scenario of `scale` runs.
+fn steady_cleanup(bench: &mut Bench) -> anyhow::Result<()> {
+    bench.memory.phase("steady_cleanup");
+    let targets = [
+        "steady-state cleanup (100,000 expired beside 1 M live) < 5 s",
+        "no request fails during the steady-state cleanup",
+        "cookie p99 during the steady-state cleanup < 5x without",
+    ];
+    if !bench.plan.cleanups {
+        for target in targets {
+            bench.verdict(target, None, String::from("skipped (SESSIOND_BENCH_QUICK)"));
+        }
+        return Ok(());
+    }
+    eprintln!("seeding {STEADY_EXPIRED_WEB} expired web sessions...");
+    seed_expired_rows(bench, STEADY_EXPIRED_WEB, 0)?;
+    let during = during_cleanup(bench, "cookie-scale", (STEADY_EXPIRED_WEB, 0))?;
+    bench.row(
+        format!(
+            "cookie whoami during the steady-state cleanup ({} live, 100,000 expired)",
+            thousands(bench.plan.scale_live)
+        ),
+        Some(during.result),
+        during.note(),
+    );
+    let seconds = during.seconds;
+    bench.verdict(targets[0], Some(seconds < 5.0), format!("{seconds:.2} s"));
+    let without = bench.cookie_scale;
+    during.verdicts(bench, (targets[1], None, targets[2]), without);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Helpers of the scenarios
+
+/// Every cookie answers 200 and slides its stored expiry.
+fn verify_cookies(bench: &Bench, cookies: &Path, count: usize) -> anyhow::Result<()> {
+    let pass_time = bench.clock.now();
+    verify_all(bench.addr, cookies, "Cookie", "sessionid=", |status, headers, body| {
         ensure!(status == 200, "a cookie got {status}");
         ensure!(body.contains(r#""auth":"session""#), "a cookie got `{body}`");
         ensure!(
@@ -194,178 +803,257 @@ fn run() -> anyhow::Result<ExitCode> {
         );
         Ok(())
     })?;
-    check_expiry_slid(&db_path, &cookies_path, lifetime, pass_time)?;
+    check_expiry_slid(&bench.db_path, cookies, bench.lifetime, pass_time, count)?;
     eprintln!("checked: every cookie answers 200 and its stored expiry slid");
-    verify_all(addr, &tokens_path, "Authorization", "Bearer ", |status, _, body| {
+    Ok(())
+}
+
+/// After a cookie run: every stored expiry slid, when the run made enough
+/// requests to reach every cookie (twice the count: two wrk threads rotate
+/// from different starts); a short run on a slow machine may not.
+fn check_slid_if_covered(
+    bench: &Bench,
+    cookies: &Path,
+    run_time: UnixTime,
+    count: usize,
+    result: WrkResult,
+) -> anyhow::Result<()> {
+    if result.requests < 2 * count as u64 {
+        eprintln!(
+            "  NOT CHECKED that every stored expiry slid: {} requests for {count} cookies",
+            result.requests
+        );
+        return Ok(());
+    }
+    check_expiry_slid(&bench.db_path, cookies, bench.lifetime, run_time, count)
+        .context("the cookie run did not slide every stored expiry")
+}
+
+/// Every bearer token answers 200.
+fn verify_tokens(addr: SocketAddr, tokens: &Path) -> anyhow::Result<()> {
+    verify_all(addr, tokens, "Authorization", "Bearer ", |status, _, body| {
         ensure!(status == 200, "a bearer token got {status}");
         ensure!(body.contains(r#""auth":"jwt""#), "a token got `{body}`");
         Ok(())
     })?;
     eprintln!("checked: every bearer token answers 200");
-
-    let mut cookie_runs = Vec::new();
-    let mut bearer_runs = Vec::new();
-    let mut peak_rss = Vec::new();
-    for round in 1..=ROUNDS {
-        // Cookie whoami: the jump makes every stored expiry lag again, so
-        // the run writes each of the 10,000 sessions at least once.
-        clock.jump(CLOCK_JUMP);
-        let run_time = clock.now();
-        eprintln!("running: cookie whoami ({round})");
-        let (result, rss) = with_peak_rss(|| wrk(addr, &cookie_script, std::process::id()))?;
-        cookie_runs.push(result?);
-        peak_rss.push(rss);
-        check_expiry_slid(&db_path, &cookies_path, lifetime, run_time)
-            .context("the cookie run did not slide every stored expiry")?;
-
-        eprintln!("running: bearer whoami ({round})");
-        let (result, rss) = with_peak_rss(|| wrk(addr, &bearer_script, std::process::id()))?;
-        bearer_runs.push(result?);
-        peak_rss.push(rss);
-
-        eprintln!("running: ceiling ({})", round + 1);
-        ceiling_runs.push(wrk(ceiling.addr, &cookie_script, ceiling.pid)?);
-    }
-    ceiling.stop()?;
-    let ceiling_result = mean(&ceiling_runs);
-    let cookie_result = mean(&cookie_runs);
-    let bearer_result = mean(&bearer_runs);
-    rows.push(Row {
-        scenario: "ceiling (bare tiny_http)",
-        result: Some(ceiling_result),
-        note: format!("mean of {}, before, between and after", each_rate(&ceiling_runs)),
-    });
-    rows.push(Row {
-        scenario: "cookie whoami (sliding expiry)",
-        result: Some(cookie_result),
-        note: format!(
-            "mean of {}; all 10,000 stored expiries slid in each",
-            each_rate(&cookie_runs)
-        ),
-    });
-    rows.push(Row {
-        scenario: "bearer whoami",
-        result: Some(bearer_result),
-        note: format!("mean of {}", each_rate(&bearer_runs)),
-    });
-
-    // Cleanup of 1.1 M expired rows on the idle server.
-    let mut cleanup_idle = None;
-    let mut during = None;
-    // SESSIOND_BENCH_QUICK=1 skips the cleanup scenarios while tuning the
-    // request path; a run for the README never sets it.
-    let quick = std::env::var_os("SESSIOND_BENCH_QUICK").is_some();
-    if !quick {
-        eprintln!("seeding {EXPIRED_WEB} expired web and {EXPIRED_JWT} expired JWT sessions...");
-        run_child(&["__seed-expired", &path_text(&db_path), &clock.now().to_string()])?;
-        eprintln!("running: cleanup on the idle server");
-    }
-    let cleanup_outcome = if quick {
-        Err(anyhow::anyhow!("skipped (SESSIOND_BENCH_QUICK)"))
-    } else {
-        timed_cleanup(&db_path)
-    };
-    match cleanup_outcome {
-        Ok((seconds, run)) => {
-            cleanup_idle = Some(seconds);
-            rows.push(Row {
-                scenario: "cleanup, idle (1.1 M rows)",
-                result: None,
-                note: format!("{seconds:.2} s; cleared {} web + {} JWT", run.web, run.jwt),
-            });
-            ensure!(
-                run.web == EXPIRED_WEB && run.jwt == EXPIRED_JWT,
-                "the cleanup cleared {} web and {} JWT rows, not {EXPIRED_WEB} and {EXPIRED_JWT}",
-                run.web,
-                run.jwt
-            );
-
-            // The cookie scenario again, with a cleanup of the same rows
-            // started half-way through it.
-            eprintln!("seeding the expired rows again...");
-            run_child(&["__seed-expired", &path_text(&db_path), &clock.now().to_string()])?;
-            clock.jump(CLOCK_JUMP);
-            eprintln!("running: cookie whoami during cleanup");
-            let (outcome, rss) =
-                with_peak_rss(|| cookie_during_cleanup(addr, &cookie_script, &db_path, &clock))?;
-            let (result, seconds, run) = outcome?;
-            peak_rss.push(rss);
-            let covered = CLEANUP_START.as_secs_f64() + seconds < f64::from(WRK_SECONDS);
-            if covered {
-                during = Some(result);
-            } else {
-                failures.push(format!(
-                    "the cleanup ({seconds:.2} s) outlasted the cookie run it was started in"
-                ));
-            }
-            rows.push(Row {
-                scenario: "cookie whoami during cleanup",
-                result: Some(result),
-                note: format!(
-                    "the cleanup started {:.0} s into the run, as the clock moved {} s so \
-                     that every session's slide fell due, and took {seconds:.2} s under \
-                     load{}, clearing {} web + {} JWT; the wrk CPU figure includes the \
-                     cleanup process",
-                    CLEANUP_START.as_secs_f64(),
-                    CLEANUP_CLOCK_JUMP,
-                    if covered { "" } else { " (OUTLASTED the run)" },
-                    run.web,
-                    run.jwt,
-                ),
-            });
-        }
-        Err(error) => {
-            failures.push(format!("the cleanup failed: {error:#}"));
-            rows.push(Row {
-                scenario: "cleanup, idle (1.1 M rows)",
-                result: None,
-                note: format!("MISSING: {error:#}"),
-            });
-            rows.push(Row {
-                scenario: "cookie whoami during cleanup",
-                result: None,
-                note: String::from("MISSING: needs the cleanup"),
-            });
-        }
-    }
-    running.stop();
-
-    let peak_rss_kib = peak_rss.into_iter().max();
-    print_report(&Report {
-        started_at,
-        workers,
-        ceiling: ceiling_result,
-        cookie: cookie_result,
-        bearer: bearer_result,
-        cleanup_idle,
-        during,
-        peak_rss_kib,
-        rows: &rows,
-    });
-    for failure in &failures {
-        eprintln!("error: {failure}");
-    }
-    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(())
 }
 
-/// The cookie scenario (wrk for [`WRK_SECONDS`]) with a cleanup of the
-/// seeded expired rows started [`CLEANUP_START`] into it, right after the
-/// clock jumps [`CLEANUP_CLOCK_JUMP`]; returns wrk's figures, the cleanup's
-/// wall time and what it cleared.
-fn cookie_during_cleanup(
-    addr: SocketAddr,
-    script: &Path,
-    db_path: &Path,
-    clock: &OffsetClock,
-) -> anyhow::Result<(WrkResult, f64, Cleared)> {
+fn seed_expired_rows(bench: &Bench, web: usize, jwt: usize) -> anyhow::Result<()> {
+    run_child(&[
+        "__seed-expired",
+        &path_text(&bench.db_path),
+        &bench.clock.now().to_string(),
+        &web.to_string(),
+        &jwt.to_string(),
+    ])
+}
+
+/// The cookie scenario of `script` with a cleanup started
+/// [`CLEANUP_START`] into it; a cleanup that clears other counts than
+/// `expected` fails the scenario. `covered` is false when the cleanup
+/// outlasted the run, whose figures then miss its end.
+fn during_cleanup(bench: &Bench, script: &str, expected: (usize, usize)) -> anyhow::Result<During> {
+    bench.clock.jump(CLOCK_JUMP);
+    eprintln!("running: cookie whoami during cleanup ({script})");
+    let seconds = bench.plan.wrk_seconds.max(10);
     let cpu_before = Cpu::now(std::process::id())?;
-    let child = spawn_wrk(addr, script, WRK_SECONDS)?;
+    let child = spawn_wrk(bench.addr, &bench.script(script), seconds, WRK_CONNECTIONS)?;
     std::thread::sleep(CLEANUP_START);
-    clock.jump(CLEANUP_CLOCK_JUMP);
-    let cleanup = timed_cleanup(db_path);
+    bench.clock.jump(CLEANUP_CLOCK_JUMP);
+    let cleanup = timed_cleanup(&bench.db_path);
     let result = finish_wrk(child, std::process::id(), cpu_before)?;
-    let (seconds, run) = cleanup?;
-    Ok((result, seconds, run))
+    let (cleanup_seconds, run) = cleanup?;
+    ensure!(
+        (run.web, run.jwt) == expected,
+        "the cleanup cleared {} web and {} JWT rows, not {} and {}",
+        run.web,
+        run.jwt,
+        expected.0,
+        expected.1
+    );
+    let covered = CLEANUP_START.as_secs_f64() + cleanup_seconds < f64::from(seconds);
+    Ok(During { result, seconds: cleanup_seconds, run, covered })
+}
+
+/// A cookie run with a cleanup in it.
+struct During {
+    result: WrkResult,
+    seconds: f64,
+    run: Cleared,
+    covered: bool,
+}
+
+impl During {
+    fn note(&self) -> String {
+        let mut note = during_note(self.seconds, self.run);
+        if !self.covered {
+            note.push_str("; the cleanup OUTLASTED the run, whose figures miss its end");
+        }
+        note
+    }
+
+    /// The run's verdicts for `targets`: no failed request, the rate at
+    /// least half of `without` (when named), the p99 under 5 times that of
+    /// `without`. Whatever the figures, a cleanup that outlasted the run
+    /// misses them.
+    fn verdicts(
+        &self,
+        bench: &mut Bench,
+        targets: (&str, Option<&str>, &str),
+        without: Option<WrkResult>,
+    ) {
+        let first = bench.verdicts.len();
+        let errors = self.result.errors;
+        bench.verdict(targets.0, Some(errors == 0), format!("{errors} errors"));
+        if let Some(target) = targets.1 {
+            bench.ratio_verdict(target, Some(self.result), without, 0.5);
+        }
+        bench.p99_verdict(targets.2, Some(self.result), without, 5.0);
+        if !self.covered {
+            for verdict in &mut bench.verdicts[first..] {
+                verdict.holds = Some(false);
+                verdict.figure.push_str(", but the cleanup outlasted the run");
+            }
+        }
+    }
+}
+
+fn during_note(seconds: f64, run: Cleared) -> String {
+    format!(
+        "the cleanup started {:.0} s into the run, as the clock moved {CLEANUP_CLOCK_JUMP} s so \
+         that every session's slide fell due, and took {seconds:.2} s under load, clearing {} \
+         web + {} JWT; the wrk CPU figure includes the cleanup process",
+        CLEANUP_START.as_secs_f64(),
+        run.web,
+        run.jwt,
+    )
+}
+
+/// One form login with the bench password; returns the status.
+fn form_login(addr: SocketAddr, username: &str) -> anyhow::Result<u16> {
+    let body = format!("username={username}&password={BENCH_PASSWORD}");
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok());
+    status.with_context(|| {
+        format!("bad response to a login: `{}`", response.lines().next().unwrap_or(""))
+    })
+}
+
+fn thousands(number: usize) -> String {
+    let digits = number.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// The 1-minute load average, for the report.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| String::from("unknown"))
+}
+
+// ---------------------------------------------------------------------------
+// Memory over the whole run
+
+/// Reads this process's `RssAnon` every 10 ms and keeps the largest, with
+/// the scenario it was seen in.
+struct MemorySampler {
+    peak_anon_kib: AtomicU64,
+    /// The scenario running, the one the peak was seen in, and each
+    /// scenario's own peak.
+    phase: std::sync::Mutex<(String, String)>,
+    phase_peaks: std::sync::Mutex<Vec<(String, u64)>>,
+    stop: AtomicBool,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+struct MemoryPeak {
+    peak_anon_kib: u64,
+    peak_phase: String,
+    /// `scenario MiB, ...`: each scenario's peak RssAnon.
+    by_phase: String,
+}
+
+impl MemorySampler {
+    fn start() -> Arc<MemorySampler> {
+        let sampler = Arc::new(MemorySampler {
+            peak_anon_kib: AtomicU64::new(0),
+            phase: std::sync::Mutex::new((String::from("seeding"), String::from("seeding"))),
+            phase_peaks: std::sync::Mutex::new(vec![(String::from("seeding"), 0)]),
+            stop: AtomicBool::new(false),
+            thread: std::sync::Mutex::new(None),
+        });
+        let shared = Arc::clone(&sampler);
+        let thread = std::thread::spawn(move || {
+            while !shared.stop.load(Ordering::SeqCst) {
+                shared.sample();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        *sampler.thread.lock().unwrap() = Some(thread);
+        sampler
+    }
+
+    fn sample(&self) {
+        let Ok(anon) = status_kib("RssAnon") else { return };
+        if let Some((_, peak)) = self.phase_peaks.lock().unwrap().last_mut() {
+            *peak = (*peak).max(anon);
+        }
+        if anon > self.peak_anon_kib.fetch_max(anon, Ordering::SeqCst) {
+            let mut phase = self.phase.lock().unwrap();
+            phase.1 = phase.0.clone();
+        }
+    }
+
+    fn phase(&self, name: &str) {
+        self.phase.lock().unwrap().0 = name.to_owned();
+        self.phase_peaks.lock().unwrap().push((name.to_owned(), 0));
+    }
+
+    fn stop(&self) -> MemoryPeak {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.lock().unwrap().take() {
+            let _ = thread.join();
+        }
+        self.sample();
+        let by_phase: Vec<String> = self
+            .phase_peaks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(name, kib)| format!("{name} {:.1}", *kib as f64 / 1024.0))
+            .collect();
+        MemoryPeak {
+            peak_anon_kib: self.peak_anon_kib.load(Ordering::SeqCst),
+            peak_phase: self.phase.lock().unwrap().1.clone(),
+            by_phase: by_phase.join(", "),
+        }
+    }
+}
+
+fn status_kib(field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .with_context(|| format!("no `{field}` in /proc/self/status"))?;
+    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
 }
 
 /// Runs `sessiond clear_expired_sessions` on the file, as an operator would
@@ -420,6 +1108,11 @@ fn bench_settings(db_path: &Path) -> Settings {
         ("SESSIOND_SESSION_ABSOLUTE_AGE", ABSOLUTE_AGE.to_string()),
         ("SESSIOND_JWT_LIFETIME", JWT_LIFETIME.to_string()),
         ("SESSIOND_BIND", "127.0.0.1:0".to_owned()),
+        // The login flood gives each login its own client address.
+        ("SESSIOND_TRUST_PROXY_HEADERS", "true".to_owned()),
+        // Every connection of the bench comes from 127.0.0.1; the flood
+        // stands for many clients, so the per-client cap is the server's.
+        ("SESSIOND_MAX_CONNECTIONS_PER_CLIENT", "256".to_owned()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
@@ -445,8 +1138,8 @@ fn seed_live(args: &[String]) -> anyhow::Result<ExitCode> {
     let secrets = secrets::resolve(&conn, &settings)?;
     let jwt_key = jwt_simple::algorithms::HS256Key::from_bytes(secrets.jwt_secret_key.as_bytes());
     let now = SystemClock.now();
-    // One Argon2 hash for all: the bench never signs in with a password.
-    let password_hash = users::hash_password("bench-password-not-used");
+    // One Argon2 hash for all: the logins of the bench all use one password.
+    let password_hash = users::hash_password(BENCH_PASSWORD);
     let mut cookies = String::new();
     let mut tokens = String::new();
     let tx = conn.transaction()?;
@@ -488,28 +1181,20 @@ fn seed_live(args: &[String]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `__seed-expired DB NOW`: 1,000,000 expired web sessions and 100,000
+/// `__seed-expired DB NOW WEB JWT`: WEB expired web sessions and JWT
 /// expired JWT rows, spread over the seeded users.
 fn seed_expired(args: &[String]) -> anyhow::Result<ExitCode> {
-    let [db_path, now] = args else { bail!("usage: __seed-expired DB NOW") };
+    let [db_path, now, web, jwt] = args else { bail!("usage: __seed-expired DB NOW WEB JWT") };
     let now: UnixTime = now.parse()?;
-    let mut conn = db::connect(Path::new(db_path))?;
-    // A big page cache only in this short-lived child: the random key hashes
-    // make the unique index the slow part of a million inserts.
-    conn.pragma_update(None, "cache_size", -512 * 1024)?;
-    let mut seeded_users: Vec<User> = Vec::with_capacity(USERS);
-    for number in 0..USERS {
-        let username = format!("user{number:05}");
-        let user = users::find_by_username(&conn, &username)?
-            .with_context(|| format!("no seeded user `{username}`"))?;
-        seeded_users.push(user);
-    }
+    let (web, jwt): (usize, usize) = (web.parse()?, jwt.parse()?);
+    let mut conn = seeding_connection(Path::new(db_path))?;
+    let seeded_users = seeded_users(&conn)?;
     // Web sessions last saved 40 days ago: expired by the idle age.
     let saved = now - 40 * 86_400;
-    for chunk in 0..EXPIRED_WEB / 100_000 {
+    for chunk_start in (0..web).step_by(100_000) {
         let tx = conn.transaction()?;
-        for number in 0..100_000 {
-            let user = &seeded_users[(chunk * 100_000 + number) % USERS];
+        for number in chunk_start..(chunk_start + 100_000).min(web) {
+            let user = &seeded_users[number % USERS];
             web_sessions::create(
                 &tx,
                 user,
@@ -522,7 +1207,7 @@ fn seed_expired(args: &[String]) -> anyhow::Result<ExitCode> {
         tx.commit()?;
     }
     let tx = conn.transaction()?;
-    for number in 0..EXPIRED_JWT {
+    for number in 0..jwt {
         let user = &seeded_users[number % USERS];
         let jti = uuid::Uuid::new_v4().to_string();
         let issued = now - 2 * 86_400;
@@ -538,6 +1223,80 @@ fn seed_expired(args: &[String]) -> anyhow::Result<ExitCode> {
     }
     tx.commit()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `__seed-scale DB DIR LIVE ROTATING NOW`: live web sessions and JWT rows
+/// until each table holds about LIVE; writes the keys of ROTATING of the new
+/// web sessions to DIR/cookies-scale.txt and as many tokens to
+/// DIR/tokens-scale.txt.
+fn seed_scale(args: &[String]) -> anyhow::Result<ExitCode> {
+    let [db_path, dir, live, rotating, now] = args else {
+        bail!("usage: __seed-scale DB DIR LIVE ROTATING NOW")
+    };
+    let (live, rotating): (usize, usize) = (live.parse()?, rotating.parse()?);
+    let now: UnixTime = now.parse()?;
+    let mut conn = seeding_connection(Path::new(db_path))?;
+    let settings = bench_settings(Path::new(db_path));
+    let secrets = secrets::resolve(&conn, &settings)?;
+    let jwt_key = jwt_simple::algorithms::HS256Key::from_bytes(secrets.jwt_secret_key.as_bytes());
+    let seeded_users = seeded_users(&conn)?;
+    let new_rows = live.saturating_sub(USERS);
+    let mut cookies = String::new();
+    let mut tokens = String::new();
+    for chunk_start in (0..new_rows).step_by(100_000) {
+        let tx = conn.transaction()?;
+        for number in chunk_start..(chunk_start + 100_000).min(new_rows) {
+            let user = &seeded_users[number % USERS];
+            let (key, _) = web_sessions::create(
+                &tx,
+                user,
+                bench_lifetime(),
+                now - SEED_SAVE_AGE,
+                "127.0.0.1",
+                "sessiond-bench",
+            )?;
+            let jti = uuid::Uuid::new_v4().to_string();
+            jwt_sessions::create(
+                &tx,
+                &jti,
+                user.id,
+                now,
+                now + JWT_LIFETIME,
+                "127.0.0.1",
+                "sessiond-bench",
+            )?;
+            if number < rotating {
+                writeln!(cookies, "{key}")?;
+                let token = jwt::issue(&jwt_key, user, &jti, now, now + JWT_LIFETIME)?;
+                writeln!(tokens, "{token}")?;
+            }
+        }
+        tx.commit()?;
+    }
+    std::fs::write(Path::new(dir).join("cookies-scale.txt"), cookies)?;
+    std::fs::write(Path::new(dir).join("tokens-scale.txt"), tokens)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A connection for a seeding child, with a big page cache: only in this
+/// short-lived process, where the random key hashes make the unique index
+/// the slow part of a million inserts.
+fn seeding_connection(db_path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let conn = db::connect(db_path)?;
+    conn.pragma_update(None, "cache_size", -512 * 1024)?;
+    Ok(conn)
+}
+
+/// The users `__seed-live` made, in order.
+fn seeded_users(conn: &rusqlite::Connection) -> anyhow::Result<Vec<User>> {
+    let mut seeded_users: Vec<User> = Vec::with_capacity(USERS);
+    for number in 0..USERS {
+        let username = format!("user{number:05}");
+        let user = users::find_by_username(conn, &username)?
+            .with_context(|| format!("no seeded user `{username}`"))?;
+        seeded_users.push(user);
+    }
+    Ok(seeded_users)
 }
 
 fn run_child(args: &[&str]) -> anyhow::Result<()> {
@@ -581,6 +1340,7 @@ fn check_expiry_slid(
     cookies_path: &Path,
     lifetime: Lifetime,
     saved_at: UnixTime,
+    expected: usize,
 ) -> anyhow::Result<()> {
     let conn = db::connect(db_path)?;
     let wanted = lifetime.expiry_after_save(saved_at - SEED_SAVE_AGE, saved_at);
@@ -599,7 +1359,7 @@ fn check_expiry_slid(
         );
         checked += 1;
     }
-    ensure!(checked == USERS, "checked {checked} sessions, not {USERS}");
+    ensure!(checked == expected, "checked {checked} sessions, not {expected}");
     Ok(())
 }
 
@@ -709,10 +1469,76 @@ end
     Ok(path)
 }
 
-fn spawn_wrk(addr: SocketAddr, script: &Path, seconds: u32) -> anyhow::Result<std::process::Child> {
+/// The login flood's Lua script: each request signs in the next seeded user
+/// with the right password, from its own `X-Forwarded-For` address; `done()`
+/// prints one `FLOOD` line with the counts of answers.
+fn write_flood_script(dir: &Path) -> anyhow::Result<PathBuf> {
+    let script = format!(
+        r#"-- written by benches/http.rs
+local threads = {{}}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  sent = 0
+  ok = 0
+  busy = 0
+  other = 0
+end
+
+function request()
+  sent = sent + 1
+  local user = sent % {USERS}
+  local body = string.format("username=user%05d&password={BENCH_PASSWORD}", user)
+  local address = string.format("10.%d.%d.%d", math.floor(sent / 65536) % 256,
+    math.floor(sent / 256) % 256, sent % 256)
+  return wrk.format("POST", "/login", {{
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["X-Forwarded-For"] = address,
+  }}, body)
+end
+
+function response(status, headers, body)
+  if status == 303 then
+    ok = ok + 1
+  elseif status == 503 then
+    busy = busy + 1
+  else
+    other = other + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local ok, busy, other = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    ok = ok + thread:get("ok")
+    busy = busy + thread:get("busy")
+    other = other + thread:get("other")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "FLOOD requests=%d duration_us=%d ok=%d busy=%d other=%d errors=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration, ok, busy, other,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"#
+    );
+    let path = dir.join("flood.lua");
+    std::fs::write(&path, script)?;
+    Ok(path)
+}
+
+fn spawn_wrk(
+    addr: SocketAddr,
+    script: &Path,
+    seconds: u32,
+    connections: u32,
+) -> anyhow::Result<std::process::Child> {
     Command::new("wrk")
         .arg(format!("-t{WRK_THREADS}"))
-        .arg(format!("-c{WRK_CONNECTIONS}"))
+        .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
         .arg("--timeout=10s")
         .arg("-s")
@@ -755,12 +1581,6 @@ fn finish_wrk(
         server_cpu_us: per_request(cpu_after.server - cpu_before.server),
         wrk_cpu_us: per_request(cpu_after.children - cpu_before.children),
     })
-}
-
-/// One timed wrk run against the server in process `server_pid`.
-fn wrk(addr: SocketAddr, script: &Path, server_pid: u32) -> anyhow::Result<WrkResult> {
-    let cpu_before = Cpu::now(server_pid)?;
-    finish_wrk(spawn_wrk(addr, script, WRK_SECONDS)?, server_pid, cpu_before)
 }
 
 /// The mean of several runs of the same scenario: requests over the total
@@ -822,35 +1642,6 @@ fn stat_fields(path: &str) -> anyhow::Result<[u64; 4]> {
         *slot = text.parse()?;
     }
     Ok(fields)
-}
-
-// ---------------------------------------------------------------------------
-// Peak RSS
-
-/// Runs `phase` with the peak RSS of this process reset first, and returns
-/// the peak (KiB) it reached.
-fn with_peak_rss<T>(phase: impl FnOnce() -> T) -> anyhow::Result<(T, u64)> {
-    std::fs::write("/proc/self/clear_refs", "5")
-        .context("failed to reset the peak RSS (`/proc/self/clear_refs`)")?;
-    eprintln!("  RSS at the start of the phase: {} KiB", status_kib("VmRSS")?);
-    let value = phase();
-    let peak = status_kib("VmHWM")?;
-    eprintln!(
-        "  peak RSS of the phase: {peak} KiB (at its end: anonymous {} KiB, files {} KiB, shared memory {} KiB)",
-        status_kib("RssAnon")?,
-        status_kib("RssFile")?,
-        status_kib("RssShmem")?
-    );
-    Ok((value, peak))
-}
-
-fn status_kib(field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .with_context(|| format!("no `{field}` in /proc/self/status"))?;
-    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
 }
 
 // ---------------------------------------------------------------------------
@@ -937,14 +1728,16 @@ impl Ceiling {
 
 struct Report<'a> {
     started_at: chrono::DateTime<chrono::Utc>,
+    load_before: String,
+    load_after: String,
+    minutes: f64,
+    plan: Plan,
     workers: usize,
     ceiling: WrkResult,
-    cookie: WrkResult,
-    bearer: WrkResult,
-    cleanup_idle: Option<f64>,
-    during: Option<WrkResult>,
-    peak_rss_kib: Option<u64>,
+    peak_anon_mib: f64,
+    hwm_mib: f64,
     rows: &'a [Row],
+    verdicts: &'a [Verdict],
 }
 
 fn print_report(report: &Report<'_>) {
@@ -953,9 +1746,14 @@ fn print_report(report: &Report<'_>) {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nsessiond HTTP benchmark, {} UTC; {cores} cores, {} workers; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, {USERS} users\n",
+        "\nsessiond HTTP benchmark, {} UTC; {cores} cores, {} workers, {} hash slots; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{}s; {USERS} users; load average {} before, {} after; {:.1} minutes\n",
         report.started_at.format("%Y-%m-%d %H:%M"),
-        report.workers
+        report.workers,
+        password_hash::slots(),
+        report.plan.wrk_seconds,
+        report.load_before,
+        report.load_after,
+        report.minutes,
     );
     let _ = writeln!(
         out,
@@ -985,101 +1783,21 @@ fn print_report(report: &Report<'_>) {
             }
         }
     }
-    match report.peak_rss_kib {
-        Some(kib) => {
-            let _ = writeln!(
-                out,
-                "\npeak RSS under load (VmHWM of the process hosting sessiond, reset before each load phase): {:.1} MiB",
-                kib as f64 / 1024.0
-            );
-        }
-        None => {
-            let _ = writeln!(out, "\npeak RSS under load: not measured");
-        }
-    }
+    let _ = writeln!(
+        out,
+        "\nmemory of the process hosting sessiond over the whole run (never reset): peak RssAnon {:.1} MiB, VmHWM {:.1} MiB (VmHWM counts the memory-mapped database pages too)",
+        report.peak_anon_mib, report.hwm_mib
+    );
     let _ = writeln!(out, "\ntargets:");
-    let cookie_ratio = report.cookie.requests_per_second() / ceiling_rps;
-    let bearer_ratio = report.bearer.requests_per_second() / ceiling_rps;
-    verdict(
-        &mut out,
-        "cookie whoami >= 0.60 of the ceiling",
-        Some(cookie_ratio >= 0.6),
-        format!("{cookie_ratio:.3}"),
-    );
-    verdict(
-        &mut out,
-        "bearer whoami >= 0.60 of the ceiling",
-        Some(bearer_ratio >= 0.6),
-        format!("{bearer_ratio:.3}"),
-    );
-    match report.cleanup_idle {
-        Some(seconds) => verdict(
-            &mut out,
-            "idle cleanup of 1.1 M rows < 3 s",
-            Some(seconds < 3.0),
-            format!("{seconds:.2} s"),
-        ),
-        None => verdict(
-            &mut out,
-            "idle cleanup of 1.1 M rows < 3 s",
-            None,
-            String::from("not measured"),
-        ),
-    }
-    match report.during {
-        Some(during) => {
-            verdict(
-                &mut out,
-                "no request fails during cleanup",
-                Some(during.errors == 0),
-                format!("{} errors", during.errors),
-            );
-            let half = during.requests_per_second() / report.cookie.requests_per_second();
-            verdict(
-                &mut out,
-                "cookie throughput during cleanup >= 0.5 of without",
-                Some(half >= 0.5),
-                format!("{half:.3}"),
-            );
-            let p99 = during.p99_us as f64 / report.cookie.p99_us.max(1) as f64;
-            verdict(
-                &mut out,
-                "cookie p99 during cleanup < 5x without",
-                Some(p99 < 5.0),
-                format!("{p99:.2}x"),
-            );
-        }
-        None => {
-            for target in [
-                "no request fails during cleanup",
-                "cookie throughput during cleanup >= 0.5 of without",
-                "cookie p99 during cleanup < 5x without",
-            ] {
-                verdict(&mut out, target, None, String::from("not measured"));
-            }
-        }
-    }
-    match report.peak_rss_kib {
-        Some(kib) => verdict(
-            &mut out,
-            "peak RSS under load < 32 MiB",
-            Some(kib < 32 * 1024),
-            format!("{:.1} MiB", kib as f64 / 1024.0),
-        ),
-        None => {
-            verdict(&mut out, "peak RSS under load < 32 MiB", None, String::from("not measured"))
-        }
+    for verdict in report.verdicts {
+        let word = match verdict.holds {
+            Some(true) => "holds",
+            Some(false) => "MISSED",
+            None => "NOT MEASURED",
+        };
+        let _ = writeln!(out, "- {}: {word} ({})", verdict.target, verdict.figure);
     }
     print!("{out}");
-}
-
-fn verdict(out: &mut String, target: &str, holds: Option<bool>, figure: String) {
-    let word = match holds {
-        Some(true) => "holds",
-        Some(false) => "MISSED",
-        None => "NOT MEASURED",
-    };
-    let _ = writeln!(out, "- {target}: {word} ({figure})");
 }
 
 fn micros(us: u64) -> String {

@@ -36,6 +36,16 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `.cargo/config.toml`). Pages not cached come from the OS's file cache.
 pub const PAGE_CACHE_KIB: i64 = 512;
 
+/// How much of the database file each connection reads through a memory
+/// map rather than `read()` into its page cache (SQLite's `mmap_size`).
+/// With a million sessions most look-ups miss the small page cache, which
+/// WAL mode empties whenever another connection commits; through the map
+/// they are plain memory reads of the OS's file cache, shared by every
+/// connection and process, and not the process's own (anonymous) memory.
+/// Pages still in the WAL are read as before. Address space only: the file
+/// is mapped up to its size, at most this.
+pub const MMAP_BYTES: i64 = 1 << 30;
+
 /// Runs `write` on `conn` without waiting for another writer: `Ok(None)`
 /// when the database is locked at this moment, where a plain write would
 /// wait up to [`BUSY_TIMEOUT`]. For writes that may be put off, such as a
@@ -383,6 +393,9 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+    // This pragma answers with the size in force, a row `pragma_update`
+    // would refuse.
+    let _: i64 = conn.pragma_update_and_check(None, "mmap_size", MMAP_BYTES, |row| row.get(0))?;
     Ok(conn)
 }
 

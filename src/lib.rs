@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod jwt_sessions;
 pub mod listing;
 pub mod meta;
+pub mod password_hash;
 pub mod random;
 pub mod schedule;
 pub mod secrets;

@@ -1,15 +1,15 @@
 //! The `users` table: accounts, their roles and their password hashes.
 //!
 //! Passwords are hashed with Argon2id using OWASP's parameters (19 MiB,
-//! 2 iterations, 1 lane). Checking a password costs the same whether or not
+//! 2 iterations, 1 lane) by `password_hash`, which bounds how many hashes
+//! run at once and the memory they hold. Checking a password costs the same whether or not
 //! the user exists or is active, so that timing does not tell which part of
 //! a failed login was wrong. Only this module touches `users`; ending a
 //! user's sessions is the caller's job (see `accounts`).
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::PasswordHash;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::clock::UnixTime;
@@ -161,27 +161,13 @@ fn validate_email(email: &str) -> Result<(), UserError> {
     if plausible { Ok(()) } else { Err(UserError::InvalidEmail(email.to_owned())) }
 }
 
-/// The Argon2id hasher with OWASP's recommended parameters.
-fn hasher() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP's Argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
 /// Hashes a password into a PHC string.
 pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::encode_b64(&crate::random::secret_bytes::<16>())
-        .expect("16 bytes make a valid salt");
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("hashing with valid parameters cannot fail")
-        .to_string()
+    crate::password_hash::hash(password)
 }
 
 fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+    crate::password_hash::verify(password, phc)
 }
 
 /// A hash to check against when the user does not exist, so that a failed

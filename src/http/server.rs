@@ -12,11 +12,23 @@
 //! connections, bodies read within a deadline) are enforced by the patched
 //! tiny_http in `vendor/tiny_http`, configured here through
 //! `tiny_http::Limits`; SECURITY.md explains why.
+//!
+//! Requests that hash a password (`POST /login`, and `POST /graphql` whose
+//! body may hold a `login` mutation) do not run on the workers: a worker
+//! hands them to the login queue and goes back to the listener, and one
+//! login thread per hash slot (`password_hash::slots`) answers them in
+//! order. A flood of logins therefore queues behind itself, never in front
+//! of signed-in requests, and holds no more hash memory than the pool. The
+//! queue holds at most [`LOGIN_QUEUE_CAPACITY`] logins; one more, or one
+//! that waited [`LOGIN_QUEUE_WAIT`] without a thread taking it, gets 503
+//! with `Retry-After` and is not attempted (nothing counted, nothing
+//! stored).
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,7 +36,7 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 use crate::app::App;
-use crate::http::reply::HttpError;
+use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::router;
 
@@ -45,6 +57,15 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// a few hundred a second.
 pub const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a login may wait in the login queue for a thread (and so for a
+/// hash slot): a user behind a flood still gets an answer they can act on,
+/// 503 with `Retry-After`, instead of a hung form.
+pub const LOGIN_QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// The most logins waiting at once: one per open connection.
+pub const LOGIN_QUEUE_CAPACITY: usize = MAX_CONNECTIONS;
+/// `Retry-After` on a login refused because the queue was full or slow.
+const LOGIN_RETRY_AFTER_SECONDS: u64 = 5;
+
 /// What a worker thread owns: the shared app and its own connection.
 pub struct Worker {
     pub app: Arc<App>,
@@ -56,6 +77,8 @@ pub struct HttpServer {
     server: Arc<tiny_http::Server>,
     addr: SocketAddr,
     workers: Vec<JoinHandle<()>>,
+    logins: Arc<LoginQueue>,
+    login_threads: Vec<JoinHandle<()>>,
 }
 
 impl HttpServer {
@@ -87,18 +110,31 @@ impl HttpServer {
             other => anyhow::bail!("unexpected listen address `{other}`"),
         };
         let server = Arc::new(server);
+        let logins = Arc::new(LoginQueue::default());
+        let mut login_threads = Vec::new();
+        for number in 0..crate::password_hash::slots() {
+            let conn = crate::db::connect(&app.settings.db)?;
+            let worker = Worker { app: Arc::clone(&app), conn };
+            let logins = Arc::clone(&logins);
+            let handle = std::thread::Builder::new()
+                .name(format!("http-login-{number}"))
+                .spawn(move || serve_logins(&logins, &worker))
+                .context("failed to start a login thread")?;
+            login_threads.push(handle);
+        }
         let mut workers = Vec::with_capacity(worker_count);
         for number in 0..worker_count {
             let conn = crate::db::connect(&app.settings.db)?;
             let worker = Worker { app: Arc::clone(&app), conn };
             let server = Arc::clone(&server);
+            let logins = Arc::clone(&logins);
             let handle = std::thread::Builder::new()
                 .name(format!("http-worker-{number}"))
-                .spawn(move || serve_requests(&server, &worker))
+                .spawn(move || serve_requests(&server, &worker, &logins))
                 .context("failed to start a worker thread")?;
             workers.push(handle);
         }
-        Ok(HttpServer { server, addr, workers })
+        Ok(HttpServer { server, addr, workers, logins, login_threads })
     }
 
     /// The address actually bound (with the real port for `:0`).
@@ -108,18 +144,23 @@ impl HttpServer {
 
     /// Waits for the workers, which stop once the app's shutdown flag is set
     /// and their request in flight is answered; then stops listening.
+    /// The login threads then answer what is left in the login queue.
     pub fn join(self) {
         for worker in self.workers {
             let _ = worker.join();
+        }
+        self.logins.close();
+        for thread in self.login_threads {
+            let _ = thread.join();
         }
         self.server.unblock();
     }
 }
 
-fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
+fn serve_requests(server: &tiny_http::Server, worker: &Worker, logins: &LoginQueue) {
     while !worker.app.shutdown.load(Ordering::SeqCst) {
         match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(request)) => answer(worker, request),
+            Ok(Some(request)) => answer(worker, request, logins),
             Ok(None) => {}
             Err(error) => {
                 eprintln!("error: failed to receive a request: {error}");
@@ -129,12 +170,116 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker) {
     }
 }
 
-fn answer(worker: &Worker, mut raw: tiny_http::Request) {
+fn answer(worker: &Worker, mut raw: tiny_http::Request, logins: &LoginQueue) {
     let (reply, close) = match read_request(worker, &mut raw) {
+        Ok(request) if hashes_a_password(&request) => {
+            let login = QueuedLogin { raw, request, since: Instant::now() };
+            if let Some(refused) = logins.push(login) {
+                respond(refused.raw, logins_busy(&refused.request), false);
+            }
+            return;
+        }
         Ok(request) => (router::route(&worker.app, &worker.conn, &request), false),
         // The rest of an oversized request is not read: close the connection.
         Err(error) => (router::refuse_unread(error), true),
     };
+    respond(raw, reply, close);
+}
+
+/// True for the requests that check a password: the sign-in form, and a
+/// GraphQL body that may hold a `login` mutation. A field name has no
+/// escapes in GraphQL, so a body that holds one has `login` in its JSON,
+/// literally or with a `\u` escape in it; other GraphQL requests (whoami,
+/// logout) stay on the workers.
+fn hashes_a_password(request: &Request) -> bool {
+    let contains = |needle: &[u8]| request.body.windows(needle.len()).any(|part| part == needle);
+    request.method == Method::Post
+        && (request.path == "/login"
+            || (request.path == "/graphql" && (contains(b"login") || contains(b"\\u"))))
+}
+
+/// The answer to a login that the queue could not take or did not reach in
+/// time.
+fn logins_busy(request: &Request) -> Reply {
+    let message = "service unavailable: too many sign-ins at once; try again in a few seconds";
+    let reply = if request.is_api() {
+        Reply::json(503, &serde_json::json!({ "message": message }))
+    } else {
+        Reply::new(503, "text/plain; charset=utf-8", message)
+    };
+    reply
+        .with_header("Retry-After", LOGIN_RETRY_AFTER_SECONDS.to_string())
+        .with_header("Cache-Control", "private, no-store")
+}
+
+/// Login threads: answer queued logins in order until the queue is closed
+/// and empty.
+fn serve_logins(logins: &LoginQueue, worker: &Worker) {
+    while let Some(queued) = logins.pop() {
+        let reply = if queued.since.elapsed() > LOGIN_QUEUE_WAIT {
+            logins_busy(&queued.request)
+        } else {
+            router::route(&worker.app, &worker.conn, &queued.request)
+        };
+        respond(queued.raw, reply, false);
+    }
+}
+
+/// Logins waiting for a login thread, oldest first.
+#[derive(Default)]
+struct LoginQueue {
+    state: Mutex<LoginQueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct LoginQueueState {
+    queued: VecDeque<QueuedLogin>,
+    closed: bool,
+}
+
+struct QueuedLogin {
+    raw: tiny_http::Request,
+    request: Request,
+    since: Instant,
+}
+
+impl LoginQueue {
+    /// Queues a login; gives it back when the queue is full or closed.
+    #[must_use]
+    fn push(&self, login: QueuedLogin) -> Option<QueuedLogin> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.closed || state.queued.len() >= LOGIN_QUEUE_CAPACITY {
+            return Some(login);
+        }
+        state.queued.push_back(login);
+        drop(state);
+        self.ready.notify_one();
+        None
+    }
+
+    /// The oldest login, waiting for one; `None` once closed and empty.
+    fn pop(&self) -> Option<QueuedLogin> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            if let Some(queued) = state.queued.pop_front() {
+                return Some(queued);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).closed = true;
+        self.ready.notify_all();
+    }
+}
+
+/// Writes a reply to its tiny_http request.
+fn respond(raw: tiny_http::Request, reply: Reply, close: bool) {
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (name, value) in &reply.headers {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {

@@ -198,9 +198,17 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
     let mut server = ServeProcess::start(dir.path(), &[]);
     let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
     let load = start_load(server.addr, &acknowledged);
-    // Let the load run, then kill in the middle of it.
+    // Let the load run for 2 s and until it has been acknowledged enough
+    // to mean something (logins take their turn for a hash slot, so on a
+    // busy machine 2 s may hold only a few), then kill in the middle of it.
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
+    let enough = |acknowledged: &Acknowledged| {
+        acknowledged.live_cookies.len() + acknowledged.ended_cookies.len() >= 6
+            && acknowledged.live_tokens.len() + acknowledged.revoked_tokens.len() >= 6
+    };
+    while started.elapsed() < Duration::from_secs(2)
+        || (!enough(&acknowledged.lock().unwrap()) && started.elapsed() < Duration::from_secs(60))
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     server.signal_and_wait("KILL");

@@ -29,6 +29,7 @@ mod http_framing;
 mod http_fuzz;
 mod jwt;
 mod logs;
+mod memory;
 mod postgres_url;
 mod properties;
 mod roles;

@@ -1,0 +1,162 @@
+//! Memory and the login path under load (SPEC 8, issue 15): password hashes
+//! run at most one per core however many logins arrive at once, a burst of
+//! logins gives its memory back, and a flood of logins queues behind itself
+//! rather than in front of signed-in requests.
+//!
+//! The memory test reads `/proc/PID/status` of a real `sessiond serve`
+//! process, because the in-process servers of other tests share this test
+//! binary's memory; it does not run (and says so) where there is no
+//! `/proc`, and fails there when `CI` is set.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sessiond::password_hash;
+use sessiond::users::{self, Role};
+
+use crate::support::{self, ServeProcess, TestServer};
+
+#[test]
+fn logins_beyond_the_cores_never_run_more_hashes_at_once() {
+    let server = TestServer::start();
+    let slots = password_hash::slots();
+    // Distinct users, so that the throttle (5 attempts in progress per
+    // username) never answers instead of the hash.
+    let logins = 4 * slots + 4;
+    let names: Vec<String> = (0..logins).map(|n| format!("user{n}")).collect();
+    for name in &names {
+        server.create_user(name, "the-password", Role::User);
+    }
+    std::thread::scope(|scope| {
+        for (number, name) in names.iter().enumerate() {
+            let server = &server;
+            scope.spawn(move || {
+                if number % 2 == 0 {
+                    server.login(name, "the-password");
+                } else {
+                    support::jwt_login(server, name, "the-password");
+                }
+            });
+        }
+    });
+    // The peak is that of the whole test process, whose other tests hash
+    // too: the bound is process-wide, so it holds for all of them at once.
+    let peak = password_hash::peak_concurrent_hashes();
+    assert!(peak <= slots, "{peak} hashes ran at once on {slots} cores");
+    assert!(peak >= slots.min(2), "the logins never overlapped: peak {peak}");
+}
+
+#[test]
+fn memory_returns_after_a_burst_of_logins() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        assert!(std::env::var_os("CI").is_none(), "no /proc: the memory test cannot run in CI");
+        eprintln!("WARNING: memory_returns_after_a_burst_of_logins did NOT run: no /proc here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = support::prepare_database(dir.path());
+    let conn = sessiond::db::connect(&db_path).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let threads = 8;
+    for number in 0..threads {
+        let name = format!("burst{number}");
+        users::create(&conn, &name, "", "burst-password", Role::User, now).unwrap();
+    }
+    drop(conn);
+    let server = ServeProcess::start(dir.path(), &[]);
+    let login = |name: &str| {
+        let response =
+            server.post_form("/login", &[("username", name), ("password", "burst-password")], &[]);
+        assert_eq!(response.status, 303, "login of {name}: {}", response.body);
+    };
+    // One login first, so that what is made once (the decoy hash, the
+    // workers' statements) is there before the measurement starts.
+    login("burst0");
+    let before = status_kib(server.pid(), "RssAnon");
+
+    std::thread::scope(|scope| {
+        for number in 0..threads {
+            let login = &login;
+            scope.spawn(move || {
+                for _ in 0..100 / threads + 1 {
+                    login(&format!("burst{number}"));
+                }
+            });
+        }
+    });
+
+    let after = status_kib(server.pid(), "RssAnon");
+    let peak = status_kib(server.pid(), "VmHWM");
+    eprintln!("anonymous memory before {before} KiB, after {after} KiB (VmHWM {peak} KiB)");
+    assert!(
+        after < before + 16 * 1024,
+        "104 logins left {} KiB more anonymous memory than before ({before} -> {after} KiB)",
+        after.saturating_sub(before)
+    );
+}
+
+#[test]
+fn a_flood_of_logins_does_not_hold_up_signed_in_requests() {
+    let server = TestServer::start();
+    let flooders = 6 * password_hash::slots();
+    for number in 0..flooders {
+        server.create_user(&format!("flood{number}"), "flood-password", Role::User);
+    }
+    server.create_user("reader", "reader-password", Role::User);
+    let cookie = server.login("reader", "reader-password");
+    let stop = AtomicBool::new(false);
+    let (login_times, whoami_times) = std::thread::scope(|scope| {
+        let floods: Vec<_> = (0..flooders)
+            .map(|number| {
+                let (server, stop) = (&server, &stop);
+                scope.spawn(move || {
+                    let name = format!("flood{number}");
+                    let mut times = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let started = Instant::now();
+                        server.login(&name, "flood-password");
+                        times.push(started.elapsed());
+                    }
+                    times
+                })
+            })
+            .collect();
+        let mut whoami_times = Vec::new();
+        for _ in 0..60 {
+            let started = Instant::now();
+            let response = server.get_with_cookie("/api/whoami", &cookie);
+            whoami_times.push(started.elapsed());
+            assert_eq!(response.status, 200, "{}", response.body);
+        }
+        stop.store(true, Ordering::SeqCst);
+        let logins: Vec<Duration> =
+            floods.into_iter().flat_map(|flood| flood.join().unwrap()).collect();
+        (logins, whoami_times)
+    });
+    let login_median = median(login_times);
+    let whoami_median = median(whoami_times);
+    eprintln!("median login {login_median:?}, median cookie whoami {whoami_median:?}");
+    // A login waits for the logins queued before it; a whoami that queued
+    // behind them too would take a good share of that.
+    assert!(
+        whoami_median * 4 < login_median,
+        "cookie whoami took {whoami_median:?} (median) while logins took {login_median:?}"
+    );
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    assert!(!times.is_empty());
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A field of `/proc/PID/status`, in KiB.
+#[track_caller]
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    value.trim().trim_end_matches("kB").trim().parse().unwrap()
+}
