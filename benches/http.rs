@@ -1,7 +1,7 @@
 //! `cargo bench --bench http`: sessiond's "who is this?" answer measured
 //! side by side with the ceiling of its HTTP stack, its memory over the
 //! whole run, a login flood, and the same answers with a million sessions,
-//! in one run (issues 6 and 15).
+//! in one run (issues 6, 13 and 15).
 //!
 //! The bench starts a bare tiny_http server with sessiond's worker-pool
 //! shape (the ceiling), then sessiond itself in-process on a temporary
@@ -15,6 +15,10 @@
 //! - `request_path`: ceiling, cookie, bearer, twice, and the ceiling a third
 //!   time, rotating over all 10,000 cookies or tokens; the table shows the
 //!   means.
+//! - `forward_auth`: `/auth/forward` with the 10,000 cookies rotating and 50
+//!   rules in the table (the matching one last), against the ceiling; and
+//!   nginx → a bare app with `deploy/nginx.conf`'s `auth_request` against
+//!   nginx → app without it, reported as a ratio.
 //! - `login_burst`: 100 real form logins (8 at once) and the resident
 //!   memory before and after.
 //! - `login_flood`: cookie whoami under wrk while a second wrk posts
@@ -124,6 +128,7 @@ type Scenario = fn(&mut Bench) -> anyhow::Result<()>;
 /// The scenarios, in the order they run (see the top of this file).
 const SCENARIOS: &[(&str, Scenario)] = &[
     ("request_path", request_path),
+    ("forward_auth", forward_auth),
     ("login_burst", login_burst),
     ("login_flood", login_flood),
     ("cleanup", cleanup),
@@ -1806,4 +1811,295 @@ fn micros(us: u64) -> String {
     } else {
         format!("{:.2} ms", us as f64 / 1000.0)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Forward auth (issue 13).
+
+/// Rules in the table for the forward-auth scenario; only the last matches.
+const FORWARD_RULES: usize = 50;
+/// The host the forward-auth requests name; the last rule matches it.
+const FORWARD_HOST: &str = "app.example.test";
+
+/// `/auth/forward` with the 10,000 cookies rotating and [`FORWARD_RULES`]
+/// rules (the matching one last), on the running sessiond, against the
+/// ceiling of `request_path`; then, when nginx is installed, nginx in front
+/// of a bare tiny_http app with `deploy/nginx.conf`'s `auth_request` against
+/// sessiond, and the same nginx → app without it.
+fn forward_auth(bench: &mut Bench) -> anyhow::Result<()> {
+    use sessiond::access_rules::{self, NewRule};
+    bench.memory.phase("forward_auth");
+    let conn = db::connect(&bench.db_path)?;
+    for number in 1..FORWARD_RULES {
+        let pattern = format!("app{number}.example.test");
+        let path = (number % 2 == 0).then_some("/admin");
+        access_rules::add(
+            &conn,
+            &NewRule::parse(&pattern, path, "admin").map_err(anyhow::Error::msg)?,
+        )?;
+    }
+    access_rules::add(
+        &conn,
+        &NewRule::parse("*.example.test", None, "user").map_err(anyhow::Error::msg)?,
+    )?;
+    drop(conn);
+    // The server checks the rules' version once a second of its clock.
+    bench.clock.jump(1);
+    let cookies_path = bench.cookies();
+    let first_cookie = std::fs::read_to_string(&cookies_path)?
+        .lines()
+        .next()
+        .context("no cookies were seeded")?
+        .to_owned();
+    let addr = bench.addr;
+    let answer = raw_get(
+        addr,
+        &format!(
+            "GET /auth/forward HTTP/1.1\r\nHost: {addr}\r\nX-Forwarded-Method: GET\r\n\
+             X-Forwarded-Proto: https\r\nX-Forwarded-Host: {FORWARD_HOST}\r\n\
+             X-Forwarded-Uri: /page\r\nCookie: sessionid={first_cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    )?;
+    ensure!(
+        answer.starts_with("HTTP/1.1 200") && answer.to_ascii_lowercase().contains("remote-user: "),
+        "/auth/forward did not let a seeded cookie through:\n{answer}"
+    );
+    write_forward_script(
+        &bench.dir,
+        "forward",
+        &cookies_path,
+        "/auth/forward",
+        &[
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", FORWARD_HOST),
+            ("X-Forwarded-Uri", "/page"),
+        ],
+    )?;
+    // As before each cookie run: every stored expiry lags and must slide.
+    bench.clock.jump(CLOCK_JUMP);
+    let run_time = bench.clock.now();
+    eprintln!("running: /auth/forward");
+    let forward = bench.wrk("forward")?;
+    check_slid_if_covered(bench, &cookies_path, run_time, USERS, forward)
+        .context("the /auth/forward run did not slide every stored expiry")?;
+    bench.row(
+        "forward auth (/auth/forward, cookie, 50 rules, match last)",
+        Some(forward),
+        String::from("all 10,000 cookies rotating"),
+    );
+    let ceiling = Some(bench.ceiling_result);
+    bench.ratio_verdict("/auth/forward >= 0.75 of the ceiling", Some(forward), ceiling, 0.75);
+    bench.ratio_verdict(
+        "/auth/forward about what cookie whoami costs (>= 0.9 of it)",
+        Some(forward),
+        bench.cookie_10k,
+        0.9,
+    );
+    match nginx_ratio(bench, &cookies_path)? {
+        Some((with, without)) => {
+            let ratio = with.requests_per_second() / without.requests_per_second();
+            for (scenario, result) in [
+                ("nginx → app with auth_request (deploy/nginx.conf)", with),
+                ("nginx → app without auth_request", without),
+            ] {
+                bench.row(
+                    scenario,
+                    Some(result),
+                    format!("one nginx worker; with/without = {ratio:.3}"),
+                );
+            }
+            bench.verdict(
+                "nginx → app with auth_request / without (reported)",
+                None,
+                format!("{ratio:.3}"),
+            );
+        }
+        None => bench.verdict(
+            "nginx → app with auth_request / without (reported)",
+            None,
+            format!("not measured: nginx is not installed at {NGINX_BIN}"),
+        ),
+    }
+    Ok(())
+}
+
+const NGINX_BIN: &str = "/usr/sbin/nginx";
+
+/// nginx → a bare tiny_http app, with and without `auth_request`.
+fn nginx_ratio(
+    bench: &Bench,
+    cookies_path: &Path,
+) -> anyhow::Result<Option<(WrkResult, WrkResult)>> {
+    if !Path::new(NGINX_BIN).exists() {
+        return Ok(None);
+    }
+    let (sessiond, dir) = (bench.addr, bench.dir.as_path());
+    let app = Ceiling::spawn(bench.workers)?;
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf");
+    let text = std::fs::read_to_string(&deploy)?;
+    let mut results = Vec::new();
+    for with_auth in [true, false] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let site = if with_auth {
+            text.replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+                .replace("app.example.com", FORWARD_HOST)
+                .replace("auth.example.com", "auth.example.test")
+                .replace("127.0.0.1:8000", &sessiond.to_string())
+                .replace("127.0.0.1:3000", &app.addr.to_string())
+        } else {
+            format!(
+                "server {{\n    listen 127.0.0.1:{port};\n    server_name {FORWARD_HOST};\n    \
+                 location / {{\n        proxy_set_header Host $http_host;\n        \
+                 proxy_pass http://{};\n    }}\n}}\n",
+                app.addr
+            )
+        };
+        let nginx =
+            NginxProcess::start(dir, if with_auth { "with" } else { "without" }, &site, port)?;
+        let nginx_addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let script = write_forward_script(
+            dir,
+            if with_auth { "nginx-with" } else { "nginx-without" },
+            cookies_path,
+            "/page",
+            &[("Host", FORWARD_HOST)],
+        )?;
+        let answer = raw_get(
+            nginx_addr,
+            &format!(
+                "GET /page HTTP/1.1\r\nHost: {FORWARD_HOST}\r\nCookie: sessionid={}\r\nConnection: close\r\n\r\n",
+                std::fs::read_to_string(cookies_path)?.lines().next().unwrap_or("")
+            ),
+        )?;
+        ensure!(
+            answer.starts_with("HTTP/1.1 200"),
+            "nginx did not pass a seeded cookie:\n{answer}"
+        );
+        eprintln!(
+            "running: nginx → app {}",
+            if with_auth { "with auth_request" } else { "without" }
+        );
+        let cpu_before = Cpu::now(nginx.pid())?;
+        let child = spawn_wrk(nginx_addr, &script, bench.plan.wrk_seconds, WRK_CONNECTIONS)?;
+        results.push(finish_wrk(child, nginx.pid(), cpu_before)?);
+        drop(nginx);
+    }
+    app.stop()?;
+    Ok(Some((results[0], results[1])))
+}
+
+/// nginx with `site` inside a minimal main config in its own folder of
+/// `dir`; killed on drop.
+struct NginxProcess(std::process::Child);
+
+impl NginxProcess {
+    fn start(dir: &Path, name: &str, site: &str, port: u16) -> anyhow::Result<NginxProcess> {
+        let root = dir.join(format!("nginx-{name}"));
+        std::fs::create_dir_all(&root)?;
+        let root_text = path_text(&root);
+        std::fs::write(root.join("site.conf"), site)?;
+        let main = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {root_text}/nginx.pid;\n\
+             error_log {root_text}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
+             http {{\n    access_log off;\n    client_body_temp_path {root_text}/body;\n    \
+             proxy_temp_path {root_text}/proxy;\n    fastcgi_temp_path {root_text}/fastcgi;\n    \
+             uwsgi_temp_path {root_text}/uwsgi;\n    scgi_temp_path {root_text}/scgi;\n    \
+             include {root_text}/site.conf;\n}}\n"
+        );
+        std::fs::write(root.join("nginx.conf"), main)?;
+        let child = Command::new(NGINX_BIN)
+            .args(["-p", &format!("{root_text}/"), "-c", &format!("{root_text}/nginx.conf")])
+            .args(["-e", &format!("{root_text}/error.log")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("failed to start nginx")?;
+        let mut nginx = NginxProcess(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = nginx.0.try_wait()? {
+                bail!(
+                    "nginx exited with {status}: {}",
+                    std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
+                );
+            }
+            ensure!(Instant::now() < deadline, "nginx did not listen on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(nginx)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for NginxProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One request on a new connection; the response's head and body as text.
+fn raw_get(addr: SocketAddr, request: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// A wrk script like [`write_script`]'s, for `path` with fixed `headers`
+/// and the cookies rotating.
+fn write_forward_script(
+    dir: &Path,
+    name: &str,
+    cookies_path: &Path,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<PathBuf> {
+    let fixed: String =
+        headers.iter().map(|(name, value)| format!("[\"{name}\"] = \"{value}\", ")).collect();
+    let script = format!(
+        r#"-- written by benches/http.rs (forward auth)
+local values_path = "{values}"
+local thread_count = 0
+
+function setup(thread)
+  thread:set("start", thread_count * 5003)
+  thread_count = thread_count + 1
+end
+
+local prepared = {{}}
+local index = 0
+
+function init(args)
+  for line in io.lines(values_path) do
+    prepared[#prepared + 1] = wrk.format("GET", "{path}", {{ {fixed}["Cookie"] = "sessionid=" .. line }})
+  end
+  index = start % #prepared
+end
+
+function request()
+  index = index % #prepared + 1
+  return prepared[index]
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d errors=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect + e.read + e.write + e.status + e.timeout))
+end
+"#,
+        values = cookies_path.display(),
+    );
+    let script_path = dir.join(format!("{name}.lua"));
+    std::fs::write(&script_path, script)?;
+    Ok(script_path)
 }

@@ -36,6 +36,8 @@ pub struct App {
     /// after growing sleeps (1, 2, 5, 10 ms and on); the README's
     /// Performance section has what that cost in the bench.
     pub slide_writes: std::sync::Mutex<()>,
+    /// The forward-auth rules, followed within a second of a change.
+    pub access_rules: crate::access_rules::RuleCache,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,
     /// The latest scheduled cleanup time the timer has dealt with: run it,

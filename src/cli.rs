@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::commands;
+use crate::commands::access::AccessAction;
 use crate::commands::cleanup::ScheduleAction;
 use crate::commands::config::ConfigAction;
 use crate::commands::sessions::SessionsAction;
@@ -102,6 +103,11 @@ pub enum Command {
         /// A file written by `sessiond export`
         file: PathBuf,
     },
+    /// List, add or remove the forward-auth rules (default: list)
+    Access {
+        #[command(subcommand)]
+        action: Option<AccessAction>,
+    },
 }
 
 /// Parses the process's arguments and runs the command.
@@ -176,6 +182,9 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Backup { file }) => commands::backup::run(&settings, &file),
         Some(Command::Export { file }) => commands::transfer::export(&settings, &file),
         Some(Command::Import { file }) => commands::transfer::import(&settings, &file),
+        Some(Command::Access { action }) => {
+            commands::access::run(&settings, action.unwrap_or(AccessAction::List { json: false }))
+        }
     }
 }
 
@@ -196,6 +205,7 @@ fn command_name(command: &Option<Command>) -> &'static str {
         Some(Command::Backup { .. }) => "backup",
         Some(Command::Export { .. }) => "export",
         Some(Command::Import { .. }) => "import",
+        Some(Command::Access { .. }) => "access",
     }
 }
 

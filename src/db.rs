@@ -494,6 +494,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX login_failures_at ON login_failures(at);
     CREATE INDEX login_failures_attempt ON login_failures(attempt);
     ",
+    // 6: forward-auth rules (SPEC 9), tried in `id` order; `path` NULL when
+    // the rule has none. Values are validated by `access_rules` on the way in.
+    "
+    CREATE TABLE access_rules (
+        id      INTEGER PRIMARY KEY,
+        pattern TEXT NOT NULL,
+        path    TEXT,
+        policy  TEXT NOT NULL
+    );
+    ",
 ];
 
 /// Migration step 4 (see [`MIGRATIONS`]).

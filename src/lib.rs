@@ -7,6 +7,7 @@
 //! that tests can start the server in-process. See ARCHITECTURE.md for the
 //! map of modules.
 
+pub mod access_rules;
 pub mod accounts;
 pub mod app;
 pub mod cleanup;

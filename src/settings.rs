@@ -36,6 +36,12 @@ pub enum Kind {
     Count {
         max: usize,
     },
+    /// A cookie `Domain` such as `example.com`; empty for a host-only cookie.
+    CookieDomain,
+    /// An absolute `http(s)://` URL without query or fragment; empty for none.
+    PublicUrl,
+    /// A forward-auth policy word (see `access_rules::Policy`).
+    Policy,
 }
 
 /// One setting.
@@ -168,6 +174,28 @@ pub const KEYS: &[Key] = &[
         init: InitValue::NotWritten,
         meaning: "connections one client address may hold open at once (of 256); a reverse proxy in front counts as one client",
     },
+    // Forward auth (SPEC 9).
+    Key {
+        name: "DJANGO_SESSION_COOKIE_DOMAIN",
+        kind: Kind::CookieDomain,
+        fallback: Some(""),
+        init: InitValue::NotWritten,
+        meaning: "`Domain` of the session cookie, e.g. `example.com`, so one sign-in covers every app under it; empty: host-only",
+    },
+    Key {
+        name: "SESSIOND_PUBLIC_URL",
+        kind: Kind::PublicUrl,
+        fallback: Some(""),
+        init: InitValue::NotWritten,
+        meaning: "the absolute URL where people reach sessiond, e.g. `https://auth.example.com`; forward auth sends people to its `/login`",
+    },
+    Key {
+        name: "SESSIOND_ACCESS_DEFAULT",
+        kind: Kind::Policy,
+        fallback: Some("user"),
+        init: InitValue::Value("user"),
+        meaning: "forward-auth policy when no rule matches: `bypass`, `deny`, `user`, `manager`, `admin`",
+    },
 ];
 
 /// Finds a key by name, ignoring case.
@@ -258,6 +286,10 @@ pub struct Settings {
     /// Connections one client address (an IPv4 address or an IPv6 /64) may
     /// hold open at once.
     pub max_connections_per_client: usize,
+    /// `DJANGO_SESSION_COOKIE_DOMAIN` in lowercase without a leading `.`.
+    pub cookie_domain: Option<String>,
+    pub public_url: Option<PublicUrl>,
+    pub access_default: crate::access_rules::Policy,
     /// Every key with its value and source, in `KEYS` order.
     pub resolved: Vec<Resolved>,
 }
@@ -353,6 +385,13 @@ impl Settings {
             request_timeout: seconds("SESSIOND_REQUEST_TIMEOUT"),
             max_connections_per_client: parse_count(&required(
                 "SESSIOND_MAX_CONNECTIONS_PER_CLIENT",
+            ))
+            .expect("validated"),
+            cookie_domain: parse_cookie_domain(&required("DJANGO_SESSION_COOKIE_DOMAIN"))
+                .expect("validated"),
+            public_url: parse_public_url(&required("SESSIOND_PUBLIC_URL")).expect("validated"),
+            access_default: crate::access_rules::Policy::parse(&required(
+                "SESSIOND_ACCESS_DEFAULT",
             ))
             .expect("validated"),
             resolved,
@@ -518,6 +557,22 @@ pub fn validate(key: &Key, value: &str) -> Result<(), String> {
             Some(count) if (1..=max).contains(&count) => Ok(()),
             _ => refuse(&format!("a whole number from 1 to {max}")),
         },
+        Kind::CookieDomain => match parse_cookie_domain(value) {
+            Ok(_) => Ok(()),
+            Err(why) => {
+                refuse(&format!("a domain like `example.com` without scheme, port or path ({why})"))
+            }
+        },
+        Kind::PublicUrl => match parse_public_url(value) {
+            Ok(_) => Ok(()),
+            Err(why) => refuse(&format!(
+                "an absolute http(s) URL without query like `https://auth.example.com` ({why})"
+            )),
+        },
+        Kind::Policy => match crate::access_rules::Policy::parse(value) {
+            Some(_) => Ok(()),
+            None => refuse("one of `bypass`, `deny`, `user`, `manager`, `admin`"),
+        },
     }
 }
 
@@ -527,6 +582,60 @@ pub fn parse_count(value: &str) -> Option<usize> {
         return None;
     }
     value.parse().ok()
+}
+
+/// `SESSIOND_PUBLIC_URL`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// The URL without a trailing `/`, e.g. `https://auth.example.com`; the
+    /// login page is this plus `/login`.
+    pub base: String,
+    pub https: bool,
+    /// The host in lowercase, without port.
+    pub host: String,
+}
+
+/// Parses a cookie domain; empty is none. A leading `.` is dropped, as
+/// browsers do.
+pub fn parse_cookie_domain(value: &str) -> Result<Option<String>, &'static str> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.contains("://") {
+        return Err("it has a scheme");
+    }
+    let domain = value.strip_prefix('.').unwrap_or(value).to_ascii_lowercase();
+    crate::access_rules::check_host_name(&domain)?;
+    Ok(Some(domain))
+}
+
+/// Parses the public URL; empty is none.
+pub fn parse_public_url(value: &str) -> Result<Option<PublicUrl>, &'static str> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return Err("it is not absolute");
+    };
+    let https = match scheme.to_ascii_lowercase().as_str() {
+        "https" => true,
+        "http" => false,
+        _ => return Err("the scheme is not `http` or `https`"),
+    };
+    if rest.contains(['?', '#']) {
+        return Err("it has a query or fragment");
+    }
+    if rest.contains(['@', '\\']) || !rest.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("it has userinfo, a backslash, a space or a non-ASCII character");
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(index) => rest.split_at(index),
+        None => (rest, ""),
+    };
+    let host = crate::access_rules::normalize_host(authority).ok_or("the host is not valid")?;
+    let base =
+        format!("{}://{authority}{}", scheme.to_ascii_lowercase(), path.trim_end_matches('/'));
+    Ok(Some(PublicUrl { base, https, host }))
 }
 
 /// Parses whole seconds: digits only, no sign, no unit.
@@ -595,6 +704,42 @@ mod tests {
             let error = resolve(&[(key, bad)], &[]).unwrap_err().to_string();
             assert!(error.contains(&format!("`{key}`")), "{bad:?}: {error}");
             assert!(error.contains("a whole number from 1 to 256"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn forward_auth_settings_are_validated() {
+        let settings = resolve(
+            &[
+                ("DJANGO_SESSION_COOKIE_DOMAIN", ".Example.com"),
+                ("SESSIOND_PUBLIC_URL", "https://auth.example.com/"),
+                ("SESSIOND_ACCESS_DEFAULT", "deny"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(settings.cookie_domain.as_deref(), Some("example.com"));
+        let public = settings.public_url.unwrap();
+        assert_eq!(public.base, "https://auth.example.com");
+        assert_eq!(public.host, "auth.example.com");
+        assert_eq!(settings.access_default, crate::access_rules::Policy::Deny);
+        let fallback = resolve(&[], &[]).unwrap();
+        assert_eq!(fallback.cookie_domain, None);
+        assert_eq!(fallback.public_url, None);
+        assert_eq!(fallback.access_default.as_str(), "user");
+        for (key, bad) in [
+            ("DJANGO_SESSION_COOKIE_DOMAIN", "https://example.com"),
+            ("DJANGO_SESSION_COOKIE_DOMAIN", "example.com:443"),
+            ("DJANGO_SESSION_COOKIE_DOMAIN", "example.com/x"),
+            ("SESSIOND_PUBLIC_URL", "auth.example.com"),
+            ("SESSIOND_PUBLIC_URL", "ftp://auth.example.com"),
+            ("SESSIOND_PUBLIC_URL", "https://auth.example.com/?x=1"),
+            ("SESSIOND_PUBLIC_URL", "https://user@auth.example.com"),
+            ("SESSIOND_PUBLIC_URL", "/login"),
+            ("SESSIOND_ACCESS_DEFAULT", "superhero"),
+        ] {
+            let error = resolve(&[(key, bad)], &[]).unwrap_err().to_string();
+            assert!(error.contains(key) && error.contains(bad), "{error}");
         }
     }
 

@@ -74,6 +74,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         decoy: DecoyHash::new(),
         session_counts: Default::default(),
         slide_writes: std::sync::Mutex::new(()),
+        access_rules: Default::default(),
         shutdown: options.shutdown,
         timer_handled: Default::default(),
         db_file,

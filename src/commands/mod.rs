@@ -14,6 +14,7 @@ macro_rules! say {
     }};
 }
 
+pub mod access;
 pub mod backup;
 pub mod cleanup;
 pub mod config;

@@ -26,6 +26,7 @@ use anyhow::Context;
 use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
+use crate::access_rules::{self, AccessRuleRow};
 use crate::cleanup::{self, CleanupRunRow};
 use crate::jwt_sessions::{self, JwtSessionExportRow};
 use crate::settings::Settings;
@@ -55,10 +56,7 @@ struct Export {
     users: Vec<UserRow>,
     web_sessions: Vec<WebSessionRow>,
     jwt_sessions: Vec<JwtSessionExportRow>,
-    // ACCESS RULES: `access_rules` (branch `fwd`, issue 13) is not on main
-    // yet. Until it is, an export writes `[]` and an import refuses any rule
-    // rather than drop it; with the table, read and write them through
-    // `access_rules::{export_rows, import_rows}` here.
+    access_rules: Vec<AccessRuleRow>,
     cleanup_runs: Vec<CleanupRunRow>,
     meta: Vec<(String, String)>,
 }
@@ -66,10 +64,11 @@ struct Export {
 impl Export {
     fn summary(&self) -> String {
         format!(
-            "{} user(s), {} web session(s), {} GraphQL login session(s), {} cleanup run record(s)",
+            "{} user(s), {} web session(s), {} GraphQL login session(s), {} access rule(s), {} cleanup run record(s)",
             self.users.len(),
             self.web_sessions.len(),
             self.jwt_sessions.len(),
+            self.access_rules.len(),
             self.cleanup_runs.len()
         )
     }
@@ -123,6 +122,7 @@ fn read_all(conn: &mut rusqlite::Connection) -> anyhow::Result<Export> {
         users: users::export_rows(&tx)?,
         web_sessions: web_sessions::export_rows(&tx)?,
         jwt_sessions: jwt_sessions::export_rows(&tx)?,
+        access_rules: access_rules::export_rows(&tx)?,
         cleanup_runs: cleanup::export_rows(&tx)?,
         meta: crate::meta::export_rows(&tx)?,
     };
@@ -139,7 +139,7 @@ fn write_new(target: &Path, export: &Export) -> anyhow::Result<()> {
         write_rows(&mut out, "users", &export.users)?;
         write_rows(&mut out, "web_sessions", &export.web_sessions)?;
         write_rows(&mut out, "jwt_sessions", &export.jwt_sessions)?;
-        write_rows::<Value>(&mut out, "access_rules", &[])?;
+        write_rows(&mut out, "access_rules", &export.access_rules)?;
         write_rows(&mut out, "cleanup_runs", &export.cleanup_runs)?;
         let meta: Map<String, Value> = export
             .meta
@@ -199,13 +199,7 @@ fn parse(text: &[u8]) -> anyhow::Result<Export> {
     let users = rows(take("users")?, "users", UserRow::check)?;
     let web_sessions = rows(take("web_sessions")?, "web_sessions", WebSessionRow::check)?;
     let jwt_sessions = rows(take("jwt_sessions")?, "jwt_sessions", JwtSessionExportRow::check)?;
-    let access_rules: Vec<Value> = rows(take("access_rules")?, "access_rules", |_| Ok(()))?;
-    if !access_rules.is_empty() {
-        anyhow::bail!(
-            "it holds {} access rule(s), and this build has no access rules to load them into",
-            access_rules.len()
-        );
-    }
+    let access_rules = rows(take("access_rules")?, "access_rules", AccessRuleRow::check)?;
     let cleanup_runs = rows(take("cleanup_runs")?, "cleanup_runs", CleanupRunRow::check)?;
     let Value::Object(meta_object) = take("meta")? else {
         anyhow::bail!("`meta` is not an object");
@@ -221,7 +215,7 @@ fn parse(text: &[u8]) -> anyhow::Result<Export> {
         }
         meta.push((key, value));
     }
-    Ok(Export { users, web_sessions, jwt_sessions, cleanup_runs, meta })
+    Ok(Export { users, web_sessions, jwt_sessions, access_rules, cleanup_runs, meta })
 }
 
 /// The items of the array under `key`, each read as its row type and
@@ -261,6 +255,9 @@ fn load(conn: &mut rusqlite::Connection, export: &Export) -> anyhow::Result<()> 
     jwt_sessions::import_rows(&tx, &export.jwt_sessions)?;
     cleanup::import_rows(&tx, &export.cleanup_runs)?;
     crate::meta::import_rows(&tx, &export.meta)?;
+    // After `meta`: loading the rules bumps their version past the exported
+    // one, so a server that cached the target's (empty) rules reloads them.
+    access_rules::import_rows(&tx, &export.access_rules)?;
     tx.commit()?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! session modules own their tables.
 
 use crate::cleanup;
+use crate::http::admin_access;
 use crate::http::admin_views::{self, Filters, ListPage, Notice, PAGE_SIZE};
 use crate::http::context::{Ctx, superusers_only};
 use crate::http::reply::{HttpError, Reply};
@@ -39,6 +40,13 @@ pub fn route(ctx: &Ctx) -> Result<Reply, HttpError> {
         (Post, "/admin/users/end-sessions") => end_user_sessions(ctx),
         (Post, "/admin/cleanup") => clear_expired_now(ctx),
         (Post, "/admin/schedule") => change_schedule(ctx),
+        (Get | Head, "/admin/access") => admin_access::list(ctx),
+        (Post, "/admin/access/add") => admin_access::add(ctx),
+        (Post, "/admin/access/remove") => admin_access::remove(ctx),
+        (_, "/admin/access") => Err(HttpError::MethodNotAllowed("GET, HEAD")),
+        (_, "/admin/access/add" | "/admin/access/remove") => {
+            Err(HttpError::MethodNotAllowed("POST"))
+        }
         (_, "/admin" | "/admin/" | "/admin/sessions/web" | "/admin/sessions/jwt") => {
             Err(HttpError::MethodNotAllowed("GET, HEAD"))
         }

@@ -484,11 +484,12 @@ pub fn account_sessions(page: &AccountPage<'_>) -> Markup {
 // ---------------------------------------------------------------------------
 // Pieces.
 
-fn admin_nav(current: &str) -> Markup {
+pub fn admin_nav(current: &str) -> Markup {
     let links = [
         ("overview", "/admin/", "Overview"),
         ("web", "/admin/sessions/web", "Web sessions"),
         ("jwt", "/admin/sessions/jwt", "JWT sessions"),
+        ("access", "/admin/access", "Access rules"),
     ];
     html! {
         nav.tabs aria-label="Admin" {

@@ -145,7 +145,7 @@ impl<'a> Ctx<'a> {
                 target.push('?');
                 target.push_str(&request.query);
             }
-            return next::safe_next(&target).to_owned();
+            return next::local_next(&target).to_owned();
         }
         let area = if request.path.starts_with("/admin/") {
             "/admin/"

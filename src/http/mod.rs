@@ -6,10 +6,12 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_access;
 pub mod admin_views;
 pub mod bearer;
 pub mod context;
 pub mod csrf;
+pub mod forward_auth;
 pub mod graphql;
 pub mod next;
 pub mod pages;

@@ -8,8 +8,8 @@
 use crate::accounts::{self, Client, Credentials, Login};
 use crate::clock::rfc3339;
 use crate::http::context::Ctx;
-use crate::http::next::safe_next;
-use crate::http::reply::{HttpError, Reply};
+use crate::http::next::{absolute_origin, safe_next};
+use crate::http::reply::{HttpError, Reply, content_security_policy};
 use crate::http::views;
 use crate::web_sessions;
 
@@ -27,7 +27,8 @@ pub fn home(ctx: &Ctx) -> Result<Reply, HttpError> {
 pub fn login_form(ctx: &Ctx) -> Result<Reply, HttpError> {
     ctx.web_session()?;
     let next = ctx.request.query_param("next").unwrap_or_default();
-    Ok(Reply::html(200, views::login(safe_next(&next), "", None)))
+    let next = safe_next(&next, &ctx.app.settings);
+    Ok(allow_form_redirect(Reply::html(200, views::login(next, "", None)), next))
 }
 
 /// `POST /login`: checks the credentials and starts a new session with a
@@ -37,7 +38,7 @@ pub fn login_submit(ctx: &Ctx) -> Result<Reply, HttpError> {
     let form = ctx.request.form();
     let credentials =
         Credentials { username: form.get("username"), password: form.get("password") };
-    let next = safe_next(form.get("next"));
+    let next = safe_next(form.get("next"), &app.settings);
     let client_addr = ctx.request.client_addr(app.settings.trust_proxy_headers);
     let client = Client { addr: &client_addr, user_agent: ctx.request.user_agent() };
     // The session the browser had, if any, ends with this login: a new login
@@ -67,17 +68,28 @@ pub fn login_submit(ctx: &Ctx) -> Result<Reply, HttpError> {
         }
         Login::Refused => {
             let page = views::login(next, credentials.username, Some(LOGIN_FAILED));
-            Ok(Reply::html(401, page))
+            Ok(allow_form_redirect(Reply::html(401, page), next))
         }
         Login::Throttled { retry_after } => {
             let message = "Too many failed attempts. Please try again later.";
             let page = views::login(next, credentials.username, Some(message));
-            Err(HttpError::TooManyRequests { retry_after, answer: Reply::html(429, page) })
+            let answer = allow_form_redirect(Reply::html(429, page), next);
+            Err(HttpError::TooManyRequests { retry_after, answer })
         }
     }
 }
 
-/// `POST /logout`: deletes the session row and the cookie.
+/// `GET /logout`: the page with the `Sign out` button, so that other
+/// applications can link to it (with `next`, followed after signing out).
+pub fn logout_form(ctx: &Ctx) -> Result<Reply, HttpError> {
+    let user = ctx.web_session()?.map(|session| session.user.clone());
+    let next = ctx.request.query_param("next").unwrap_or_default();
+    let next = safe_next(&next, &ctx.app.settings);
+    Ok(allow_form_redirect(Reply::html(200, views::logout(user.as_ref(), next)), next))
+}
+
+/// `POST /logout`: deletes the session row and the cookie, then follows
+/// `next` (SPEC 3 and 9), else goes to the sign-in page.
 pub fn logout(ctx: &Ctx) -> Result<Reply, HttpError> {
     if let Some(key_hash) = ctx
         .request
@@ -87,7 +99,22 @@ pub fn logout(ctx: &Ctx) -> Result<Reply, HttpError> {
         web_sessions::delete(ctx.conn, &key_hash)?;
     }
     ctx.signed_out();
-    Ok(Reply::redirect("/login"))
+    let form = ctx.request.form();
+    let next = match form.get("next") {
+        "" => "/login",
+        next => safe_next(next, &ctx.app.settings),
+    };
+    Ok(Reply::redirect(next))
+}
+
+/// Lets a page's form end at `next` (already checked by `safe_next`).
+fn allow_form_redirect(reply: Reply, next: &str) -> Reply {
+    match absolute_origin(next) {
+        Some(origin) => {
+            reply.with_header("Content-Security-Policy", content_security_policy(Some(&origin)))
+        }
+        None => reply,
+    }
 }
 
 /// `GET /api/whoami`: the caller, by bearer token or by session cookie.

@@ -55,6 +55,16 @@ impl Reply {
     }
 }
 
+/// The Content-Security-Policy of every page. `form_action` adds one origin
+/// that the page's forms may end up at (a form posts to sessiond, which
+/// redirects there; browsers check `form-action` on that redirect too).
+pub fn content_security_policy(form_action: Option<&str>) -> String {
+    let extra = form_action.map(|origin| format!(" {origin}")).unwrap_or_default();
+    format!(
+        "default-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+}
+
 /// The body of every 401 from the API.
 pub fn invalid_token_json() -> serde_json::Value {
     serde_json::json!({

@@ -14,9 +14,9 @@ use rusqlite::Connection;
 use crate::app::App;
 use crate::http::context::Ctx;
 use crate::http::pages;
-use crate::http::reply::{HttpError, Reply};
+use crate::http::reply::{HttpError, Reply, content_security_policy};
 use crate::http::request::{Method, Request};
-use crate::http::{account, admin, csrf, graphql};
+use crate::http::{account, admin, csrf, forward_auth, graphql};
 
 /// Answers one request on a worker's connection.
 pub fn route(app: &App, conn: &Connection, request: &Request) -> Reply {
@@ -40,6 +40,13 @@ pub fn refuse_unread(error: HttpError) -> Reply {
 
 fn dispatch(ctx: &Ctx) -> Result<Reply, HttpError> {
     let request = ctx.request;
+    // Forward auth answers any method and changes nothing, so the CSRF rule
+    // does not apply to it (SPEC 9).
+    match request.path.as_str() {
+        "/auth/forward" => return forward_auth::forward(ctx),
+        "/auth/request" => return forward_auth::auth_request(ctx),
+        _ => {}
+    }
     if request.method == Method::Post
         && !csrf::is_allowed(request, &ctx.app.settings.csrf_trusted_origins)
     {
@@ -50,6 +57,7 @@ fn dispatch(ctx: &Ctx) -> Result<Reply, HttpError> {
         (Get | Head, "/") => pages::home(ctx),
         (Get | Head, "/login") => pages::login_form(ctx),
         (Post, "/login") => pages::login_submit(ctx),
+        (Get | Head, "/logout") => pages::logout_form(ctx),
         (Post, "/logout") => pages::logout(ctx),
         (Get | Head, "/api/whoami") => pages::whoami(ctx),
         (Get | Head, "/healthz") => pages::healthz(ctx),
@@ -57,10 +65,11 @@ fn dispatch(ctx: &Ctx) -> Result<Reply, HttpError> {
         (Post, "/graphql") => graphql::handle(ctx),
         (_, path) if path.starts_with("/admin/") || path == "/admin" => admin::route(ctx),
         (_, path) if path.starts_with("/account/") => account::route(ctx),
-        (_, "/" | "/login" | "/api/whoami" | "/healthz" | "/static/style.css") => {
+        (_, "/" | "/api/whoami" | "/healthz" | "/static/style.css") => {
             Err(HttpError::MethodNotAllowed("GET, HEAD"))
         }
-        (_, "/logout" | "/graphql") => Err(HttpError::MethodNotAllowed("POST")),
+        (_, "/login" | "/logout") => Err(HttpError::MethodNotAllowed("GET, HEAD, POST")),
+        (_, "/graphql") => Err(HttpError::MethodNotAllowed("POST")),
         _ => Err(HttpError::NotFound),
     }
 }
@@ -77,12 +86,11 @@ fn with_common_headers(mut reply: Reply) -> Reply {
         .iter()
         .any(|(name, value)| *name == "Content-Type" && value.starts_with("text/html"));
     if is_html {
-        reply.headers.push((
-            "Content-Security-Policy",
-            String::from(
-                "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-            ),
-        ));
+        // A page may widen `form-action` for itself (the sign-in and
+        // sign-out pages, for an absolute `next`); the rest is the same.
+        if !reply.has_header("Content-Security-Policy") {
+            reply.headers.push(("Content-Security-Policy", content_security_policy(None)));
+        }
         reply.headers.push(("X-Frame-Options", String::from("DENY")));
     }
     reply.headers.push(("X-Content-Type-Options", String::from("nosniff")));

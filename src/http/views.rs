@@ -90,3 +90,24 @@ pub fn home(user: &User, session: &WebSession, expire_at_browser_close: bool) ->
 pub fn message(title: &str, user: Option<&User>, text: &str) -> Markup {
     layout(title, user, html! { div.card { h1 { (title) } p { (text) } } })
 }
+
+/// `GET /logout`: the `Sign out` button (with `next`), for other
+/// applications to link to.
+pub fn logout(user: Option<&User>, next: &str) -> Markup {
+    let content = html! {
+        div.card.narrow {
+            h1 { "Sign out" }
+            @if let Some(user) = user {
+                p { "You are signed in as " strong { (user.username) } "." }
+            } @else {
+                p { "You are not signed in." }
+            }
+            form method="post" action="/logout" {
+                input type="hidden" name="next" value=(next);
+                p { button type="submit" { "Sign out" } }
+            }
+        }
+    };
+    // The frame's own `Sign out` is left out: one button on the page.
+    layout("Sign out", None, content)
+}

@@ -139,6 +139,10 @@ pub fn session_cookie(
     now: UnixTime,
 ) -> String {
     let mut cookie = format!("{}={key}; Path=/; HttpOnly; SameSite=Lax", settings.cookie_name);
+    if let Some(domain) = &settings.cookie_domain {
+        cookie.push_str("; Domain=");
+        cookie.push_str(domain);
+    }
     if settings.cookie_secure {
         cookie.push_str("; Secure");
     }
@@ -152,8 +156,11 @@ pub fn session_cookie(
 /// The Set-Cookie value that deletes the session cookie.
 pub fn removal_cookie(settings: &Settings) -> String {
     let secure = if settings.cookie_secure { "; Secure" } else { "" };
+    // A cookie set with a Domain is deleted only by one with the same Domain.
+    let domain =
+        settings.cookie_domain.as_ref().map(|d| format!("; Domain={d}")).unwrap_or_default();
     format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax{secure}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        "{}=; Path=/; HttpOnly; SameSite=Lax{domain}{secure}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
         settings.cookie_name
     )
 }

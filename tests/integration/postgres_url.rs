@@ -64,6 +64,7 @@ fn every_command_and_serve_refuse_a_postgres_url_naming_host_port_and_database()
         &["sessions", "end-user", "alice"],
         &["schedule", "show"],
         &["schedule", "run"],
+        &["access", "list"],
         &["export", "out.json"],
         &["import", "in.json"],
         &["config", "get", "DJANGO_JWT_SECRET_KEY"],

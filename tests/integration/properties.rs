@@ -81,12 +81,26 @@ proptest! {
 
     #[test]
     fn next_is_always_a_local_path(next in nasty_text(80)) {
-        let followed = safe_next(&next);
+        // Without a public URL or cookie domain no absolute URL is allowed.
+        let settings = crate::support::settings_for(std::path::Path::new("unused.sqlite3"), &[]);
+        let followed = safe_next(&next, &settings);
         prop_assert!(followed == "/" || followed == next);
         let bytes = followed.as_bytes();
         prop_assert_eq!(bytes[0], b'/');
         prop_assert!(!matches!(bytes.get(1), Some(b'/' | b'\\')));
         prop_assert!(bytes.iter().all(u8::is_ascii_graphic));
+    }
+
+    #[test]
+    fn normalized_paths_are_stable_and_free_of_dot_segments(path in nasty_text(80)) {
+        let path = format!("/{path}");
+        if let Ok(normalized) = sessiond::access_rules::normalize_path(&path) {
+            let again = sessiond::access_rules::normalize_path(&normalized);
+            prop_assert_eq!(again.as_deref(), Ok(normalized.as_str()));
+            prop_assert!(normalized.starts_with('/'));
+            prop_assert!(!normalized.contains("//"));
+            prop_assert!(normalized.split('/').all(|segment| segment != "." && segment != ".."));
+        }
     }
 
     #[test]

@@ -276,7 +276,8 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     response
 }
 
-/// Parses a raw HTTP/1.1 response (Content-Length bodies only).
+/// Parses a raw HTTP/1.1 response: a Content-Length body, or a chunked
+/// one (tiny_http chunks bodies over 32 KiB), decoded.
 pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -291,8 +292,30 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
         .find(|(name, _)| name == "content-length")
         .and_then(|(_, value)| value.parse().ok())
         .unwrap_or(body.len());
-    let body = body.get(..length.min(body.len())).unwrap_or(body).to_owned();
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.get(..length.min(body.len())).unwrap_or(body).to_owned()
+    };
     Some(Response { status, headers, body })
+}
+
+/// The payload of a chunked body: each chunk is `SIZE-IN-HEX\r\nDATA\r\n`,
+/// and a chunk of size 0 ends it.
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size_line, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// One run of the built binary, described the way just's `tests/test.rs`

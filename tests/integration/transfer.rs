@@ -1,7 +1,8 @@
 //! `sessiond export FILE` and `sessiond import FILE` (SPEC 1 and 11): an
 //! export taken while a server serves, imported into a new file, on which
 //! a second server honours the cookie, the token, the passwords, the
-//! schedule, the run records and the generated secrets from before; the
+//! schedule, the access rules, the run records and the generated secrets
+//! from before; the
 //! refusals (an existing FILE, a target with users, bad files, a failure
 //! half-way) change nothing.
 
@@ -38,6 +39,12 @@ fn busy_server() -> (TestServer, String, String) {
     server.create_user("alice", "alice-password", sessiond::users::Role::User);
     let db = text(&server.db_path).to_owned();
     Cli::new(server.dir.path()).args(&["--db", &db, "schedule", "set", "15 3 * * *"]).run();
+    Cli::new(server.dir.path())
+        .args(&["--db", &db, "access", "add", "wiki.example.com", "manager", "--path", "/admin"])
+        .run();
+    Cli::new(server.dir.path())
+        .args(&["--db", &db, "access", "add", "*.example.com", "user"])
+        .run();
     // Before the sign-ins: the command reads the wall clock, by which the
     // sessions of the server's manual clock would have expired.
     Cli::new(server.dir.path()).args(&["--db", &db, "clear_expired_sessions"]).run();
@@ -95,6 +102,11 @@ fn an_export_taken_while_serving_moves_cookies_tokens_passwords_schedule_runs_an
     let old_db = text(&server.db_path).to_owned();
     let schedule = Cli::new(target.path()).args(&["--db", text(&new_db), "schedule", "show"]).run();
     assert!(schedule.contains("15 3 * * *"), "{schedule}");
+    let rules =
+        |db: &str| Cli::new(target.path()).args(&["--db", db, "access", "list", "--json"]).run();
+    let moved_rules: Value = serde_json::from_str(&rules(text(&new_db))).unwrap();
+    assert_eq!(moved_rules.as_array().map(Vec::len), Some(2), "{moved_rules}");
+    assert_eq!(rules(text(&new_db)), rules(&old_db), "the rules came along, in order");
     assert_eq!(count(&moved.conn(), "cleanup_runs"), count(&server.conn(), "cleanup_runs"));
     assert!(count(&moved.conn(), "cleanup_runs") >= 1);
     for key in ["DJANGO_SECRET_KEY", "DJANGO_JWT_SECRET_KEY"] {
