@@ -256,3 +256,23 @@ fn a_failure_half_way_through_an_import_changes_nothing() {
     assert_eq!(count(&conn, "users"), 2);
     assert_eq!(count(&conn, "web_sessions"), 1);
 }
+
+#[test]
+fn import_refuses_a_database_with_access_rules_of_its_own() {
+    let (exports, value) = exported();
+    let file = write_json(exports.path(), "good.json", &value);
+    let target = tempfile::tempdir().unwrap();
+    let db = target.path().join("ruled.sqlite3");
+    let conn = sessiond::db::open(&db).unwrap();
+    Cli::new(target.path())
+        .args(&["--db", text(&db), "access", "add", "x.example.com", "deny"])
+        .run();
+    Cli::new(target.path())
+        .args(&["--db", text(&db), "import", text(&file)])
+        .status(1)
+        .stderr_contains("already has access rules")
+        .run();
+    assert_eq!(count(&conn, "users"), 0, "nothing was added");
+    let rules = Cli::new(target.path()).args(&["--db", text(&db), "access", "list"]).run();
+    assert_eq!(rules.lines().count(), 1, "{rules}");
+}
