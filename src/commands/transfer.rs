@@ -170,28 +170,58 @@ fn write_rows<T: serde::Serialize>(
 /// Checks a whole file before anything is written: a JSON object with
 /// `format` and `version` this build knows, every key there with the right
 /// type, no unknown key or field. The error names what is wrong.
+///
+/// A good file is read straight into its row types (about the size of the
+/// rows in memory); only a file that does not fit them is read again as a
+/// JSON tree, to name the item at fault.
 fn parse(text: &[u8]) -> anyhow::Result<Export> {
+    match serde_json::from_slice::<TypedExport>(text) {
+        Ok(typed) => {
+            check_header(Some(&typed.format), Some(&typed.version))?;
+            Ok(Export {
+                users: checked(typed.users, "users", UserRow::check)?,
+                web_sessions: checked(typed.web_sessions, "web_sessions", WebSessionRow::check)?,
+                jwt_sessions: checked(
+                    typed.jwt_sessions,
+                    "jwt_sessions",
+                    JwtSessionExportRow::check,
+                )?,
+                access_rules: checked(typed.access_rules, "access_rules", AccessRuleRow::check)?,
+                cleanup_runs: checked(typed.cleanup_runs, "cleanup_runs", CleanupRunRow::check)?,
+                meta: checked_meta(typed.meta)?,
+            })
+        }
+        Err(typed_error) => match parse_tree(text) {
+            Err(error) => Err(error),
+            // Not expected: the tree accepts what the types do.
+            Ok(_) => Err(anyhow::anyhow!("{typed_error}")),
+        },
+    }
+}
+
+/// The file as the row types read it, `format` and `version` left for
+/// [`check_header`] to name.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedExport {
+    format: Value,
+    version: Value,
+    users: Vec<UserRow>,
+    web_sessions: Vec<WebSessionRow>,
+    jwt_sessions: Vec<JwtSessionExportRow>,
+    access_rules: Vec<AccessRuleRow>,
+    cleanup_runs: Vec<CleanupRunRow>,
+    meta: Map<String, Value>,
+}
+
+/// [`parse`] through a JSON tree, item by item, to name what is wrong.
+fn parse_tree(text: &[u8]) -> anyhow::Result<Export> {
     let value: Value = serde_json::from_slice(text)
         .map_err(|error| anyhow::anyhow!("it is not JSON ({error})"))?;
     let Value::Object(mut object) = value else {
         anyhow::bail!("it is not a JSON object");
     };
-    match object.get("format") {
-        Some(Value::String(format)) if format == FORMAT => {}
-        Some(Value::String(other)) => {
-            anyhow::bail!("`format` is `{}`, not `{FORMAT}`", shorten(other))
-        }
-        Some(_) => anyhow::bail!("`format` is not a string"),
-        None => anyhow::bail!("it has no `format` (an export has `\"format\": \"{FORMAT}\"`)"),
-    }
-    match object.get("version") {
-        Some(Value::Number(number)) if number.as_i64() == Some(VERSION) => {}
-        Some(Value::Number(number)) => anyhow::bail!(
-            "`version` is {number}; this build reads version {VERSION} (a newer sessiond may read it)"
-        ),
-        Some(_) => anyhow::bail!("`version` is not a number"),
-        None => anyhow::bail!("it has no `version`"),
-    }
+    check_header(object.get("format"), object.get("version"))?;
     if let Some(unknown) = object.keys().find(|key| !KEYS.contains(&key.as_str())) {
         anyhow::bail!("unknown key `{}`", shorten(unknown));
     }
@@ -201,11 +231,37 @@ fn parse(text: &[u8]) -> anyhow::Result<Export> {
     let jwt_sessions = rows(take("jwt_sessions")?, "jwt_sessions", JwtSessionExportRow::check)?;
     let access_rules = rows(take("access_rules")?, "access_rules", AccessRuleRow::check)?;
     let cleanup_runs = rows(take("cleanup_runs")?, "cleanup_runs", CleanupRunRow::check)?;
-    let Value::Object(meta_object) = take("meta")? else {
+    let Value::Object(meta) = take("meta")? else {
         anyhow::bail!("`meta` is not an object");
     };
-    let mut meta = Vec::with_capacity(meta_object.len());
-    for (key, value) in meta_object {
+    let meta = checked_meta(meta)?;
+    Ok(Export { users, web_sessions, jwt_sessions, access_rules, cleanup_runs, meta })
+}
+
+/// `format` and `version` are this build's.
+fn check_header(format: Option<&Value>, version: Option<&Value>) -> anyhow::Result<()> {
+    match format {
+        Some(Value::String(format)) if format == FORMAT => {}
+        Some(Value::String(other)) => {
+            anyhow::bail!("`format` is `{}`, not `{FORMAT}`", shorten(other))
+        }
+        Some(_) => anyhow::bail!("`format` is not a string"),
+        None => anyhow::bail!("it has no `format` (an export has `\"format\": \"{FORMAT}\"`)"),
+    }
+    match version {
+        Some(Value::Number(number)) if number.as_i64() == Some(VERSION) => Ok(()),
+        Some(Value::Number(number)) => anyhow::bail!(
+            "`version` is {number}; this build reads version {VERSION} (a newer sessiond may read it)"
+        ),
+        Some(_) => anyhow::bail!("`version` is not a number"),
+        None => anyhow::bail!("it has no `version`"),
+    }
+}
+
+/// `meta` as text values, the schedule one that parses.
+fn checked_meta(object: Map<String, Value>) -> anyhow::Result<Vec<(String, String)>> {
+    let mut meta = Vec::with_capacity(object.len());
+    for (key, value) in object {
         let Value::String(value) = value else {
             anyhow::bail!("`meta.{}` is not a string", shorten(&key));
         };
@@ -215,7 +271,19 @@ fn parse(text: &[u8]) -> anyhow::Result<Export> {
         }
         meta.push((key, value));
     }
-    Ok(Export { users, web_sessions, jwt_sessions, access_rules, cleanup_runs, meta })
+    Ok(meta)
+}
+
+/// Rows already read, each checked by `check`; the error names the item.
+fn checked<T>(
+    rows: Vec<T>,
+    key: &str,
+    check: impl Fn(&T) -> Result<(), String>,
+) -> anyhow::Result<Vec<T>> {
+    for (index, row) in rows.iter().enumerate() {
+        check(row).map_err(|reason| anyhow::anyhow!("`{key}[{index}]`: {reason}"))?;
+    }
+    Ok(rows)
 }
 
 /// The items of the array under `key`, each read as its row type and
