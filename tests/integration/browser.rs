@@ -19,7 +19,7 @@ use sessiond::users::Role;
 use crate::admin::{login_with_agent, session_id, signed_in};
 use crate::support::TestServer;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// How long the browser may take for one step; password hashing in a debug
 /// build on a small shared machine is slow.
@@ -33,7 +33,7 @@ fn user_and_admin_end_sessions_in_a_real_browser() {
     let server = TestServer::start();
     server.create_user("alice", "alice-password", Role::User);
     let profile = tempfile::tempdir().expect("temp dir for the browser profile");
-    let browser = launch(profile.path());
+    let browser = launch(profile.path(), &[]);
     let tab = browser.new_tab().expect("a tab");
     tab.set_default_timeout(STEP_TIMEOUT);
 
@@ -105,8 +105,10 @@ fn chromium_is_installed() -> bool {
     false
 }
 
-fn launch(profile: &Path) -> Browser {
-    let args: Vec<&OsStr> = [
+/// Debian's chromium, headless, with a fresh profile, nothing fetched in
+/// the background, and `extra_args` (say, host-resolver rules).
+pub fn launch(profile: &Path, extra_args: &[&str]) -> Browser {
+    let mut args: Vec<&OsStr> = [
         "--no-sandbox",
         "--headless",
         "--disable-gpu",
@@ -118,6 +120,7 @@ fn launch(profile: &Path) -> Browser {
     .iter()
     .map(OsStr::new)
     .collect();
+    args.extend(extra_args.iter().map(OsStr::new));
     let options = LaunchOptions::default_builder()
         .path(Some(PathBuf::from(CHROMIUM)))
         .headless(true)

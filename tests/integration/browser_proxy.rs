@@ -7,15 +7,11 @@
 //! With CI=true a missing chromium or nginx fails the test; elsewhere it
 //! says loudly that it did not run.
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use headless_chrome::{Browser, LaunchOptions};
-
+use crate::browser::{CHROMIUM, launch};
 use crate::proxies::{EchoApp, NGINX, free_port, installed, sessiond_behind, start_nginx};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[test]
@@ -29,7 +25,10 @@ fn a_browser_signs_in_through_nginx_and_arrives_back_at_the_app() {
     let app = EchoApp::start();
     let _nginx = start_nginx(server.addr, app.addr, port);
     let profile = tempfile::tempdir().expect("temp dir for the browser profile");
-    let browser = launch(profile.path());
+    let browser = launch(
+        profile.path(),
+        &["--no-proxy-server", "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
+    );
     let tab = browser.new_tab().expect("a tab");
     tab.set_default_timeout(STEP_TIMEOUT);
 
@@ -53,31 +52,4 @@ fn a_browser_signs_in_through_nginx_and_arrives_back_at_the_app() {
     let content = tab.get_content().unwrap();
     assert!(content.contains(r#""remote-user":["alice"]"#), "{content}");
     assert!(content.contains(r#""remote-groups":["user"]"#), "{content}");
-}
-
-fn launch(profile: &Path) -> Browser {
-    let args: Vec<&OsStr> = [
-        "--no-sandbox",
-        "--headless",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--no-proxy-server",
-        "--host-resolver-rules=MAP *.example.test 127.0.0.1",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let options = LaunchOptions::default_builder()
-        .path(Some(PathBuf::from(CHROMIUM)))
-        .headless(true)
-        .sandbox(false)
-        .user_data_dir(Some(profile.to_path_buf()))
-        .idle_browser_timeout(Duration::from_secs(300))
-        .args(args)
-        .build()
-        .expect("valid launch options");
-    Browser::new(options).expect("chromium starts")
 }
