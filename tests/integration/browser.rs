@@ -8,7 +8,6 @@
 //! fails, never skips, where it is missing (`.ci/run` installs it).
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,21 +87,8 @@ fn user_and_admin_end_sessions_in_a_real_browser() {
 /// shows even though the test passes.
 #[track_caller]
 fn chromium_is_installed() -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{CHROMIUM} is missing on CI: .ci/run must install it (`apt-get install -y chromium`)"
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\nWARNING: browser::user_and_admin_end_sessions_in_a_real_browser did NOT run: \
-         Debian's chromium is missing at {CHROMIUM}. Install it with \
-         `apt-get install -y chromium` (as root) to run it; CI always does.\n"
-    );
-    false
+    let test = "browser::user_and_admin_end_sessions_in_a_real_browser";
+    crate::support::installed(CHROMIUM, "chromium", test)
 }
 
 /// Debian's chromium, headless, with a fresh profile, nothing fetched in

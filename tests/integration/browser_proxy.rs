@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use crate::browser::{CHROMIUM, launch};
-use crate::proxies::{EchoApp, NGINX, free_port, installed, sessiond_behind, start_nginx};
+use crate::proxies::{EchoApp, NGINX, free_port, sessiond_behind, start_nginx};
+use crate::support::installed;
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -14,7 +14,7 @@
 //! them); on a developer's machine the test says loudly that it did not run.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,32 +25,11 @@ use std::time::{Duration, Instant};
 use sessiond::access_rules::{self, NewRule};
 use sessiond::users::Role;
 
-use crate::support::{Cli, Response, TestServer, parse_response, request};
+use crate::support::{Cli, Response, TestServer, installed, request, request_to_host};
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 pub const CADDY: &str = "/usr/bin/caddy";
 pub const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-
-/// Whether a neighbour the test starts is installed. With CI=true a missing
-/// one fails the test; elsewhere the test does not run and says so past the
-/// harness's capture.
-#[track_caller]
-pub fn installed(binary: &str, package: &str, test: &str) -> bool {
-    if Path::new(binary).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{binary} is missing on CI: .ci/run must install it (`apt-get install -y {package}`)"
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\nWARNING: {test} did NOT run: {binary} is missing. Install it with \
-         `apt-get install -y {package}` (as root) to run it; CI always does.\n"
-    );
-    false
-}
 
 /// A port that was free a moment ago, for a proxy that binds it itself.
 pub fn free_port() -> u16 {
@@ -246,23 +225,7 @@ pub fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        raw.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if method == "POST" {
-        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    raw.push_str("\r\n");
-    let mut bytes = raw.into_bytes();
-    bytes.extend_from_slice(body);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    stream.write_all(&bytes).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    parse_response(&response)
-        .unwrap_or_else(|| panic!("unparseable response: {:?}", String::from_utf8_lossy(&response)))
+    request_to_host(([127, 0, 0, 1], port).into(), host, method, path, headers, body)
 }
 
 pub fn post_form(

@@ -251,7 +251,19 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    request_to_host(addr, &addr.to_string(), method, path, headers, body)
+}
+
+/// [`request`] with another `Host` header (a name a proxy routes on).
+pub fn request_to_host(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         raw.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -264,6 +276,29 @@ pub fn request(
     let response = send_raw(addr, &bytes);
     parse_response(&response)
         .unwrap_or_else(|| panic!("unparseable response: {:?}", String::from_utf8_lossy(&response)))
+}
+
+/// Whether a neighbour a test starts (chromium, nginx, caddy, promtool) is
+/// installed. `.ci/run` installs them, so with CI=true a missing one fails
+/// the test; on a developer's machine (where `cargo test` must work with
+/// nothing installed by hand) the test does not run and says so on the
+/// terminal, written to stderr past the harness's output capture.
+#[track_caller]
+pub fn installed(binary: &str, package: &str, test: &str) -> bool {
+    if Path::new(binary).exists() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{binary} is missing on CI: .ci/run must install it (`apt-get install -y {package}`)"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nWARNING: {test} did NOT run: {binary} is missing. Install it with \
+         `apt-get install -y {package}` (as root) to run it; CI always does.\n"
+    );
+    false
 }
 
 /// Writes raw bytes to the server and reads until it closes the connection.
