@@ -111,7 +111,11 @@ fn seed(db_path: &Path, now: i64) -> anyhow::Result<()> {
 }
 
 fn settings_for(db_path: &Path) -> anyhow::Result<Settings> {
-    let file = vec![("SESSIOND_BIND".to_owned(), "127.0.0.1:0".to_owned())];
+    // No access log: it would interleave with the report on stderr.
+    let file = vec![
+        ("SESSIOND_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("SESSIOND_ACCESS_LOG".to_owned(), "false".to_owned()),
+    ];
     let overrides = Overrides { db: Some(db_path.to_path_buf()), bind: None };
     Settings::resolve(Path::new(".env"), &file, |_| None, &overrides)
 }

@@ -34,6 +34,10 @@
 //!   `request_path`: cookie runs with every stored expiry fresh (the
 //!   look-up path, compared with the same run over 10,000), and with every
 //!   slide due after a clock jump (100,000 writes in the run, reported).
+//! - `observability`: cookie whoami on servers of their own with the metrics
+//!   listener and the access log on, against both off, alternated; then the
+//!   cost of a `/metrics` scrape with the million sessions of `scale` in the
+//!   table (the access log goes to a file, as `2>>file` would).
 //! - `steady_cleanup`: 100,000 expired web sessions beside the million live
 //!   ones, cleared while the cookie scenario runs over the 100,000.
 //!
@@ -133,6 +137,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("login_flood", login_flood),
     ("cleanup", cleanup),
     ("scale", scale),
+    ("observability", observability),
     ("steady_cleanup", steady_cleanup),
 ];
 
@@ -1113,6 +1118,9 @@ fn bench_settings(db_path: &Path) -> Settings {
         ("SESSIOND_SESSION_ABSOLUTE_AGE", ABSOLUTE_AGE.to_string()),
         ("SESSIOND_JWT_LIFETIME", JWT_LIFETIME.to_string()),
         ("SESSIOND_BIND", "127.0.0.1:0".to_owned()),
+        // On by default, the access log would write this bench's own stderr
+        // (issue 16 measures it apart: see the README's "Observability").
+        ("SESSIOND_ACCESS_LOG", "false".to_owned()),
         // The login flood gives each login its own client address.
         ("SESSIOND_TRUST_PROXY_HEADERS", "true".to_owned()),
         // Every connection of the bench comes from 127.0.0.1; the flood
@@ -2102,4 +2110,127 @@ end
     let script_path = dir.join(format!("{name}.lua"));
     std::fs::write(&script_path, script)?;
     Ok(script_path)
+}
+
+// ---------------------------------------------------------------------------
+// Observability (issue 16).
+
+/// Cookie whoami with the metrics listener and the access log on, against
+/// both off, on servers of their own over the bench's file, alternated over
+/// the plan's rounds so that the machine's drift counts against both; then
+/// the cost of a `/metrics` scrape with the rows of `scale` in the table
+/// (the metrics listener keeps the counts fresh in the background, so a
+/// scrape reads cached counts; the recount's own cost is timed apart).
+fn observability(bench: &mut Bench) -> anyhow::Result<()> {
+    use sessiond::http::access_log::Destination;
+    bench.memory.phase("observability");
+    let log_path = bench.dir.join("access.log");
+    let log_file = Arc::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?);
+    let (db_path, workers) = (bench.db_path.clone(), bench.workers);
+    let main_clock = Arc::clone(&bench.clock);
+    let start = |on: bool| -> anyhow::Result<(startup::Running, Arc<OffsetClock>)> {
+        let mut settings = bench_settings(&db_path);
+        settings.access_log = on;
+        settings.metrics_bind = on.then(|| "127.0.0.1:0".parse().expect("an address"));
+        let clock = Arc::new(OffsetClock::default());
+        clock.jump(main_clock.now() - SystemClock.now());
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers,
+            access_log: Destination::File(Arc::clone(&log_file)),
+            ..StartOptions::default()
+        };
+        Ok((startup::start(settings, options).context("sessiond did not start")?, clock))
+    };
+    let scrape = |addr: SocketAddr| -> anyhow::Result<(Duration, String)> {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr)?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let elapsed = started.elapsed();
+        ensure!(response.starts_with("HTTP/1.1 200"), "a scrape got `{response:.80}`");
+        Ok((elapsed, response))
+    };
+    let script = bench.script("cookie");
+    let mut off_runs = Vec::new();
+    let mut on_runs = Vec::new();
+    for round in 1..=bench.plan.rounds {
+        for on in [false, true] {
+            let (running, clock) = start(on)?;
+            // Every stored expiry lags again, as in the cookie scenario.
+            clock.jump(CLOCK_JUMP * (round as i64 * 2 + i64::from(on)));
+            eprintln!(
+                "running: cookie whoami, metrics and access log {} ({round})",
+                if on { "on" } else { "off" }
+            );
+            let cpu_before = Cpu::now(std::process::id())?;
+            let child =
+                spawn_wrk(running.addr(), &script, bench.plan.wrk_seconds, WRK_CONNECTIONS)?;
+            let result = finish_wrk(child, std::process::id(), cpu_before)?;
+            if on {
+                on_runs.push(result)
+            } else {
+                off_runs.push(result)
+            }
+            running.stop();
+        }
+    }
+    let (off, on) = (mean(&off_runs), mean(&on_runs));
+    bench.row(
+        "cookie whoami, metrics and access log off",
+        Some(off),
+        format!("mean of {}; servers of their own on the same file", each_rate(&off_runs)),
+    );
+    bench.row(
+        "cookie whoami, metrics and access log on",
+        Some(on),
+        format!("mean of {}; the access log written to a file", each_rate(&on_runs)),
+    );
+    bench.ratio_verdict("metrics and access log on >= 0.9 of both off", Some(on), Some(off), 0.9);
+
+    let (running, clock) = start(true)?;
+    let metrics_addr = running.metrics_addr().context("no metrics listener")?;
+    let (first, _) = scrape(metrics_addr)?;
+    let mut cached = Vec::new();
+    let scrapes_started = Instant::now();
+    while cached.len() < 200 && scrapes_started.elapsed() < Duration::from_secs(4) {
+        cached.push(scrape(metrics_addr)?.0);
+    }
+    let conn = db::connect(&db_path)?;
+    let total = {
+        let web = web_sessions::counts(&conn, clock.now())?;
+        let jwt = jwt_sessions::counts(&conn, clock.now())?;
+        web.active + web.expired + jwt.active + jwt.expired + jwt.revoked
+    };
+    let mut recounts = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        web_sessions::counts(&conn, clock.now())?;
+        jwt_sessions::counts(&conn, clock.now())?;
+        recounts.push(started.elapsed());
+    }
+    running.stop();
+    cached.sort();
+    recounts.sort();
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    let median = ms(cached[cached.len() / 2]);
+    let slowest = ms(*cached.last().expect("at least one scrape"));
+    let sessions = total as f64 / 1e6;
+    bench.row(
+        format!("/metrics scrape, {sessions:.2} M sessions: median {median:.2} ms"),
+        None,
+        format!(
+            "of {} scrapes, slowest {slowest:.2} ms; first after start {:.2} ms; the background recount {:.1} ms",
+            cached.len(),
+            ms(first),
+            ms(recounts[recounts.len() / 2])
+        ),
+    );
+    bench.verdict(
+        "a /metrics scrape with a million sessions < 5 ms",
+        Some(median < 5.0),
+        format!("median {median:.2} ms over {sessions:.2} M sessions"),
+    );
+    Ok(())
 }

@@ -40,6 +40,9 @@ pub struct App {
     pub access_rules: crate::access_rules::RuleCache,
     /// Set once to stop the workers and the timer.
     pub shutdown: Arc<AtomicBool>,
+    /// This server's Prometheus metrics (the workers' request counts are
+    /// their own; see `metrics`).
+    pub metrics: crate::metrics::Metrics,
     /// The latest scheduled cleanup time the timer has dealt with: run it,
     /// found it claimed by another server, or failed. 0 before the first.
     pub timer_handled: std::sync::atomic::AtomicI64,

@@ -243,6 +243,13 @@ pub fn recent_runs(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Clea
     rows.collect()
 }
 
+/// When the most recent successful run, of any trigger and any process,
+/// started; `None` when no successful run is recorded.
+pub fn last_success_started(conn: &Connection) -> rusqlite::Result<Option<UnixTime>> {
+    conn.prepare_cached("SELECT max(started) FROM cleanup_runs WHERE outcome = ?1")?
+        .query_row(params![OUTCOME_OK], |row| row.get(0))
+}
+
 /// Rows a run has deleted so far, by table.
 #[derive(Debug, Default, Clone, Copy)]
 struct DeletedRows {

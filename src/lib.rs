@@ -21,6 +21,7 @@ pub mod jwt;
 pub mod jwt_sessions;
 pub mod listing;
 pub mod meta;
+pub mod metrics;
 pub mod password_hash;
 pub mod random;
 pub mod schedule;

@@ -282,7 +282,17 @@ fn run_timer(
                 Some(next) => format!("next run at {}", crate::clock::rfc3339(next)),
                 None => String::from("no next run"),
             };
-            match cleanup::clear_expired_scheduled(&mut conn, scheduled_at, now, &app.shutdown) {
+            let run = cleanup::clear_expired_scheduled(&mut conn, scheduled_at, now, &app.shutdown);
+            // A run claimed by another server is that server's to count.
+            match &run {
+                Ok(Some(run)) => app.metrics.record_cleanup(
+                    crate::metrics::CleanupTrigger::Timer,
+                    Some((run.web_deleted, run.jwt_deleted)),
+                ),
+                Ok(None) => {}
+                Err(_) => app.metrics.record_cleanup(crate::metrics::CleanupTrigger::Timer, None),
+            }
+            match run {
                 Ok(Some(run)) => eprintln!(
                     "cleanup timer: cleared {} expired web session(s) and {} expired GraphQL login session(s) in {} ms; {next}",
                     run.web_deleted, run.jwt_deleted, run.duration_ms

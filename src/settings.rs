@@ -32,6 +32,8 @@ pub enum Kind {
     /// A SQLite file path, or a `postgres://` / `postgresql://` URL whose
     /// password is masked wherever it is shown.
     Database,
+    /// A listen address, or empty for none.
+    OptionalSocketAddr,
     /// A whole number from 1 to this.
     Count {
         max: usize,
@@ -164,6 +166,20 @@ pub const KEYS: &[Key] = &[
         init: InitValue::NotWritten,
         meaning: "seconds a client has to send a request's headers, and again its body; a connection silent this long is closed",
     },
+    Key {
+        name: "SESSIOND_METRICS_BIND",
+        kind: Kind::OptionalSocketAddr,
+        fallback: Some(""),
+        init: InitValue::NotWritten,
+        meaning: "a second listen address that serves only `GET /metrics`; empty = off",
+    },
+    Key {
+        name: "SESSIOND_ACCESS_LOG",
+        kind: Kind::Bool,
+        fallback: Some("true"),
+        init: InitValue::Value("true"),
+        meaning: "one log line per request on stderr",
+    },
     // issue 11 (HTTP layer): one client address's share of the connections.
     Key {
         name: "SESSIOND_MAX_CONNECTIONS_PER_CLIENT",
@@ -283,6 +299,10 @@ pub struct Settings {
     /// Seconds a client has for a request's headers, and again for its body;
     /// also how long a connection may stay silent.
     pub request_timeout: i64,
+    /// Where the metrics listener binds; `None` when it is off.
+    pub metrics_bind: Option<SocketAddr>,
+    /// One access log line per request on stderr.
+    pub access_log: bool,
     /// Connections one client address (an IPv4 address or an IPv6 /64) may
     /// hold open at once.
     pub max_connections_per_client: usize,
@@ -383,6 +403,9 @@ impl Settings {
             postgres: PostgresUrl::parse(&required("SESSIOND_DB")).expect("validated"),
             trust_proxy_headers: boolean("SESSIOND_TRUST_PROXY_HEADERS"),
             request_timeout: seconds("SESSIOND_REQUEST_TIMEOUT"),
+            metrics_bind: parse_optional_socket_addr(&required("SESSIOND_METRICS_BIND"))
+                .expect("validated"),
+            access_log: boolean("SESSIOND_ACCESS_LOG"),
             max_connections_per_client: parse_count(&required(
                 "SESSIOND_MAX_CONNECTIONS_PER_CLIENT",
             ))
@@ -553,6 +576,10 @@ pub fn validate(key: &Key, value: &str) -> Result<(), String> {
             Ok(None) if value.is_empty() => refuse("a file path or a `postgres://` URL"),
             Ok(None) => Ok(()),
         },
+        Kind::OptionalSocketAddr => match parse_optional_socket_addr(value) {
+            Some(_) => Ok(()),
+            None => refuse("an address and port like `127.0.0.1:9100`, or empty for none"),
+        },
         Kind::Count { max } => match parse_count(value) {
             Some(count) if (1..=max).contains(&count) => Ok(()),
             _ => refuse(&format!("a whole number from 1 to {max}")),
@@ -648,6 +675,15 @@ pub fn parse_seconds(value: &str) -> Option<i64> {
     value.parse::<i64>().ok().filter(|seconds| *seconds <= 100 * 365 * 24 * 3600)
 }
 
+/// Parses an optional listen address: `Some(None)` for an empty value,
+/// `None` when it is not an address and port.
+pub fn parse_optional_socket_addr(value: &str) -> Option<Option<SocketAddr>> {
+    if value.trim().is_empty() {
+        return Some(None);
+    }
+    value.parse::<SocketAddr>().ok().map(Some)
+}
+
 /// Parses a boolean in any of the accepted spellings, in any case.
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.to_ascii_lowercase().as_str() {
@@ -693,7 +729,22 @@ mod tests {
         assert_eq!(settings.db, PathBuf::from("data/sessiond.sqlite3"));
         assert!(settings.jwt_secret_key.is_none());
         assert_eq!(settings.request_timeout, 10);
+        assert_eq!(settings.metrics_bind, None);
+        assert!(settings.access_log);
         assert_eq!(settings.max_connections_per_client, 128);
+    }
+
+    #[test]
+    fn metrics_bind_is_an_address_or_empty() {
+        let settings = resolve(&[("SESSIOND_METRICS_BIND", "127.0.0.1:9100")], &[]).unwrap();
+        assert_eq!(settings.metrics_bind, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(resolve(&[("SESSIOND_METRICS_BIND", "")], &[]).unwrap().metrics_bind, None);
+        for bad in ["localhost:9100", "9100", "127.0.0.1", "127.0.0.1:99999"] {
+            let error = resolve(&[("SESSIOND_METRICS_BIND", bad)], &[]).unwrap_err().to_string();
+            assert!(error.contains("SESSIOND_METRICS_BIND") && error.contains(bad), "{error}");
+        }
+        let error = resolve(&[("SESSIOND_ACCESS_LOG", "loud")], &[]).unwrap_err().to_string();
+        assert!(error.contains("SESSIOND_ACCESS_LOG") && error.contains("`loud`"), "{error}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! [`start`] opens and migrates the database, settles the secrets, creates
 //! the first superuser on an empty database, builds the shared [`App`],
-//! binds the listener and starts the workers and the cleanup timer. Tests
+//! binds the listener (and the metrics listener when it is configured) and
+//! starts the workers and the cleanup timer. Tests
 //! call it in-process with a manual clock and `127.0.0.1:0`; `sessiond
 //! serve` calls it and then waits for SIGINT/SIGTERM.
 
@@ -13,7 +14,8 @@ use std::thread::JoinHandle;
 
 use crate::app::App;
 use crate::clock::{Clock, SystemClock};
-use crate::http::server::HttpServer;
+use crate::http::access_log::Destination;
+use crate::http::server::{HttpServer, MetricsServer};
 use crate::settings::Settings;
 use crate::throttle::Throttle;
 use crate::users::{self, DecoyHash, Role};
@@ -26,6 +28,9 @@ pub struct StartOptions {
     /// The flag that stops the server; `serve` hands in the one its signal
     /// handlers set.
     pub shutdown: Arc<AtomicBool>,
+    /// Where the access log goes (when `SESSIOND_ACCESS_LOG` is on):
+    /// stderr, or memory for in-process tests.
+    pub access_log: Destination,
 }
 
 impl Default for StartOptions {
@@ -34,6 +39,7 @@ impl Default for StartOptions {
             clock: Arc::new(SystemClock),
             workers: default_workers(),
             shutdown: Arc::new(AtomicBool::new(false)),
+            access_log: Destination::Stderr,
         }
     }
 }
@@ -47,8 +53,10 @@ pub fn default_workers() -> usize {
 pub struct Running {
     app: Arc<App>,
     http: Option<HttpServer>,
+    metrics_http: Option<MetricsServer>,
     timer: Option<JoinHandle<()>>,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Starts the server.
@@ -78,11 +86,27 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         shutdown: options.shutdown,
         timer_handled: Default::default(),
         db_file,
+        metrics: crate::metrics::Metrics::new(),
     });
-    let http = HttpServer::start(Arc::clone(&app), bind, options.workers)?;
-    let addr = http.addr();
-    let timer = crate::schedule::spawn_timer(Arc::clone(&app))?;
-    Ok(Running { app, http: Some(http), timer, addr })
+    let mut running = Running {
+        app: Arc::clone(&app),
+        http: None,
+        metrics_http: None,
+        timer: None,
+        addr: bind,
+        metrics_addr: None,
+    };
+    // On an error, dropping `running` stops whatever had started.
+    let http = HttpServer::start(Arc::clone(&app), bind, options.workers, &options.access_log)?;
+    running.addr = http.addr();
+    running.http = Some(http);
+    if let Some(metrics_bind) = app.settings.metrics_bind {
+        let metrics_http = MetricsServer::start(Arc::clone(&app), metrics_bind)?;
+        running.metrics_addr = Some(metrics_http.addr());
+        running.metrics_http = Some(metrics_http);
+    }
+    running.timer = crate::schedule::spawn_timer(Arc::clone(&app))?;
+    Ok(running)
 }
 
 /// On a database without users, creates the superuser `admin` with a random
@@ -111,6 +135,11 @@ impl Running {
         self.addr
     }
 
+    /// The address of the metrics listener, when it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     pub fn app(&self) -> &Arc<App> {
         &self.app
     }
@@ -132,6 +161,9 @@ impl Running {
         self.app.shutdown.store(true, Ordering::SeqCst);
         if let Some(http) = self.http.take() {
             http.join();
+        }
+        if let Some(metrics_http) = self.metrics_http.take() {
+            metrics_http.join();
         }
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();

@@ -26,6 +26,9 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let options = StartOptions { shutdown, ..StartOptions::default() };
     let running = startup::start(settings, options)?;
     eprintln!("listening on http://{}", running.addr());
+    if let Some(metrics_addr) = running.metrics_addr() {
+        eprintln!("metrics on http://{metrics_addr}");
+    }
     log_next_cleanup(&running);
     running.wait();
     eprintln!("stopped");

@@ -238,7 +238,10 @@ fn clear_expired_now(ctx: &Ctx) -> Result<Reply, HttpError> {
     ctx.require_staff()?;
     // The cleanup runs on a connection of its own, with its own pragmas.
     let mut conn = crate::db::connect(&ctx.app.settings.db)?;
-    let run = cleanup::clear_expired(&mut conn, ctx.now, cleanup::Trigger::Admin)?;
+    let run = cleanup::clear_expired(&mut conn, ctx.now, cleanup::Trigger::Admin);
+    let deleted = run.as_ref().ok().map(|run| (run.web_deleted, run.jwt_deleted));
+    ctx.app.metrics.record_cleanup(crate::metrics::CleanupTrigger::Admin, deleted);
+    let run = run?;
     forget_counts(ctx);
     let location = format!(
         "/admin/?done=cleared&count={}&web={}&jwt={}",

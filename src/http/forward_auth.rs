@@ -70,14 +70,20 @@ fn answer(ctx: &Ctx, endpoint: Endpoint) -> Result<Reply, HttpError> {
     }
     .map_err(HttpError::BadRequest)?;
     let (decision, reply) = decide(ctx, endpoint, &original)?;
-    record(decision);
+    record(ctx, decision);
     Ok(reply)
 }
 
 /// Where decisions are counted (`sessiond_forward_auth_decisions_total`);
 /// the metrics of SPEC 10 hook in here.
-pub fn record(decision: Decision) {
-    let _ = decision;
+pub fn record(ctx: &Ctx, decision: Decision) {
+    use crate::metrics::ForwardAuthDecision as Counted;
+    ctx.app.metrics.record_forward_auth(match decision {
+        Decision::Allow => Counted::Allow,
+        Decision::Bypass => Counted::Bypass,
+        Decision::Unauthenticated => Counted::Unauthenticated,
+        Decision::Deny => Counted::Deny,
+    });
 }
 
 /// The original request as the proxy names it.

@@ -28,6 +28,7 @@ use crate::http::context::Ctx;
 use crate::http::reply::{HttpError, Reply};
 use crate::jwt;
 use crate::jwt_sessions;
+use crate::metrics::{LoginKind, LoginOutcome};
 
 /// Answers one GraphQL request.
 pub fn handle(ctx: &Ctx) -> Result<Reply, HttpError> {
@@ -291,6 +292,7 @@ fn login(context: &Context<'_>, username: &str, password: &str) -> FieldResult<L
         },
     )
     .map_err(|error| context.fail(error))?;
+    app.metrics.record_login(LoginKind::Jwt, LoginOutcome::of(&login));
     let (jti, user) = match login {
         Login::Started(started) => started,
         Login::Refused => return Err(coded_error("Invalid credentials", "InvalidCredentials")),

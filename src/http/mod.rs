@@ -4,6 +4,7 @@
 //! Invariant: only `http::server` knows tiny_http; handlers see
 //! `request::Request` and return `reply::Reply`.
 
+pub mod access_log;
 pub mod account;
 pub mod admin;
 pub mod admin_access;

@@ -11,6 +11,7 @@ use crate::http::context::Ctx;
 use crate::http::next::{absolute_origin, safe_next};
 use crate::http::reply::{HttpError, Reply, content_security_policy};
 use crate::http::views;
+use crate::metrics::{LoginKind, LoginOutcome};
 use crate::web_sessions;
 
 /// The one message for every failed login, whatever was wrong.
@@ -61,6 +62,7 @@ pub fn login_submit(ctx: &Ctx) -> Result<Reply, HttpError> {
             )
         },
     )?;
+    app.metrics.record_login(LoginKind::Web, LoginOutcome::of(&login));
     match login {
         Login::Started((key, session)) => {
             ctx.signed_in(key, &session);

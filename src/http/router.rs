@@ -6,20 +6,43 @@
 //! `match (method, path)` picks the handler. After the handler, and whatever
 //! it returned, the same steps run once: an error becomes its response
 //! (JSON for API requests, decided here and nowhere else), the session
-//! cookie is written back, and the common headers are added. A panic in a
-//! handler is a bug, but it costs one logged 500, not the worker thread.
+//! cookie is written back, the request is counted (by its route pattern,
+//! see `metrics::ROUTES`) and written to the access log, and the common
+//! headers are added. A panic in a handler is a bug, but it costs one logged
+//! 500, not the worker thread.
+
+use std::time::Instant;
 
 use rusqlite::Connection;
 
 use crate::app::App;
+use crate::clock::UnixTime;
+use crate::http::access_log::{self, AccessLog};
 use crate::http::context::Ctx;
 use crate::http::pages;
 use crate::http::reply::{HttpError, Reply, content_security_policy};
 use crate::http::request::{Method, Request};
 use crate::http::{account, admin, csrf, forward_auth, graphql};
+use crate::metrics::{Route, WorkerRecorder};
 
-/// Answers one request on a worker's connection.
-pub fn route(app: &App, conn: &Connection, request: &Request) -> Reply {
+/// What one worker keeps about the requests it answers: its counts and its
+/// access log. Each worker owns its own, so counting a request takes no lock
+/// that another worker takes (a log line takes std's stderr lock for its one
+/// `write`).
+pub struct WorkerRecords {
+    pub metrics: WorkerRecorder,
+    pub access_log: AccessLog,
+}
+
+/// Answers one request on a worker's connection, and records it in the
+/// worker's `records`; `started` is when the server began reading it.
+pub fn route(
+    app: &App,
+    conn: &Connection,
+    request: &Request,
+    records: &WorkerRecords,
+    started: Instant,
+) -> Reply {
     let ctx = Ctx::new(app, conn, request, app.clock.now());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&ctx)));
     let result = outcome.unwrap_or_else(|_| {
@@ -29,13 +52,107 @@ pub fn route(app: &App, conn: &Connection, request: &Request) -> Reply {
     if let Some(cookie) = ctx.cookie_header() {
         reply.headers.push(("Set-Cookie", cookie));
     }
+    record(app, request, &reply, ctx.known_user(), records, started, ctx.now);
     with_common_headers(reply)
 }
 
 /// The answer to a request that could not be read (too large, too slow):
-/// no handler runs and no session is looked at.
-pub fn refuse_unread(error: HttpError) -> Reply {
-    with_common_headers(error.into_reply(false))
+/// no handler runs and no session is looked at. `request` holds only its
+/// method, path and peer; it is recorded like any other.
+pub fn refuse_unread(
+    app: &App,
+    request: &Request,
+    error: HttpError,
+    records: &WorkerRecords,
+    started: Instant,
+) -> Reply {
+    let reply = error.into_reply(false);
+    record(app, request, &reply, None, records, started, app.clock.now());
+    with_common_headers(reply)
+}
+
+/// What the metrics listener remembers between requests, to keep the
+/// session counts fresh while Prometheus scrapes.
+#[derive(Debug, Default)]
+pub struct MetricsListener {
+    last_scrape: Option<UnixTime>,
+    last_count: Option<UnixTime>,
+}
+
+/// How long after a scrape the counts are kept fresh, in seconds.
+const KEEP_COUNTS_AFTER_SCRAPE: i64 = 120;
+
+/// How often they are taken again meanwhile: under the cache's 5 s, so a
+/// scrape finds them cached.
+const RECOUNT_EVERY: i64 = 4;
+
+impl MetricsListener {
+    /// The listener's one answer: `GET /metrics` gets the exposition
+    /// (SPEC 10), anything else 404. Its requests are not sessiond's
+    /// traffic: neither counted nor logged.
+    pub fn answer(&mut self, app: &App, conn: &Connection, request: &Request) -> Reply {
+        if request.method != Method::Get || request.path != "/metrics" {
+            return Reply::new(404, "text/plain; charset=utf-8", "not found\n");
+        }
+        let now = app.clock.now();
+        self.last_scrape = Some(now);
+        let body = crate::metrics::scrape(&app.metrics, &app.session_counts, conn, now);
+        Reply::new(200, crate::metrics::CONTENT_TYPE, body)
+    }
+
+    /// Between requests: from the listener's start and while scrapes come
+    /// (one in the last two minutes), the session counts are taken again
+    /// every 4 s, off the scrape's path. Counting a million rows takes tens
+    /// of milliseconds or more; Prometheus scrapes every 15 s or so, so
+    /// without this every scrape would find the 5 s cache stale and count.
+    pub fn between_requests(&mut self, app: &App, conn: &Connection) {
+        let now = app.clock.now();
+        let since_scrape = now - *self.last_scrape.get_or_insert(now);
+        let due =
+            self.last_count.is_none_or(|counted| !(0..RECOUNT_EVERY).contains(&(now - counted)));
+        if since_scrape <= KEEP_COUNTS_AFTER_SCRAPE && due {
+            app.session_counts.forget();
+            if let Err(error) = app.session_counts.get(conn, now) {
+                eprintln!("error: metrics: failed to count the sessions: {error}");
+            }
+            self.last_count = Some(now);
+        }
+    }
+}
+
+/// Counts an answered request by its route pattern (an unknown path shares
+/// one value, never its own) and writes its access log line: the path
+/// without its query string, and the user of the request's own valid cookie
+/// or token, never a name typed into a form.
+fn record(
+    app: &App,
+    request: &Request,
+    reply: &Reply,
+    user: Option<&str>,
+    records: &WorkerRecords,
+    started: Instant,
+    now: UnixTime,
+) {
+    let duration = started.elapsed();
+    let method = match request.method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Other => "other",
+    };
+    records.metrics.record_request(Route::of_path(&request.path), method, reply.status, duration);
+    if records.access_log.is_on() {
+        let client = request.client_addr(app.settings.trust_proxy_headers);
+        records.access_log.write(&access_log::Entry {
+            time: now,
+            method,
+            path: &request.path,
+            status: reply.status,
+            duration,
+            client: &client,
+            user: user.unwrap_or(""),
+        });
+    }
 }
 
 fn dispatch(ctx: &Ctx) -> Result<Reply, HttpError> {

@@ -7,6 +7,13 @@
 //! poll a shared shutdown flag, so a stop finishes the requests in flight and
 //! then returns.
 //!
+//! A second, optional listener ([`MetricsServer`], `SESSIOND_METRICS_BIND`)
+//! answers only `GET /metrics` on one thread with its own connection; the
+//! main listener never serves it. Each worker owns its records of the
+//! requests it answers (`router::WorkerRecords`: counts, access log), which
+//! the router writes once per request, refusals made before routing (413,
+//! 431) too.
+//!
 //! The limits that must hold before a request exists (timeouts on every
 //! socket, the header limits while the head is read, a cap on open
 //! connections, bodies read within a deadline) are enforced by the patched
@@ -36,6 +43,7 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 use crate::app::App;
+use crate::http::access_log::{self, AccessLog};
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::router;
@@ -66,10 +74,12 @@ pub const LOGIN_QUEUE_CAPACITY: usize = MAX_CONNECTIONS;
 /// `Retry-After` on a login refused because the queue was full or slow.
 const LOGIN_RETRY_AFTER_SECONDS: u64 = 5;
 
-/// What a worker thread owns: the shared app and its own connection.
+/// What a worker thread owns: the shared app, its own connection, and its
+/// own records of the requests it answers (counts and access log).
 pub struct Worker {
     pub app: Arc<App>,
     pub conn: Connection,
+    pub records: router::WorkerRecords,
 }
 
 /// The listening server and its workers.
@@ -82,11 +92,13 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `bind` and starts `worker_count` workers.
+    /// Binds `bind` and starts `worker_count` workers, each writing its
+    /// access log lines (when the setting is on) to `access_log`.
     pub fn start(
         app: Arc<App>,
         bind: SocketAddr,
         worker_count: usize,
+        access_log: &access_log::Destination,
     ) -> anyhow::Result<HttpServer> {
         let listener =
             TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
@@ -114,7 +126,11 @@ impl HttpServer {
         let mut login_threads = Vec::new();
         for number in 0..crate::password_hash::slots() {
             let conn = crate::db::connect(&app.settings.db)?;
-            let worker = Worker { app: Arc::clone(&app), conn };
+            let access_log = AccessLog::new(app.settings.access_log, access_log)
+                .context("failed to open the access log on stderr")?;
+            let records =
+                router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
+            let worker = Worker { app: Arc::clone(&app), conn, records };
             let logins = Arc::clone(&logins);
             let handle = std::thread::Builder::new()
                 .name(format!("http-login-{number}"))
@@ -125,7 +141,11 @@ impl HttpServer {
         let mut workers = Vec::with_capacity(worker_count);
         for number in 0..worker_count {
             let conn = crate::db::connect(&app.settings.db)?;
-            let worker = Worker { app: Arc::clone(&app), conn };
+            let access_log = AccessLog::new(app.settings.access_log, access_log)
+                .context("failed to open the access log on stderr")?;
+            let records =
+                router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
+            let worker = Worker { app: Arc::clone(&app), conn, records };
             let server = Arc::clone(&server);
             let logins = Arc::clone(&logins);
             let handle = std::thread::Builder::new()
@@ -157,6 +177,87 @@ impl HttpServer {
     }
 }
 
+/// Connections the metrics listener keeps open at once.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// The metrics listener: one thread answering `GET /metrics` with the
+/// exposition, and 404 to anything else. Its requests are neither counted
+/// nor logged: they are not sessiond's traffic.
+pub struct MetricsServer {
+    server: Arc<tiny_http::Server>,
+    addr: SocketAddr,
+    thread: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Binds `bind` and starts the thread, which stops with the app's
+    /// shutdown flag.
+    pub fn start(app: Arc<App>, bind: SocketAddr) -> anyhow::Result<MetricsServer> {
+        let listener =
+            TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
+        // The main listener's limits, with fewer connections: one thread
+        // answers them, and Prometheus needs one.
+        let timeout = request_timeout(&app);
+        let limits = tiny_http::Limits {
+            read_timeout: Some(timeout),
+            write_timeout: Some(timeout),
+            head_timeout: Some(timeout),
+            max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
+            max_header_bytes: MAX_HEADER_BYTES,
+            max_header_lines: MAX_HEADER_LINES,
+            max_connections: METRICS_MAX_CONNECTIONS,
+            max_buffered_body: MAX_BODY_BYTES,
+            max_connections_per_client: METRICS_MAX_CONNECTIONS,
+            eviction_grace: EVICTION_GRACE,
+        };
+        let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
+            .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
+        let addr = match server.server_addr() {
+            tiny_http::ListenAddr::IP(addr) => addr,
+            other => anyhow::bail!("unexpected listen address `{other}`"),
+        };
+        let server = Arc::new(server);
+        let conn = crate::db::connect(&app.settings.db)?;
+        let thread = {
+            let server = Arc::clone(&server);
+            std::thread::Builder::new()
+                .name(String::from("metrics"))
+                .spawn(move || serve_metrics(&server, &app, &conn))
+                .context("failed to start the metrics thread")?
+        };
+        Ok(MetricsServer { server, addr, thread })
+    }
+
+    /// The address actually bound (with the real port for `:0`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits for the thread, which stops once the shutdown flag is set.
+    pub fn join(self) {
+        let _ = self.thread.join();
+        self.server.unblock();
+    }
+}
+
+fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Connection) {
+    let mut listener = router::MetricsListener::default();
+    while !app.shutdown.load(Ordering::SeqCst) {
+        listener.between_requests(app, conn);
+        let raw = match server.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => continue,
+            Err(error) => {
+                eprintln!("error: the metrics listener failed to receive a request: {error}");
+                break;
+            }
+        };
+        let request = Request::new(method_of(&raw), raw.url());
+        let reply = listener.answer(app, conn, &request);
+        respond(raw, reply, false);
+    }
+}
+
 fn serve_requests(server: &tiny_http::Server, worker: &Worker, logins: &LoginQueue) {
     while !worker.app.shutdown.load(Ordering::SeqCst) {
         match server.recv_timeout(Duration::from_millis(100)) {
@@ -171,17 +272,29 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker, logins: &LoginQue
 }
 
 fn answer(worker: &Worker, mut raw: tiny_http::Request, logins: &LoginQueue) {
+    let received = Instant::now();
     let (reply, close) = match read_request(worker, &mut raw) {
         Ok(request) if hashes_a_password(&request) => {
-            let login = QueuedLogin { raw, request, since: Instant::now() };
+            let login = QueuedLogin { raw, request, since: received };
             if let Some(refused) = logins.push(login) {
                 respond(refused.raw, logins_busy(&refused.request), false);
             }
             return;
         }
-        Ok(request) => (router::route(&worker.app, &worker.conn, &request), false),
+        Ok(request) => {
+            let reply =
+                router::route(&worker.app, &worker.conn, &request, &worker.records, received);
+            (reply, false)
+        }
         // The rest of an oversized request is not read: close the connection.
-        Err(error) => (router::refuse_unread(error), true),
+        Err(error) => {
+            // Only the request line and the peer are known to be sound.
+            let mut request = Request::new(method_of(&raw), raw.url());
+            request.peer_addr = raw.remote_addr().map(|addr| addr.ip());
+            let reply =
+                router::refuse_unread(&worker.app, &request, error, &worker.records, received);
+            (reply, true)
+        }
     };
     respond(raw, reply, close);
 }
@@ -219,7 +332,7 @@ fn serve_logins(logins: &LoginQueue, worker: &Worker) {
         let reply = if queued.since.elapsed() > LOGIN_QUEUE_WAIT {
             logins_busy(&queued.request)
         } else {
-            router::route(&worker.app, &worker.conn, &queued.request)
+            router::route(&worker.app, &worker.conn, &queued.request, &worker.records, queued.since)
         };
         respond(queued.raw, reply, false);
     }
@@ -310,12 +423,7 @@ fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request
     if raw.body_length().is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(HttpError::PayloadTooLarge);
     }
-    let method = match raw.method() {
-        tiny_http::Method::Get => Method::Get,
-        tiny_http::Method::Head => Method::Head,
-        tiny_http::Method::Post => Method::Post,
-        _ => Method::Other,
-    };
+    let method = method_of(raw);
     let mut request = Request::new(method, raw.url());
     request.headers = raw
         .headers()
@@ -345,6 +453,15 @@ fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request
         request.body = body;
     }
     Ok(request)
+}
+
+fn method_of(raw: &tiny_http::Request) -> Method {
+    match raw.method() {
+        tiny_http::Method::Get => Method::Get,
+        tiny_http::Method::Head => Method::Head,
+        tiny_http::Method::Post => Method::Post,
+        _ => Method::Other,
+    }
 }
 
 /// How long a client has for a request's head, and again for its body.

@@ -7,6 +7,7 @@ mod raw_http;
 mod support;
 
 mod access_cli;
+mod access_log;
 mod account;
 mod admin;
 mod admin_cleanup;
@@ -33,6 +34,7 @@ mod http_fuzz;
 mod jwt;
 mod logs;
 mod memory;
+mod metrics;
 mod postgres_url;
 mod properties;
 mod proxies;

@@ -27,6 +27,11 @@ pub struct TestServer {
     pub db_path: PathBuf,
     pub addr: SocketAddr,
     pub settings: Settings,
+    /// The metrics listener's address, when `SESSIOND_METRICS_BIND` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    /// What the workers wrote to the access log (kept in memory so that
+    /// servers of parallel tests do not write over one stderr).
+    pub access_log: Arc<std::sync::Mutex<Vec<u8>>>,
     running: Option<Running>,
 }
 
@@ -56,10 +61,32 @@ impl TestServer {
         drop(conn);
         let settings = settings_for(&db_path, settings);
         let clock = Arc::new(ManualClock::new(START));
-        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers: 4,
+            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
+            ..StartOptions::default()
+        };
         let running = startup::start(settings.clone(), options).expect("server starts");
         let addr = running.addr();
-        TestServer { clock, dir, db_path, addr, settings, running: Some(running) }
+        let metrics_addr = running.metrics_addr();
+        TestServer {
+            clock,
+            dir,
+            db_path,
+            addr,
+            settings,
+            metrics_addr,
+            access_log,
+            running: Some(running),
+        }
+    }
+
+    /// The access log lines written so far.
+    pub fn access_log_lines(&self) -> Vec<String> {
+        let bytes = self.access_log.lock().unwrap().clone();
+        String::from_utf8(bytes).expect("UTF-8 log").lines().map(str::to_owned).collect()
     }
 
     /// Another server on this server's database file, with its own manual
@@ -68,15 +95,24 @@ impl TestServer {
     pub fn another_on_the_same_file(&self) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = Arc::new(ManualClock::new(self.clock_now()));
-        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers: 4,
+            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
+            ..StartOptions::default()
+        };
         let running = startup::start(self.settings.clone(), options).expect("server starts");
         let addr = running.addr();
+        let metrics_addr = running.metrics_addr();
         TestServer {
             clock,
             dir,
             db_path: self.db_path.clone(),
             addr,
             settings: self.settings.clone(),
+            metrics_addr,
+            access_log,
             running: Some(running),
         }
     }
@@ -88,15 +124,24 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = settings_for(db_path, settings);
         let clock = Arc::new(ManualClock::new(START));
-        let options = StartOptions { clock: clock.clone(), workers: 4, ..StartOptions::default() };
+        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers: 4,
+            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
+            ..StartOptions::default()
+        };
         let running = startup::start(settings.clone(), options).expect("server starts");
         let addr = running.addr();
+        let metrics_addr = running.metrics_addr();
         TestServer {
             clock,
             dir,
             db_path: db_path.to_path_buf(),
             addr,
             settings,
+            metrics_addr,
+            access_log,
             running: Some(running),
         }
     }
