@@ -738,3 +738,66 @@ mod tests {
         assert_eq!(version(&conn).unwrap(), 3);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Moving an installation (`sessiond export` / `sessiond import`): every
+// rule as stored, ids (and so the order) included.
+
+/// One `access_rules` row as an export carries it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRuleRow {
+    pub id: i64,
+    pub pattern: String,
+    pub path: Option<String>,
+    pub policy: String,
+}
+
+impl AccessRuleRow {
+    /// What `sessiond access add` would refuse: a bad pattern, path or
+    /// policy.
+    pub fn check(&self) -> Result<(), String> {
+        NewRule::parse(&self.pattern, self.path.as_deref(), &self.policy).map(|_| ())
+    }
+}
+
+/// Every rule, by id (the order they are tried in).
+pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<AccessRuleRow>> {
+    let mut statement =
+        conn.prepare("SELECT id, pattern, path, policy FROM access_rules ORDER BY id")?;
+    let rows = statement.query_map([], |row| {
+        Ok(AccessRuleRow {
+            id: row.get(0)?,
+            pattern: row.get(1)?,
+            path: row.get(2)?,
+            policy: row.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Inserts exported rules (each [`AccessRuleRow::check`]ed) with their ids
+/// into a database that has none (rules already there are configuration
+/// someone made: refused rather than mixed or dropped), and bumps the
+/// version. The caller's transaction makes a failure change nothing.
+pub fn import_rows(conn: &Connection, rows: &[AccessRuleRow]) -> anyhow::Result<()> {
+    let existing: bool =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM access_rules)", [], |row| row.get(0))?;
+    if existing && !rows.is_empty() {
+        anyhow::bail!(
+            "the database already has access rules; remove them (`sessiond access remove N`) or import into a new database"
+        );
+    }
+    let mut statement = conn
+        .prepare("INSERT INTO access_rules (id, pattern, path, policy) VALUES (?1, ?2, ?3, ?4)")?;
+    for (index, row) in rows.iter().enumerate() {
+        let refuse =
+            |what: String| anyhow::anyhow!("`access_rules[{index}]` (id {}): {what}", row.id);
+        row.check().map_err(refuse)?;
+        statement
+            .execute(params![row.id, row.pattern, row.path, row.policy])
+            .map_err(|error| refuse(error.to_string()))?;
+    }
+    bump_version(conn)?;
+    Ok(())
+}

@@ -455,3 +455,82 @@ mod tests {
         assert!(!empties_the_table(EMPTY_EXPIRED_MAX + 1, 10));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Moving an installation (`sessiond export` / `sessiond import`). The run
+// records move; the claims do not: they only keep servers on one database
+// from running one scheduled time twice, and the servers on the new
+// database claim its times afresh.
+
+/// One `cleanup_runs` row as an export carries it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupRunRow {
+    pub id: i64,
+    pub trigger: String,
+    pub started: i64,
+    pub duration_ms: i64,
+    pub web_deleted: i64,
+    pub jwt_deleted: i64,
+    pub outcome: String,
+}
+
+/// Every recorded run, by id.
+pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<CleanupRunRow>> {
+    let mut statement = conn.prepare(
+        "SELECT id, trigger, started, duration_ms, web_deleted, jwt_deleted, outcome
+         FROM cleanup_runs ORDER BY id",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(CleanupRunRow {
+            id: row.get(0)?,
+            trigger: row.get(1)?,
+            started: row.get(2)?,
+            duration_ms: row.get(3)?,
+            web_deleted: row.get(4)?,
+            jwt_deleted: row.get(5)?,
+            outcome: row.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+impl CleanupRunRow {
+    /// What the program could not show: an unknown trigger.
+    pub fn check(&self) -> Result<(), String> {
+        if ["timer", "command", "admin"].contains(&self.trigger.as_str()) {
+            Ok(())
+        } else {
+            Err(String::from("`trigger` is not one of `timer`, `command`, `admin`"))
+        }
+    }
+}
+
+/// Replaces the target's run records (and claims) with the exported runs.
+/// The target is an empty database: what it recorded is the cleaning of
+/// nothing. The caller's transaction makes a failure change nothing.
+pub fn import_rows(conn: &Connection, rows: &[CleanupRunRow]) -> anyhow::Result<()> {
+    conn.execute("DELETE FROM cleanup_claims", [])?;
+    conn.execute("DELETE FROM cleanup_runs", [])?;
+    let mut statement = conn.prepare(
+        "INSERT INTO cleanup_runs (id, trigger, started, duration_ms, web_deleted, jwt_deleted, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (index, row) in rows.iter().enumerate() {
+        let refuse =
+            |what: String| anyhow::anyhow!("`cleanup_runs[{index}]` (id {}): {what}", row.id);
+        row.check().map_err(refuse)?;
+        statement
+            .execute(params![
+                row.id,
+                row.trigger,
+                row.started,
+                row.duration_ms,
+                row.web_deleted,
+                row.jwt_deleted,
+                row.outcome
+            ])
+            .map_err(|error| refuse(error.to_string()))?;
+    }
+    Ok(())
+}

@@ -27,7 +27,7 @@ pub struct Cli {
     /// The .env file to read (a missing file is fine)
     #[arg(long, global = true, value_name = "PATH", default_value = ".env")]
     pub env_file: PathBuf,
-    /// The database file (overrides SESSIOND_DB)
+    /// The database file, or a postgres:// URL (overrides SESSIOND_DB)
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
     #[command(subcommand)]
@@ -93,6 +93,16 @@ pub enum Command {
         /// The new file (never an existing one); mode 0600
         file: PathBuf,
     },
+    /// Write every row (users, sessions, schedule, runs, rules, secrets) as JSON
+    Export {
+        /// The new file (never an existing one); mode 0600
+        file: PathBuf,
+    },
+    /// Load an export into an empty database
+    Import {
+        /// A file written by `sessiond export`
+        file: PathBuf,
+    },
     /// List, add or remove the forward-auth rules (default: list)
     Access {
         #[command(subcommand)]
@@ -120,6 +130,22 @@ pub fn run() -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load(&cli.env_file, &overrides)?;
+    // A PostgreSQL URL is recognized (and `config` shows it, masked), but
+    // this build has no PostgreSQL engine: every command that would use the
+    // database refuses it here rather than take the URL for a file path.
+    match &cli.command {
+        Some(Command::Config { .. }) => {}
+        Some(Command::Backup { .. }) if settings.postgres.is_some() => {
+            let url = settings.postgres.as_ref().expect("checked");
+            anyhow::bail!(
+                "`sessiond backup` copies a SQLite file; for the PostgreSQL database `{}` on `{}:{}` use `sessiond export FILE` or `pg_dump` (PostgreSQL itself is not supported by this build yet)",
+                url.database,
+                url.host,
+                url.port
+            );
+        }
+        command => settings.refuse_postgres(&format!("`sessiond {}`", command_name(command)))?,
+    }
     match cli.command {
         None | Some(Command::Serve { .. }) => {
             commands::serve::warn_about_env_file(&cli.env_file);
@@ -154,9 +180,32 @@ pub fn run() -> anyhow::Result<()> {
             commands::cleanup::schedule(&settings, action.unwrap_or(ScheduleAction::Show))
         }
         Some(Command::Backup { file }) => commands::backup::run(&settings, &file),
+        Some(Command::Export { file }) => commands::transfer::export(&settings, &file),
+        Some(Command::Import { file }) => commands::transfer::import(&settings, &file),
         Some(Command::Access { action }) => {
             commands::access::run(&settings, action.unwrap_or(AccessAction::List { json: false }))
         }
+    }
+}
+
+/// The command's name as a user types it, for messages.
+fn command_name(command: &Option<Command>) -> &'static str {
+    match command {
+        None | Some(Command::Serve { .. }) => "serve",
+        Some(Command::Init { .. }) => "init",
+        Some(Command::Config { .. }) => "config",
+        Some(Command::Createsuperuser { .. }) => "createsuperuser",
+        Some(Command::Createuser { .. }) => "createuser",
+        Some(Command::Changepassword { .. }) => "changepassword",
+        Some(Command::Deactivateuser { .. }) => "deactivateuser",
+        Some(Command::Activateuser { .. }) => "activateuser",
+        Some(Command::ClearExpiredSessions) => "clear_expired_sessions",
+        Some(Command::Sessions { .. }) => "sessions",
+        Some(Command::Schedule { .. }) => "schedule",
+        Some(Command::Backup { .. }) => "backup",
+        Some(Command::Export { .. }) => "export",
+        Some(Command::Import { .. }) => "import",
+        Some(Command::Access { .. }) => "access",
     }
 }
 

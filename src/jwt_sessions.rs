@@ -379,3 +379,94 @@ pub fn revoke_own(
         Ok(changed == 1)
     })
 }
+
+// ---------------------------------------------------------------------------
+// Moving an installation (`sessiond export` / `sessiond import`): every
+// column of every row, `seq` included.
+
+/// One `jwt_sessions` row as an export carries it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSessionExportRow {
+    pub seq: i64,
+    pub jti: String,
+    pub user_id: i64,
+    pub created: i64,
+    pub last_activity: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_by: Option<i64>,
+    pub client_addr: String,
+    pub user_agent: String,
+}
+
+/// Every JWT session, by `seq`.
+pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<JwtSessionExportRow>> {
+    let mut statement = conn.prepare(
+        "SELECT seq, jti, user_id, created, last_activity, expires_at, revoked_at, revoked_by,
+                client_addr, user_agent
+         FROM jwt_sessions ORDER BY seq",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(JwtSessionExportRow {
+            seq: row.get(0)?,
+            jti: row.get(1)?,
+            user_id: row.get(2)?,
+            created: row.get(3)?,
+            last_activity: row.get(4)?,
+            expires_at: row.get(5)?,
+            revoked_at: row.get(6)?,
+            revoked_by: row.get(7)?,
+            client_addr: row.get(8)?,
+            user_agent: row.get(9)?,
+        })
+    })?;
+    rows.collect()
+}
+
+impl JwtSessionExportRow {
+    /// What the program could not use: a `jti` that is not a UUID.
+    pub fn check(&self) -> Result<(), String> {
+        match uuid::Uuid::try_parse(&self.jti) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(String::from("`jti` is not a UUID")),
+        }
+    }
+}
+
+/// Inserts exported JWT sessions (each [`JwtSessionExportRow::check`]ed)
+/// with their `seq`; their users must be there already. The caller's
+/// transaction makes a failure change nothing.
+pub fn import_rows(conn: &Connection, rows: &[JwtSessionExportRow]) -> anyhow::Result<()> {
+    let mut statement = conn.prepare(
+        "INSERT INTO jwt_sessions (seq, jti, user_id, created, last_activity, expires_at,
+                                   revoked_at, revoked_by, client_addr, user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (index, row) in rows.iter().enumerate() {
+        let refuse =
+            |what: String| anyhow::anyhow!("`jwt_sessions[{index}]` (seq {}): {what}", row.seq);
+        row.check().map_err(refuse)?;
+        statement
+            .execute(params![
+                row.seq,
+                row.jti,
+                row.user_id,
+                row.created,
+                row.last_activity,
+                row.expires_at,
+                row.revoked_at,
+                row.revoked_by,
+                row.client_addr,
+                row.user_agent
+            ])
+            .map_err(|error| refuse(error.to_string()))?;
+    }
+    Ok(())
+}
+
+/// True when there is no JWT session at all.
+pub fn none_exist(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM jwt_sessions)")?
+        .query_row([], |row| row.get(0))
+}

@@ -41,3 +41,21 @@ pub fn get_or_insert_with(
     conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
         .query_row(params![key], |row| row.get(0))
 }
+
+/// Every value, by key, for `sessiond export` (it holds the generated
+/// secrets: the export file is private).
+pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut statement = conn.prepare("SELECT key, value FROM meta ORDER BY key")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    rows.collect()
+}
+
+/// Stores exported values, replacing the target's own (an empty database
+/// may have generated secrets of its own already: the exported ones win, so
+/// that tokens signed before the move keep verifying).
+pub fn import_rows(conn: &Connection, rows: &[(String, String)]) -> rusqlite::Result<()> {
+    for (key, value) in rows {
+        set(conn, key, value)?;
+    }
+    Ok(())
+}

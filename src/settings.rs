@@ -29,9 +29,11 @@ pub enum Kind {
     /// Space-separated origins such as `https://example.com`.
     Origins,
     SocketAddr,
+    /// A SQLite file path, or a `postgres://` / `postgresql://` URL whose
+    /// password is masked wherever it is shown.
+    Database,
     /// A listen address, or empty for none.
     OptionalSocketAddr,
-    Path,
     /// A whole number from 1 to this.
     Count {
         max: usize,
@@ -145,10 +147,10 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "SESSIOND_DB",
-        kind: Kind::Path,
+        kind: Kind::Database,
         fallback: Some("data/sessiond.sqlite3"),
         init: InitValue::NotWritten,
-        meaning: "database file",
+        meaning: "database file, or a `postgres://` URL (not supported by this build yet)",
     },
     Key {
         name: "SESSIOND_TRUST_PROXY_HEADERS",
@@ -256,6 +258,12 @@ impl Resolved {
         match (&self.value, self.key.kind) {
             (None, _) => String::from("(generated, kept in the database)"),
             (Some(value), Kind::Secret { .. }) => mask(value),
+            (Some(value), Kind::Database) => match PostgresUrl::parse(value) {
+                Ok(Some(url)) => url.masked,
+                // Validated at load; a URL that did not parse never gets here.
+                Err(_) => String::from("(an unparsable PostgreSQL URL)"),
+                Ok(None) => value.clone(),
+            },
             (Some(value), _) => value.clone(),
         }
     }
@@ -281,7 +289,12 @@ pub struct Settings {
     pub session_absolute_age: i64,
     pub jwt_lifetime: i64,
     pub bind: SocketAddr,
+    /// The SQLite file; when `SESSIOND_DB` is a PostgreSQL URL this is its
+    /// text, and [`Settings::refuse_postgres`] keeps every command from using
+    /// it as a path.
     pub db: PathBuf,
+    /// `SESSIOND_DB` when it is a PostgreSQL URL (never its password).
+    pub postgres: Option<PostgresUrl>,
     pub trust_proxy_headers: bool,
     /// Seconds a client has for a request's headers, and again for its body;
     /// also how long a connection may stay silent.
@@ -387,6 +400,7 @@ impl Settings {
             jwt_lifetime: seconds("SESSIOND_JWT_LIFETIME"),
             bind: required("SESSIOND_BIND").parse().expect("validated"),
             db: PathBuf::from(required("SESSIOND_DB")),
+            postgres: PostgresUrl::parse(&required("SESSIOND_DB")).expect("validated"),
             trust_proxy_headers: boolean("SESSIOND_TRUST_PROXY_HEADERS"),
             request_timeout: seconds("SESSIOND_REQUEST_TIMEOUT"),
             metrics_bind: parse_optional_socket_addr(&required("SESSIOND_METRICS_BIND"))
@@ -406,6 +420,104 @@ impl Settings {
             resolved,
         }
     }
+}
+
+impl Settings {
+    /// `Err` with one line when `SESSIOND_DB` is a PostgreSQL URL, which this
+    /// build cannot use yet: it names the host, port and database (never the
+    /// password) and where the value came from. `what` is the command.
+    pub fn refuse_postgres(&self, what: &str) -> anyhow::Result<()> {
+        let Some(url) = &self.postgres else {
+            return Ok(());
+        };
+        let source = self
+            .resolved
+            .iter()
+            .find(|resolved| resolved.key.name == "SESSIOND_DB")
+            .map(|resolved| resolved.source.to_string())
+            .unwrap_or_default();
+        anyhow::bail!(
+            "PostgreSQL is not supported by this build yet: {what} cannot use the database `{}` on `{}:{}` named by `SESSIOND_DB` (from {source}); give a SQLite file path instead",
+            url.database,
+            url.host,
+            url.port
+        )
+    }
+}
+
+/// A PostgreSQL URL (`postgres://` or `postgresql://`), parsed: where it
+/// points and the URL with its password masked. It keeps no password, so
+/// it can be shown and logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresUrl {
+    pub host: String,
+    pub port: u16,
+    /// The database name; empty means libpq's default (the user's name).
+    pub database: String,
+    /// The URL as `config` shows it: the password (in the user part or a
+    /// `password=` parameter) replaced by `********`.
+    pub masked: String,
+}
+
+impl PostgresUrl {
+    /// `Ok(None)` when `text` is not a PostgreSQL URL (a file path), `Err`
+    /// with the reason (never the text) when it is one that does not parse.
+    pub fn parse(text: &str) -> Result<Option<PostgresUrl>, String> {
+        let Some((scheme, _)) = text.split_once("://") else {
+            return Ok(None);
+        };
+        if !(scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql")) {
+            return Ok(None);
+        }
+        let expected = "expected `postgres://USER:PASSWORD@HOST:PORT/DATABASE`";
+        let url = url::Url::parse(text).map_err(|error| format!("{error}; {expected}"))?;
+        if url.cannot_be_a_base() || url.fragment().is_some() {
+            return Err(expected.to_owned());
+        }
+        let host = url.host_str().filter(|host| !host.is_empty()).unwrap_or("localhost");
+        let database = url.path().strip_prefix('/').unwrap_or(url.path());
+        let database = percent_decoded(database).ok_or("the database name is not UTF-8")?;
+        if database.contains('/') {
+            return Err(format!("the database name may not contain `/`; {expected}"));
+        }
+        let mut masked = format!("{}://", url.scheme());
+        if !url.username().is_empty() {
+            masked.push_str(url.username());
+            if url.password().is_some() {
+                masked.push_str(":********");
+            }
+            masked.push('@');
+        }
+        masked.push_str(url.host_str().unwrap_or(""));
+        if let Some(port) = url.port() {
+            masked.push_str(&format!(":{port}"));
+        }
+        masked.push_str(url.path());
+        if url.query().is_some() {
+            let pairs = url.query_pairs().map(|(name, value)| {
+                let value = if name.eq_ignore_ascii_case("password") {
+                    std::borrow::Cow::Borrowed("********")
+                } else {
+                    value
+                };
+                (name, value)
+            });
+            let query =
+                form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+            masked.push('?');
+            masked.push_str(&query);
+        }
+        Ok(Some(PostgresUrl {
+            host: host.to_owned(),
+            port: url.port().unwrap_or(5432),
+            database,
+            masked,
+        }))
+    }
+}
+
+fn percent_decoded(text: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(|text| text.into_owned())
 }
 
 /// Checks a value for a key; the error names the key, and the value unless
@@ -457,17 +569,17 @@ pub fn validate(key: &Key, value: &str) -> Result<(), String> {
             Ok(_) => Ok(()),
             Err(_) => refuse("an address and port like `127.0.0.1:8000`"),
         },
+        Kind::Database => match PostgresUrl::parse(value) {
+            // Never echoed: a PostgreSQL URL may hold a password.
+            Err(reason) => Err(format!("invalid PostgreSQL URL in `{}`: {reason}", key.name)),
+            Ok(Some(_)) => Ok(()),
+            Ok(None) if value.is_empty() => refuse("a file path or a `postgres://` URL"),
+            Ok(None) => Ok(()),
+        },
         Kind::OptionalSocketAddr => match parse_optional_socket_addr(value) {
             Some(_) => Ok(()),
             None => refuse("an address and port like `127.0.0.1:9100`, or empty for none"),
         },
-        Kind::Path => {
-            if value.is_empty() {
-                refuse("a file path")
-            } else {
-                Ok(())
-            }
-        }
         Kind::Count { max } => match parse_count(value) {
             Some(count) if (1..=max).contains(&count) => Ok(()),
             _ => refuse(&format!("a whole number from 1 to {max}")),

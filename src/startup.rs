@@ -61,6 +61,7 @@ pub struct Running {
 
 /// Starts the server.
 pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Running> {
+    settings.refuse_postgres("`sessiond serve`")?;
     let conn = crate::db::open(&settings.db)?;
     let db_file = crate::db::FileWatch::new(&settings.db);
     let secrets = crate::secrets::resolve(&conn, &settings)?;

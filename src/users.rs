@@ -380,3 +380,80 @@ pub fn user_from_columns(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Res
         is_active: row.get(first + 5)?,
     })
 }
+
+// ---------------------------------------------------------------------------
+// Moving an installation (`sessiond export` / `sessiond import`): every
+// column of every row, as it is stored, ids included.
+
+/// One `users` row as an export carries it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_superuser: bool,
+    pub is_staff: bool,
+    pub is_active: bool,
+    pub date_joined: i64,
+}
+
+/// Every user, by id.
+pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
+    let mut statement = conn.prepare(
+        "SELECT id, username, email, password_hash, is_superuser, is_staff, is_active, date_joined
+         FROM users ORDER BY id",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(UserRow {
+            id: row.get(0)?,
+            username: row.get(1)?,
+            email: row.get(2)?,
+            password_hash: row.get(3)?,
+            is_superuser: row.get(4)?,
+            is_staff: row.get(5)?,
+            is_active: row.get(6)?,
+            date_joined: row.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+impl UserRow {
+    /// What the table would refuse or the program could not use: a bad
+    /// username or email, a hash that is not a PHC string.
+    pub fn check(&self) -> Result<(), String> {
+        validate_username(&self.username).map_err(|error| error.to_string())?;
+        validate_email(&self.email).map_err(|error| error.to_string())?;
+        PasswordHash::new(&self.password_hash)
+            .map_err(|_| String::from("`password_hash` is not a PHC string"))?;
+        Ok(())
+    }
+}
+
+/// Inserts exported users (each [`UserRow::check`]ed) with their ids and
+/// hashes; the caller's transaction makes a failure change nothing.
+pub fn import_rows(conn: &Connection, rows: &[UserRow]) -> anyhow::Result<()> {
+    let mut statement = conn.prepare(
+        "INSERT INTO users (id, username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (index, row) in rows.iter().enumerate() {
+        let refuse = |what: String| anyhow::anyhow!("`users[{index}]` (id {}): {what}", row.id);
+        row.check().map_err(refuse)?;
+        statement
+            .execute(params![
+                row.id,
+                row.username,
+                row.email,
+                row.password_hash,
+                row.is_superuser,
+                row.is_staff,
+                row.is_active,
+                row.date_joined
+            ])
+            .map_err(|error| refuse(error.to_string()))?;
+    }
+    Ok(())
+}

@@ -489,3 +489,91 @@ pub fn delete_for_user_by_hash(
         Ok(deleted == 1)
     })
 }
+
+// ---------------------------------------------------------------------------
+// Moving an installation (`sessiond export` / `sessiond import`): every
+// column of every row, ids included, the key hash in hex (never a key: the
+// database has none).
+
+/// One `web_sessions` row as an export carries it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSessionRow {
+    pub id: i64,
+    /// The SHA-256 of the cookie's key, 64 hex characters.
+    pub key_hash: String,
+    pub user_id: i64,
+    pub created: i64,
+    pub last_activity: i64,
+    pub expire_date: i64,
+    pub client_addr: String,
+    pub user_agent: String,
+}
+
+/// Every web session, by id.
+pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<WebSessionRow>> {
+    let mut statement = conn.prepare(
+        "SELECT id, key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent
+         FROM web_sessions ORDER BY id",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(WebSessionRow {
+            id: row.get(0)?,
+            key_hash: key_hash_from_column(row, 1)?.to_hex(),
+            user_id: row.get(2)?,
+            created: row.get(3)?,
+            last_activity: row.get(4)?,
+            expire_date: row.get(5)?,
+            client_addr: row.get(6)?,
+            user_agent: row.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+impl WebSessionRow {
+    fn hash(&self) -> Result<KeyHash, String> {
+        KeyHash::from_hex(&self.key_hash)
+            .filter(|_| !self.key_hash.bytes().any(|b| b.is_ascii_uppercase()))
+            .ok_or_else(|| String::from("`key_hash` is not 64 lowercase hex characters"))
+    }
+
+    /// What the program could not use: a key hash that is not one.
+    pub fn check(&self) -> Result<(), String> {
+        self.hash().map(|_| ())
+    }
+}
+
+/// Inserts exported web sessions (each [`WebSessionRow::check`]ed) with
+/// their ids; their users must be there already. The caller's transaction
+/// makes a failure change nothing.
+pub fn import_rows(conn: &Connection, rows: &[WebSessionRow]) -> anyhow::Result<()> {
+    let mut statement = conn.prepare(
+        "INSERT INTO web_sessions (id, key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (index, row) in rows.iter().enumerate() {
+        let refuse =
+            |what: String| anyhow::anyhow!("`web_sessions[{index}]` (id {}): {what}", row.id);
+        let hash = row.hash().map_err(refuse)?;
+        statement
+            .execute(params![
+                row.id,
+                &hash.0[..],
+                row.user_id,
+                row.created,
+                row.last_activity,
+                row.expire_date,
+                row.client_addr,
+                truncate(&row.user_agent, MAX_USER_AGENT)
+            ])
+            .map_err(|error| refuse(error.to_string()))?;
+    }
+    Ok(())
+}
+
+/// True when there is no web session at all.
+pub fn none_exist(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM web_sessions)")?
+        .query_row([], |row| row.get(0))
+}

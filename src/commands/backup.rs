@@ -27,28 +27,44 @@ pub fn run(settings: &Settings, target: &Path) -> anyhow::Result<()> {
         );
     }
     let source = crate::commands::open_db(settings)?;
+    let pages = write_new_file(target, ".sessiond-backup.", |temporary| {
+        copy_into(&source, temporary.path())
+            .with_context(|| format!("failed to back up `{}`", settings.db.display()))
+    })?;
+    say!("Backed up `{}` to `{}` ({pages} pages).", settings.db.display(), target.display());
+    Ok(())
+}
+
+/// Writes a new private file (mode 0600) at `target`, never replacing an
+/// existing one and never leaving a partial file: `fill` writes a temporary
+/// file in `target`'s folder (named with `prefix`), which is synced and only
+/// then linked to `target`. On any failure the temporary file is removed.
+/// `backup` and `export` both write through it.
+pub fn write_new_file<T>(
+    target: &Path,
+    prefix: &str,
+    fill: impl FnOnce(&tempfile::NamedTempFile) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
     let temporary = tempfile::Builder::new()
-        .prefix(".sessiond-backup.")
+        .prefix(prefix)
         .suffix(".tmp")
         .permissions(private_permissions())
         .tempfile_in(folder)
         .with_context(|| format!("failed to create a temporary file in `{}`", folder.display()))?;
-    let pages = copy_into(&source, temporary.path())
-        .with_context(|| format!("failed to back up `{}`", settings.db.display()))?;
+    let value = fill(&temporary)?;
     temporary
         .as_file()
         .sync_all()
         .with_context(|| format!("failed to write `{}`", temporary.path().display()))?;
     temporary.persist_noclobber(target).map_err(|error| error.error).with_context(|| {
-        format!("failed to name the backup `{}` (is it there already?)", target.display())
+        format!("failed to name the new file `{}` (is it there already?)", target.display())
     })?;
     sync_folder(folder);
-    say!("Backed up `{}` to `{}` ({pages} pages).", settings.db.display(), target.display());
-    Ok(())
+    Ok(value)
 }
 
 /// Copies the whole database into the (empty) file at `path` in one backup

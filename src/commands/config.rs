@@ -85,11 +85,14 @@ pub fn get(settings: &Settings, keys: &[String]) -> anyhow::Result<()> {
             .find(|resolved| resolved.key.name == key.name)
             .expect("settings resolve every key");
         let value = match &resolved.value {
+            // A PostgreSQL URL's password is never printed, even when named.
+            Some(_) if key.kind == settings::Kind::Database => resolved.display_value(),
             Some(value) => value.clone(),
             None => {
                 // A secret that is not configured: the one kept in the
                 // database, as the server would use it.
                 if generated.is_none() {
+                    settings.refuse_postgres("`sessiond config get`")?;
                     let conn = crate::commands::open_db(settings)?;
                     generated = Some(crate::secrets::resolve(&conn, settings)?);
                 }

@@ -20,11 +20,13 @@ pub mod cleanup;
 pub mod config;
 pub mod serve;
 pub mod sessions;
+pub mod transfer;
 pub mod users;
 
 /// Opens (and migrates) the database named by the settings, which must
 /// exist: a missing one is an error naming the path, never a new empty file.
 pub fn open_db(settings: &crate::settings::Settings) -> anyhow::Result<rusqlite::Connection> {
+    settings.refuse_postgres("this command")?;
     crate::db::open_existing(&settings.db)
 }
 
@@ -33,5 +35,6 @@ pub fn open_db(settings: &crate::settings::Settings) -> anyhow::Result<rusqlite:
 pub fn open_or_create_db(
     settings: &crate::settings::Settings,
 ) -> anyhow::Result<rusqlite::Connection> {
+    settings.refuse_postgres("this command")?;
     crate::db::open(&settings.db)
 }

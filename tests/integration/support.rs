@@ -117,6 +117,35 @@ impl TestServer {
         }
     }
 
+    /// A server on an existing database file as it is (no user is added),
+    /// e.g. one that `sessiond import` filled; its clock starts at [`START`].
+    #[track_caller]
+    pub fn start_on_file(db_path: &Path, settings: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = settings_for(db_path, settings);
+        let clock = Arc::new(ManualClock::new(START));
+        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let options = StartOptions {
+            clock: clock.clone(),
+            workers: 4,
+            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
+            ..StartOptions::default()
+        };
+        let running = startup::start(settings.clone(), options).expect("server starts");
+        let addr = running.addr();
+        let metrics_addr = running.metrics_addr();
+        TestServer {
+            clock,
+            dir,
+            db_path: db_path.to_path_buf(),
+            addr,
+            settings,
+            metrics_addr,
+            access_log,
+            running: Some(running),
+        }
+    }
+
     /// What the running server's threads share.
     pub fn app(&self) -> &Arc<sessiond::app::App> {
         self.running.as_ref().expect("a running server").app()
