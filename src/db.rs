@@ -315,8 +315,31 @@ pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Opens one more connection to a database that [`open`] has already
 /// migrated; used by each worker thread.
+///
+/// These connections (a server's workers, its timer, its metrics) do not
+/// checkpoint when they close. SQLite 3.51's unix VFS can deadlock two
+/// connections to one file that close at the same moment, as a stopping
+/// server's threads do: the one that checkpoints on close asks for an
+/// exclusive lock holding the file's lock mutex and then wants the VFS's
+/// global mutex (`unixIsSharingShmNode`), while the other holds the global
+/// mutex in `unixClose` and wants the file's (seen as a test that hung at
+/// stop). Without the checkpoint-on-close nothing takes that lock; the WAL
+/// is still checkpointed as it grows, and [`checkpoint`] merges it when the
+/// server has stopped, so that the file alone is whole again.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
-    open_waiting(path).with_context(|| format!("failed to open database at `{}`", path.display()))
+    let conn = open_waiting(path)
+        .with_context(|| format!("failed to open database at `{}`", path.display()))?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    Ok(conn)
+}
+
+/// Merges the WAL into the database file and empties it, on a connection of
+/// its own; for a server whose threads have all stopped. Best effort: a
+/// reader elsewhere may keep part of the WAL, which the next open reads.
+pub fn checkpoint(path: &Path) {
+    if let Ok(conn) = open_waiting(path) {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
 }
 
 /// [`open_connection`], tried again while the database is busy, for up to
@@ -385,15 +408,6 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // No checkpoint when a connection closes. SQLite 3.51's unix VFS can
-    // deadlock two connections to one file that close at the same moment
-    // (a server stopping its workers): the one that checkpoints on close
-    // asks for an exclusive lock holding the file's lock mutex and then
-    // wants the VFS's global mutex (`unixIsSharingShmNode`), while the other
-    // holds the global mutex in `unixClose` and wants the file's. Without
-    // the checkpoint-on-close nothing takes that exclusive lock; the WAL is
-    // still checkpointed as it grows, and the next open reads what is left.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     // WAL lets readers go on while one writer writes, across processes.
     // synchronous=NORMAL in WAL mode keeps every committed transaction across
     // a crash of the process; only a power loss can drop the last commits.

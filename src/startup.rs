@@ -159,6 +159,7 @@ impl Running {
 
     fn stop_now(&mut self) {
         self.app.shutdown.store(true, Ordering::SeqCst);
+        let was_running = self.http.is_some();
         if let Some(http) = self.http.take() {
             http.join();
         }
@@ -167,6 +168,11 @@ impl Running {
         }
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
+        }
+        if was_running {
+            // Every thread and its connection has stopped: fold the WAL
+            // into the file (see `db::connect` for why they did not).
+            crate::db::checkpoint(&self.app.settings.db);
         }
     }
 }
