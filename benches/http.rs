@@ -1430,9 +1430,8 @@ fn verify_all(
 // ---------------------------------------------------------------------------
 // wrk
 
-/// The Lua script: each wrk thread builds one request per line of
-/// `values_path` and rotates over them from its own starting point; `done()`
-/// prints one `BENCH` line with the figures.
+/// The Lua script of a `GET /api/whoami` run: each request carries the
+/// next line of `values_path` in `header`, after `prefix`.
 fn write_script(
     dir: &Path,
     name: &str,
@@ -1440,6 +1439,24 @@ fn write_script(
     header: &str,
     prefix: &str,
 ) -> anyhow::Result<PathBuf> {
+    write_rotating_script(dir, name, values_path, PATH, &[], (header, prefix))
+}
+
+/// The Lua script: each wrk thread builds one `GET path` per line of
+/// `values_path` (with the fixed `headers`, and the line in `rotating`'s
+/// header after its prefix) and rotates over them from its own starting
+/// point; `done()` prints one `BENCH` line with the figures.
+fn write_rotating_script(
+    dir: &Path,
+    name: &str,
+    values_path: &Path,
+    path: &str,
+    headers: &[(&str, &str)],
+    rotating: (&str, &str),
+) -> anyhow::Result<PathBuf> {
+    let fixed: String =
+        headers.iter().map(|(name, value)| format!("[\"{name}\"] = \"{value}\", ")).collect();
+    let (header, prefix) = rotating;
     let script = format!(
         r#"-- written by benches/http.rs
 local values_path = "{values}"
@@ -1457,7 +1474,7 @@ local index = 0
 
 function init(args)
   for line in io.lines(values_path) do
-    prepared[#prepared + 1] = wrk.format("GET", "{PATH}", {{ [header] = prefix .. line }})
+    prepared[#prepared + 1] = wrk.format("GET", "{path}", {{ {fixed}[header] = prefix .. line }})
   end
   index = start % #prepared
 end
@@ -1477,9 +1494,9 @@ end
 "#,
         values = values_path.display(),
     );
-    let path = dir.join(format!("{name}.lua"));
-    std::fs::write(&path, script)?;
-    Ok(path)
+    let script_path = dir.join(format!("{name}.lua"));
+    std::fs::write(&script_path, script)?;
+    Ok(script_path)
 }
 
 /// The login flood's Lua script: each request signs in the next seeded user
@@ -2061,8 +2078,7 @@ fn raw_get(addr: SocketAddr, request: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
-/// A wrk script like [`write_script`]'s, for `path` with fixed `headers`
-/// and the cookies rotating.
+/// A wrk script for `path` with fixed `headers` and the cookies rotating.
 fn write_forward_script(
     dir: &Path,
     name: &str,
@@ -2070,46 +2086,7 @@ fn write_forward_script(
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<PathBuf> {
-    let fixed: String =
-        headers.iter().map(|(name, value)| format!("[\"{name}\"] = \"{value}\", ")).collect();
-    let script = format!(
-        r#"-- written by benches/http.rs (forward auth)
-local values_path = "{values}"
-local thread_count = 0
-
-function setup(thread)
-  thread:set("start", thread_count * 5003)
-  thread_count = thread_count + 1
-end
-
-local prepared = {{}}
-local index = 0
-
-function init(args)
-  for line in io.lines(values_path) do
-    prepared[#prepared + 1] = wrk.format("GET", "{path}", {{ {fixed}["Cookie"] = "sessionid=" .. line }})
-  end
-  index = start % #prepared
-end
-
-function request()
-  index = index % #prepared + 1
-  return prepared[index]
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d errors=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.max, e.connect + e.read + e.write + e.status + e.timeout))
-end
-"#,
-        values = cookies_path.display(),
-    );
-    let script_path = dir.join(format!("{name}.lua"));
-    std::fs::write(&script_path, script)?;
-    Ok(script_path)
+    write_rotating_script(dir, name, cookies_path, path, headers, ("Cookie", "sessionid="))
 }
 
 // ---------------------------------------------------------------------------

@@ -378,6 +378,19 @@ fn create_private_folder(folder: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(folder)
 }
 
+/// The mode of every file sessiond writes that holds hashes or secrets (the
+/// database, `.env`, backups, exports): readable by its owner only.
+#[cfg(unix)]
+pub fn private_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o600)
+}
+
+#[cfg(not(unix))]
+pub fn private_permissions() -> std::fs::Permissions {
+    std::fs::metadata(".").map(|m| m.permissions()).expect("the working directory exists")
+}
+
 /// Creates the file with mode 0600 when missing; takes group and other
 /// permissions away from an existing one.
 #[cfg(unix)]

@@ -151,7 +151,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut temporary = tempfile::Builder::new()
         .prefix(".env.")
         .suffix(".tmp")
-        .permissions(private_permissions())
+        .permissions(crate::db::private_permissions())
         .tempfile_in(folder)
         .with_context(|| format!("failed to create a temporary file in `{}`", folder.display()))?;
     temporary
@@ -236,17 +236,6 @@ fn describe_parse_error(path: &Path, error: dotenvy::Error) -> anyhow::Error {
         }
         _ => anyhow::anyhow!("failed to read `{}`", path.display()),
     }
-}
-
-#[cfg(unix)]
-fn private_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o600)
-}
-
-#[cfg(not(unix))]
-fn private_permissions() -> std::fs::Permissions {
-    std::fs::metadata(".").map(|m| m.permissions()).expect("the working directory exists")
 }
 
 #[cfg(test)]

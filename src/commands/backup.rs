@@ -52,7 +52,7 @@ pub fn write_new_file<T>(
     let temporary = tempfile::Builder::new()
         .prefix(prefix)
         .suffix(".tmp")
-        .permissions(private_permissions())
+        .permissions(crate::db::private_permissions())
         .tempfile_in(folder)
         .with_context(|| format!("failed to create a temporary file in `{}`", folder.display()))?;
     let value = fill(&temporary)?;
@@ -105,15 +105,4 @@ fn sync_folder(folder: &Path) {
     if let Ok(handle) = std::fs::File::open(folder) {
         let _ = handle.sync_all();
     }
-}
-
-#[cfg(unix)]
-fn private_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o600)
-}
-
-#[cfg(not(unix))]
-fn private_permissions() -> std::fs::Permissions {
-    std::fs::metadata(".").map(|m| m.permissions()).expect("the working directory exists")
 }

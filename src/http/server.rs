@@ -100,28 +100,8 @@ impl HttpServer {
         worker_count: usize,
         access_log: &access_log::Destination,
     ) -> anyhow::Result<HttpServer> {
-        let listener =
-            TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
-        let timeout = request_timeout(&app);
-        let limits = tiny_http::Limits {
-            read_timeout: Some(timeout),
-            write_timeout: Some(timeout),
-            head_timeout: Some(timeout),
-            max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
-            max_header_bytes: MAX_HEADER_BYTES,
-            max_header_lines: MAX_HEADER_LINES,
-            max_connections: MAX_CONNECTIONS,
-            max_connections_per_client: app.settings.max_connections_per_client,
-            eviction_grace: EVICTION_GRACE,
-            max_buffered_body: MAX_BODY_BYTES,
-        };
-        let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-            .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
-        let addr = match server.server_addr() {
-            tiny_http::ListenAddr::IP(addr) => addr,
-            other => anyhow::bail!("unexpected listen address `{other}`"),
-        };
-        let server = Arc::new(server);
+        let per_client = app.settings.max_connections_per_client;
+        let (server, addr) = listen(&app, bind, MAX_CONNECTIONS, per_client)?;
         let logins = Arc::new(LoginQueue::default());
         let mut login_threads = Vec::new();
         for number in 0..crate::password_hash::slots() {
@@ -177,6 +157,39 @@ impl HttpServer {
     }
 }
 
+/// Binds `bind` as a tiny_http server with sessiond's request limits and at
+/// most `max_connections` open (`per_client` from one address); returns it
+/// with the address actually bound (the real port for `:0`).
+fn listen(
+    app: &App,
+    bind: SocketAddr,
+    max_connections: usize,
+    per_client: usize,
+) -> anyhow::Result<(Arc<tiny_http::Server>, SocketAddr)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
+    let timeout = request_timeout(app);
+    let limits = tiny_http::Limits {
+        read_timeout: Some(timeout),
+        write_timeout: Some(timeout),
+        head_timeout: Some(timeout),
+        max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
+        max_header_bytes: MAX_HEADER_BYTES,
+        max_header_lines: MAX_HEADER_LINES,
+        max_connections,
+        max_connections_per_client: per_client,
+        eviction_grace: EVICTION_GRACE,
+        max_buffered_body: MAX_BODY_BYTES,
+    };
+    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
+        .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
+    let addr = match server.server_addr() {
+        tiny_http::ListenAddr::IP(addr) => addr,
+        other => anyhow::bail!("unexpected listen address `{other}`"),
+    };
+    Ok((Arc::new(server), addr))
+}
+
 /// Connections the metrics listener keeps open at once.
 const METRICS_MAX_CONNECTIONS: usize = 16;
 
@@ -193,30 +206,9 @@ impl MetricsServer {
     /// Binds `bind` and starts the thread, which stops with the app's
     /// shutdown flag.
     pub fn start(app: Arc<App>, bind: SocketAddr) -> anyhow::Result<MetricsServer> {
-        let listener =
-            TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
         // The main listener's limits, with fewer connections: one thread
         // answers them, and Prometheus needs one.
-        let timeout = request_timeout(&app);
-        let limits = tiny_http::Limits {
-            read_timeout: Some(timeout),
-            write_timeout: Some(timeout),
-            head_timeout: Some(timeout),
-            max_request_line_bytes: MAX_REQUEST_LINE_BYTES,
-            max_header_bytes: MAX_HEADER_BYTES,
-            max_header_lines: MAX_HEADER_LINES,
-            max_connections: METRICS_MAX_CONNECTIONS,
-            max_buffered_body: MAX_BODY_BYTES,
-            max_connections_per_client: METRICS_MAX_CONNECTIONS,
-            eviction_grace: EVICTION_GRACE,
-        };
-        let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-            .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
-        let addr = match server.server_addr() {
-            tiny_http::ListenAddr::IP(addr) => addr,
-            other => anyhow::bail!("unexpected listen address `{other}`"),
-        };
-        let server = Arc::new(server);
+        let (server, addr) = listen(&app, bind, METRICS_MAX_CONNECTIONS, METRICS_MAX_CONNECTIONS)?;
         let conn = crate::db::connect(&app.settings.db)?;
         let thread = {
             let server = Arc::clone(&server);
