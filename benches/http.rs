@@ -59,7 +59,10 @@
 //!
 //! SESSIOND_BENCH_QUICK=1 is a smoke run: 3 s per wrk run, one round, no
 //! cleanup scenarios, 200,000 rows for `scale`; SESSIOND_BENCH_SCALE=N sets
-//! the rows of `scale`. A run for the README sets neither.
+//! the rows of `scale`. SESSIOND_BENCH_ONLY=forward_auth,steady_cleanup runs
+//! just those scenarios (with `request_path`, which every ratio needs, and
+//! `scale` when a scenario uses its million rows), for work on one figure.
+//! A run for the README sets none of them.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -140,6 +143,23 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("observability", observability),
     ("steady_cleanup", steady_cleanup),
 ];
+
+/// The scenarios that SESSIOND_BENCH_ONLY asks for with those they depend
+/// on, or `None` for all of them.
+fn scenarios_asked() -> anyhow::Result<Option<Vec<&'static str>>> {
+    let Ok(text) = std::env::var("SESSIOND_BENCH_ONLY") else { return Ok(None) };
+    let mut only = vec!["request_path"];
+    for asked in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        let Some((name, _)) = SCENARIOS.iter().find(|(name, _)| *name == asked) else {
+            bail!("SESSIOND_BENCH_ONLY: no scenario `{asked}`");
+        };
+        if matches!(*name, "observability" | "steady_cleanup") {
+            only.push("scale");
+        }
+        only.push(name);
+    }
+    Ok(Some(only))
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -388,7 +408,11 @@ fn run() -> anyhow::Result<ExitCode> {
         memory,
     };
     let mut failures = Vec::new();
+    let only = scenarios_asked()?;
     for (name, scenario) in SCENARIOS {
+        if only.as_ref().is_some_and(|only| !only.contains(name)) {
+            continue;
+        }
         eprintln!("scenario `{name}`");
         if let Err(error) = scenario(&mut bench) {
             eprintln!("error: scenario `{name}` failed: {error:#}");
