@@ -249,17 +249,25 @@ impl fmt::Display for PathError {
 /// segments (`.`, `..`, also when they were encoded). Refused: a bad `%`
 /// escape, a NUL (raw or encoded), an encoded `/` or `\`, and a raw `\`
 /// (which some servers take for `/`, so it could hide a segment).
-///
-/// A path that normalization would leave as it is (the common case: no
-/// `%`, NUL or `\\`, and no empty, `.` or `..` segment but a final empty
-/// one) is returned borrowed, without building a copy.
-pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
+pub fn normalize_path(path: &str) -> Result<String, PathError> {
+    normalize_path_borrowed(path).map(Cow::into_owned)
+}
+
+/// [`normalize_path`], returning a path that normalization leaves as it is
+/// (the common case: no `%`, NUL or `\\`, and no empty, `.` or `..`
+/// segment but a final empty one) borrowed, without building a copy.
+pub fn normalize_path_borrowed(path: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
     if is_normal_path(path) {
         return Ok(Cow::Borrowed(path));
     }
+    rebuild_path(path).map(Cow::Owned)
+}
+
+/// The normalization itself, on a path that starts with `/`.
+fn rebuild_path(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -312,7 +320,7 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     if normalized.is_empty() || trailing_slash {
         normalized.push('/');
     }
-    Ok(Cow::Owned(normalized))
+    Ok(normalized)
 }
 
 /// Whether `normalize_path` would return this path (starting with `/`)
@@ -642,11 +650,38 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(normalize_path(raw).as_deref(), Ok(expected), "{raw}");
             // A path that comes back borrowed is one left as it is.
-            let borrowed = matches!(normalize_path(raw), Ok(Cow::Borrowed(_)));
+            let borrowed = matches!(normalize_path_borrowed(raw), Ok(Cow::Borrowed(_)));
             assert!(!borrowed || raw == expected, "{raw}");
         }
         for plain in ["/", "/page", "/a/", "/admin/x;y", "/.hidden/..x"] {
-            assert!(matches!(normalize_path(plain), Ok(Cow::Borrowed(_))), "{plain}");
+            assert!(matches!(normalize_path_borrowed(plain), Ok(Cow::Borrowed(_))), "{plain}");
+        }
+    }
+
+    #[test]
+    fn the_borrowed_path_is_exactly_the_rebuilt_one() {
+        // Every path of up to 6 characters after the `/` over an alphabet
+        // that makes segments, dots, escapes and refusals.
+        let alphabet = ['/', '.', 'a', '%', '2', 'f', '\\'];
+        let mut paths = vec![String::from("/")];
+        let mut start = 0;
+        for _ in 0..6 {
+            let end = paths.len();
+            for index in start..end {
+                for c in alphabet {
+                    let mut longer = paths[index].clone();
+                    longer.push(c);
+                    paths.push(longer);
+                }
+            }
+            start = end;
+        }
+        for path in &paths {
+            assert_eq!(
+                normalize_path_borrowed(path).map(Cow::into_owned),
+                rebuild_path(path),
+                "{path}"
+            );
         }
     }
 
