@@ -66,7 +66,19 @@ pub fn refuse_unread(
     records: &WorkerRecords,
     started: Instant,
 ) -> Reply {
-    let reply = error.into_reply(false);
+    refuse_unrouted(app, request, error.into_reply(false), records, started)
+}
+
+/// Sends `reply` to a request that no handler will see (one that could not
+/// be read, or a login the login queue could not take in time), recorded
+/// like any other: every answered request is counted and logged once.
+pub fn refuse_unrouted(
+    app: &App,
+    request: &Request,
+    reply: Reply,
+    records: &WorkerRecords,
+    started: Instant,
+) -> Reply {
     record(app, request, &reply, None, records, started, app.clock.now());
     with_common_headers(reply)
 }

@@ -273,7 +273,15 @@ fn answer(worker: &Worker, mut raw: tiny_http::Request, logins: &LoginQueue) {
         Ok(request) if hashes_a_password(&request) => {
             let login = QueuedLogin { raw, request, since: received };
             if let Some(refused) = logins.push(login) {
-                respond(refused.raw, logins_busy(&refused.request), false);
+                let busy = logins_busy(&refused.request);
+                let reply = router::refuse_unrouted(
+                    &worker.app,
+                    &refused.request,
+                    busy,
+                    &worker.records,
+                    refused.since,
+                );
+                respond(refused.raw, reply, false);
             }
             return;
         }
@@ -326,7 +334,14 @@ fn logins_busy(request: &Request) -> Reply {
 fn serve_logins(logins: &LoginQueue, worker: &Worker) {
     while let Some(queued) = logins.pop() {
         let reply = if queued.since.elapsed() > LOGIN_QUEUE_WAIT {
-            logins_busy(&queued.request)
+            let busy = logins_busy(&queued.request);
+            router::refuse_unrouted(
+                &worker.app,
+                &queued.request,
+                busy,
+                &worker.records,
+                queued.since,
+            )
         } else {
             router::route(&worker.app, &worker.conn, &queued.request, &worker.records, queued.since)
         };

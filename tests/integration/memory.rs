@@ -160,3 +160,62 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
     value.trim().trim_end_matches("kB").trim().parse().unwrap()
 }
+
+#[test]
+fn pipelined_logins_hold_no_worker_while_they_wait_for_a_hash() {
+    // As many connections as workers, each pipelining logins (distinct
+    // unknown names from distinct trusted addresses, so that each one hashes
+    // and the throttle never answers instead) and then a `GET /healthz`.
+    // Answers leave in request order, so a worker given one of those GETs
+    // would wait for all of its connection's logins; one request in flight
+    // per connection keeps the GET unread until they are answered, and the
+    // workers free for everybody else.
+    let server = TestServer::start_with(&[("SESSIOND_TRUST_PROXY_HEADERS", "true")]);
+    let (connections, logins) = (4, 30);
+    let finished_at = std::thread::scope(|scope| {
+        let pipelines: Vec<_> = (0..connections)
+            .map(|connection| {
+                let server = &server;
+                scope.spawn(move || {
+                    let mut pipelined = Vec::new();
+                    for number in 0..logins {
+                        let number = connection * logins + number;
+                        let body = format!("username=nobody{number}&password=wrong");
+                        let client = std::net::Ipv4Addr::from(0x0a00_0000_u32 + number as u32);
+                        pipelined.extend_from_slice(
+                            format!(
+                                "POST /login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\n\
+                                 Content-Type: application/x-www-form-urlencoded\r\n\
+                                 Content-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    pipelined.extend_from_slice(
+                        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    );
+                    let answer = support::send_raw(server.addr, &pipelined);
+                    let finished = Instant::now();
+                    let text = String::from_utf8_lossy(&answer).into_owned();
+                    assert_eq!(text.matches("HTTP/1.1 ").count(), logins + 1, "{text}");
+                    finished
+                })
+            })
+            .collect();
+        // Once the logins are under way (the first hash takes tens of ms),
+        // somebody else's request.
+        std::thread::sleep(Duration::from_millis(20));
+        let probe = server.get("/healthz", &[]);
+        assert_eq!(probe.status, 200, "{}", probe.body);
+        let probed = Instant::now();
+        let first_pipeline_done =
+            pipelines.into_iter().map(|pipeline| pipeline.join().unwrap()).min().unwrap();
+        (probed, first_pipeline_done)
+    });
+    let (probed, first_pipeline_done) = finished_at;
+    assert!(
+        probed < first_pipeline_done,
+        "the other client's request waited for a pipeline of logins to end"
+    );
+}

@@ -292,9 +292,11 @@ impl Iterator for ClientConnection {
         }
 
         // sessiond patch: read on only once the request before is done with
-        // the stream, and only if its answer did not close the connection.
+        // the stream and answered (one request in flight per connection),
+        // and only if its answer did not close the connection.
         self.next_header_source.wait_turn();
         if let Some(slot) = &self.slot {
+            slot.wait_until_answered();
             if slot.must_close() {
                 return None;
             }

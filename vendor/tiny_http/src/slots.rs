@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::convert::TryFrom;
 use std::net::{IpAddr, Shutdown};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
@@ -66,6 +66,10 @@ pub(crate) struct Slot {
     answered_at: AtomicU64,
     /// Requests handed out whose answer is not written yet.
     in_flight: AtomicUsize,
+    /// Signalled (under its mutex) when `in_flight` falls, for the
+    /// connection thread waiting to read the next request.
+    answered_lock: Mutex<()>,
+    answered_signal: Condvar,
     /// Set by an answer after which nothing more may be read.
     close: AtomicBool,
     evicted: AtomicBool,
@@ -150,6 +154,8 @@ impl Slots {
             phase_since: AtomicU64::new(now),
             answered_at: AtomicU64::new(now),
             in_flight: AtomicUsize::new(0),
+            answered_lock: Mutex::new(()),
+            answered_signal: Condvar::new(),
             close: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
         });
@@ -266,6 +272,24 @@ impl Slot {
     pub(crate) fn answered(&self) {
         self.answered_at.store(self.now(), Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let _guard = self.answered_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.answered_signal.notify_all();
+    }
+
+    /// Blocks until every request handed out on this connection is answered
+    /// (or dropped unanswered). The connection reads its next request only
+    /// then: with pipelined requests handed to different threads, an answer
+    /// could otherwise wait forever behind an earlier one that nobody is
+    /// free to answer (answers go out in request order), and one client
+    /// could hold many threads at once.
+    pub(crate) fn wait_until_answered(&self) {
+        let mut guard = self.answered_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while self.in_flight.load(Ordering::Acquire) > 0 {
+            guard = self
+                .answered_signal
+                .wait(guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
     }
 
     /// Nothing more is to be read on this connection.
