@@ -292,6 +292,10 @@ fn delete_expired(
     clear_table(conn, now, stop, &JWT_SESSIONS, &mut counts.jwt)
 }
 
+/// Reads a batch of expired rows: (now, from position, limit) to (row id,
+/// position) pairs.
+type ExpiredBatch = fn(&Connection, UnixTime, i64, usize) -> rusqlite::Result<Vec<(i64, i64)>>;
+
 /// How one table's expired rows are counted and deleted; the SQL lives in
 /// the table's own module.
 struct TableCleanup {
@@ -299,7 +303,7 @@ struct TableCleanup {
     delete_expired_keeping_live: fn(&Connection, UnixTime) -> rusqlite::Result<usize>,
     /// Up to a limit of expired rows from a position on, in the table's
     /// order for the cleanup: (row id, position).
-    expired_batch: fn(&Connection, UnixTime, i64, usize) -> rusqlite::Result<Vec<(i64, i64)>>,
+    expired_batch: ExpiredBatch,
     /// Deletes the rows of these ids that have still expired.
     delete_expired_rows: fn(&Connection, UnixTime, &[i64]) -> rusqlite::Result<usize>,
 }
