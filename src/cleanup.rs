@@ -44,8 +44,9 @@ use crate::clock::UnixTime;
 /// request whose sliding expiry is past its allowed lag waits for it: with
 /// 10,000 rows a batch held it about 400 ms beside a million live sessions,
 /// and in `cargo bench --bench http` the cookie p99 during the steady-state
-/// cleanup was 28 times its value without. With 1,000 a batch takes 20 to
-/// 40 ms there.
+/// cleanup was 28 times its value without. With 1,000 a batch took 35 ms
+/// (the sqlite3 shell on the bench's database) and 48 ms (a bench run on a
+/// loaded machine).
 pub const BATCH_SIZE: usize = 1_000;
 
 /// The most live rows a table may hold for the cleanup to empty it and put
