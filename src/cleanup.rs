@@ -12,12 +12,16 @@
 //!   aside, empties the table and puts them back. SQLite frees an emptied table's pages without
 //!   visiting its rows, so this costs about a third of a second for a
 //!   million expired rows.
-//! - Otherwise, in batches of [`BATCH_SIZE`] rows found through the expiry
-//!   index, each batch its own short IMMEDIATE transaction with a short
-//!   pause after it: other writers, in this process or another, get in
-//!   between two batches instead of waiting for the whole cleanup. Deleting
-//!   row by row costs far more per row (each batch rewrites most pages of
-//!   the indexes on random keys), which is why it is kept for when most rows
+//! - Otherwise, in batches of [`BATCH_SIZE`] rows, each read outside any
+//!   write transaction (web sessions in order of user, JWT rows in order of
+//!   expiry) and then deleted in its own short IMMEDIATE transaction, with a
+//!   short pause after it: other writers, in this process or another, get
+//!   in between two batches instead of waiting for the whole cleanup. A
+//!   batch holds the write lock for tens of milliseconds, so that a request
+//!   whose sliding expiry must be written waits at most about that long
+//!   (`db::BUSY_RETRY` lets it in as soon as the lock is free). Deleting row
+//!   by row costs far more per row (each batch rewrites pages of the
+//!   indexes on random keys), which is why it is kept for when most rows
 //!   stay.
 //!
 //! Readers are never held up either way (WAL). The SQL lives in
@@ -35,10 +39,15 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::clock::UnixTime;
 
-/// Rows deleted per transaction: large enough that a million rows take about
-/// a hundred commits, small enough that a batch holds the write lock for a
-/// small fraction of a second.
-pub const BATCH_SIZE: usize = 10_000;
+/// Rows deleted per transaction. Each batch holds the write lock while it
+/// rewrites a page of the key-hash index per row and checkpoints, and a
+/// request whose sliding expiry is past its allowed lag waits for it: with
+/// 10,000 rows a batch held it about 400 ms beside a million live sessions,
+/// and in `cargo bench --bench http` the cookie p99 during the steady-state
+/// cleanup was 28 times its value without. With 1,000 a batch took 35 ms
+/// (the sqlite3 shell on the bench's database) and 48 ms (a bench run on a
+/// loaded machine).
+pub const BATCH_SIZE: usize = 1_000;
 
 /// The most live rows a table may hold for the cleanup to empty it and put
 /// them back in one transaction, which holds the write lock while it copies
@@ -52,11 +61,11 @@ pub const KEEP_LIVE_MAX: usize = 50_000;
 pub const EMPTY_EXPIRED_MAX: usize = 5_000_000;
 
 /// The pause after each full batch. SQLite's busy handler is not a queue: a
-/// writer that waits retries now and then, and gets in only when its retry
-/// falls between two batches. Without a gap a request could wait for the whole
-/// cleanup; a few milliseconds every batch let it in soon, for about 0.3 s
-/// over a million rows.
-const BATCH_PAUSE: Duration = Duration::from_millis(3);
+/// writer that waits retries now and then (every `db::BUSY_RETRY`), and
+/// gets in only when its retry falls between two batches. Without a gap a
+/// request could wait for the whole cleanup; a few milliseconds every batch
+/// let every waiting writer in, for about 0.5 s over 100,000 rows.
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// The page cache of the cleaning connection while it deletes in batches,
 /// in KiB. The unique indexes on random keys (`key_hash`, `jti`) get a
@@ -67,10 +76,13 @@ const BATCH_PAUSE: Duration = Duration::from_millis(3);
 const CLEANUP_CACHE_KIB: i64 = 64 * 1024;
 
 /// WAL pages after which a commit of the cleaning connection checkpoints,
-/// while it cleans. The default (1,000) would checkpoint after every batch;
-/// this bounds the WAL at about 40 MiB instead, and one checkpoint at the end
-/// folds it back.
-const CLEANUP_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// while it cleans: SQLite's default, so that the cleanup checkpoints each
+/// batch itself. With a larger value the WAL grew past 1,000 pages between
+/// the cleanup's own checkpoints, and the next commit of a request (a
+/// sliding expiry) ran the checkpoint of the cleanup's pages, with its two
+/// syncs, before it could answer. The idle cleanup that empties a table
+/// writes one transaction and gains nothing from a larger value either.
+const CLEANUP_AUTOCHECKPOINT_PAGES: i64 = 1_000;
 
 /// How many recorded runs are kept; older records are dropped when a new
 /// run is recorded.
@@ -281,24 +293,34 @@ fn delete_expired(
     clear_table(conn, now, stop, &JWT_SESSIONS, &mut counts.jwt)
 }
 
+/// Reads a batch of expired rows: (now, from position, limit) to (row id,
+/// position) pairs.
+type ExpiredBatch = fn(&Connection, UnixTime, i64, usize) -> rusqlite::Result<Vec<(i64, i64)>>;
+
 /// How one table's expired rows are counted and deleted; the SQL lives in
 /// the table's own module.
 struct TableCleanup {
     count_expired_and_live: fn(&Connection, UnixTime) -> rusqlite::Result<(usize, usize)>,
     delete_expired_keeping_live: fn(&Connection, UnixTime) -> rusqlite::Result<usize>,
-    delete_expired_batch: fn(&Connection, UnixTime, usize) -> rusqlite::Result<usize>,
+    /// Up to a limit of expired rows from a position on, in the table's
+    /// order for the cleanup: (row id, position).
+    expired_batch: ExpiredBatch,
+    /// Deletes the rows of these ids that have still expired.
+    delete_expired_rows: fn(&Connection, UnixTime, &[i64]) -> rusqlite::Result<usize>,
 }
 
 const WEB_SESSIONS: TableCleanup = TableCleanup {
     count_expired_and_live: crate::web_sessions::count_expired_and_live,
     delete_expired_keeping_live: crate::web_sessions::delete_expired_keeping_live,
-    delete_expired_batch: crate::web_sessions::delete_expired_batch,
+    expired_batch: crate::web_sessions::expired_batch,
+    delete_expired_rows: crate::web_sessions::delete_expired_rows,
 };
 
 const JWT_SESSIONS: TableCleanup = TableCleanup {
     count_expired_and_live: crate::jwt_sessions::count_expired_and_live,
     delete_expired_keeping_live: crate::jwt_sessions::delete_expired_keeping_live,
-    delete_expired_batch: crate::jwt_sessions::delete_expired_batch,
+    expired_batch: crate::jwt_sessions::expired_batch,
+    delete_expired_rows: crate::jwt_sessions::delete_expired_rows,
 };
 
 /// Deletes one table's expired rows, adding each committed count to
@@ -306,7 +328,8 @@ const JWT_SESSIONS: TableCleanup = TableCleanup {
 /// few, in one transaction that copies the live rows aside, empties the
 /// table and puts them back: its cost follows the live rows and the table's
 /// size, not the expired rows times the indexes' pages. Otherwise batch
-/// after batch, until a batch comes back short.
+/// after batch, each read outside the write lock and deleted inside it,
+/// until a batch comes back short.
 fn clear_table(
     conn: &mut Connection,
     now: UnixTime,
@@ -325,13 +348,19 @@ fn clear_table(
         return Ok(());
     }
     with_pragma(conn, "cache_size", -CLEANUP_CACHE_KIB, |conn| {
+        let mut from = i64::MIN;
         loop {
-            let batch =
-                in_batch(conn, stop, |tx| (table.delete_expired_batch)(tx, now, BATCH_SIZE))?;
-            *deleted += batch;
-            if batch < BATCH_SIZE {
+            let batch = (table.expired_batch)(conn, now, from, BATCH_SIZE)?;
+            let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+            if !ids.is_empty() {
+                *deleted += in_batch(conn, stop, |tx| (table.delete_expired_rows)(tx, now, &ids))?;
+            }
+            if batch.len() < BATCH_SIZE {
                 return Ok(());
             }
+            // The rows just deleted are gone, so the next batch starts at
+            // the last position, which may hold more expired rows.
+            from = batch.iter().map(|(_, position)| *position).max().unwrap_or(from);
             std::thread::sleep(BATCH_PAUSE);
         }
     })

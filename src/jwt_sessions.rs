@@ -129,18 +129,39 @@ pub fn delete(conn: &Connection, jti: &str) -> rusqlite::Result<bool> {
     })
 }
 
-/// Deletes up to `limit` rows whose `expires_at` has passed (revoked or not);
-/// returns how many.
-pub fn delete_expired_batch(
+/// Up to `limit` rows whose `expires_at` has passed (revoked or not), from
+/// the expiry `from_expiry` on, in order of expiry: their `seq` and expiry.
+/// The cleanup reads a batch with this outside its write transaction and
+/// deletes it with [`delete_expired_rows`]; see
+/// `web_sessions::expired_batch`.
+pub fn expired_batch(
     conn: &Connection,
     now: UnixTime,
+    from_expiry: i64,
     limit: usize,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<Vec<(i64, i64)>> {
     conn.prepare_cached(
-        "DELETE FROM jwt_sessions WHERE seq IN
-           (SELECT seq FROM jwt_sessions WHERE expires_at <= ?1 LIMIT ?2)",
+        "SELECT seq, expires_at FROM jwt_sessions INDEXED BY jwt_sessions_expires_at
+         WHERE expires_at >= ?2 AND expires_at <= ?1 ORDER BY expires_at LIMIT ?3",
     )?
-    .execute(params![now, limit as i64])
+    .query_map(params![now, from_expiry, limit as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
+    .collect()
+}
+
+/// Deletes the rows of `seqs` that have still expired by `now`; returns how
+/// many went. For the cleanup, inside its transaction.
+pub fn delete_expired_rows(
+    conn: &Connection,
+    now: UnixTime,
+    seqs: &[i64],
+) -> rusqlite::Result<usize> {
+    let mut statement =
+        conn.prepare_cached("DELETE FROM jwt_sessions WHERE seq = ?1 AND expires_at <= ?2")?;
+    let mut deleted = 0;
+    for seq in seqs {
+        deleted += statement.execute(params![seq, now])?;
+    }
+    Ok(deleted)
 }
 
 /// How many rows have expired by `now`, and how many have not; both are

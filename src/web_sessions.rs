@@ -235,18 +235,47 @@ pub fn list_for_user(conn: &Connection, user: &User) -> rusqlite::Result<Vec<Web
     rows.collect()
 }
 
-/// Deletes up to `limit` sessions whose expiry has passed; returns how many.
-/// The cleanup calls this repeatedly, each call its own short transaction.
-pub fn delete_expired_batch(
+/// Up to `limit` sessions whose expiry has passed, of users from
+/// `from_user` on, in order of user: their row ids and user ids. The cleanup
+/// reads a batch with this outside its write transaction and then deletes it
+/// with [`delete_expired_rows`], starting the next batch at the largest user
+/// id of this one.
+///
+/// In order of user, because deleting a row rewrites a page of each index:
+/// rows of consecutive users share the pages of the two indexes that lead
+/// with `user_id`, where rows in order of expiry are spread over all of
+/// them. Only the key-hash index is touched at random. On the database of
+/// `cargo bench --bench http` (100,000 expired beside 1,000,000 live), in
+/// batches of 1,000 with a checkpoint after each, the sqlite3 shell took
+/// 7.8 s in order of expiry and 3.5 s in order of user.
+pub fn expired_batch(
     conn: &Connection,
     now: UnixTime,
+    from_user: i64,
     limit: usize,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<Vec<(i64, i64)>> {
     conn.prepare_cached(
-        "DELETE FROM web_sessions WHERE id IN
-           (SELECT id FROM web_sessions WHERE expire_date <= ?1 LIMIT ?2)",
+        "SELECT id, user_id FROM web_sessions INDEXED BY web_sessions_user_expiry
+         WHERE user_id >= ?2 AND expire_date <= ?1 ORDER BY user_id LIMIT ?3",
     )?
-    .execute(params![now, limit as i64])
+    .query_map(params![now, from_user, limit as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
+    .collect()
+}
+
+/// Deletes the sessions of `row_ids` that have still expired by `now`;
+/// returns how many went. For the cleanup, inside its transaction.
+pub fn delete_expired_rows(
+    conn: &Connection,
+    now: UnixTime,
+    row_ids: &[i64],
+) -> rusqlite::Result<usize> {
+    let mut statement =
+        conn.prepare_cached("DELETE FROM web_sessions WHERE id = ?1 AND expire_date <= ?2")?;
+    let mut deleted = 0;
+    for row_id in row_ids {
+        deleted += statement.execute(params![row_id, now])?;
+    }
+    Ok(deleted)
 }
 
 /// How many sessions have expired by `now`, and how many have not; both are
