@@ -132,10 +132,14 @@ pub fn delete(conn: &Conn, jti: &str) -> crate::db::Result<bool> {
 /// Deletes up to `limit` rows whose `expires_at` has passed (revoked or not);
 /// returns how many.
 pub fn delete_expired_batch(conn: &Conn, now: UnixTime, limit: usize) -> crate::db::Result<usize> {
-    conn.prepare_cached(
+    // By row address on PostgreSQL: see `web_sessions::delete_expired_batch`.
+    conn.prepare_cached(conn.by_engine(
         "DELETE FROM jwt_sessions WHERE seq IN
            (SELECT seq FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2)",
-    )?
+        "DELETE FROM jwt_sessions
+         WHERE ctid = ANY (ARRAY (SELECT ctid FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2))
+           AND expires_at <= $1",
+    ))?
     .execute(params![now, limit as i64])
 }
 
