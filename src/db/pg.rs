@@ -470,8 +470,19 @@ impl<'a> FromSql<'a> for Nullness {
 /// the second waits for the lock, then reads the version the first wrote.
 pub(super) fn migrate_to(conn: &Conn, target: usize) -> anyhow::Result<()> {
     let target = target.min(MIGRATIONS.len());
-    let tx = conn.transaction(Behavior::Immediate)?;
+    let pg = match &conn.inner {
+        super::Inner::Postgres(pg) => pg,
+        super::Inner::Sqlite(_) => unreachable!("a PostgreSQL connection"),
+    };
+    // A plain transaction, without the statement timeout: a step may build
+    // an index on a large table, and a second server starting meanwhile
+    // must wait for it rather than fail. The migration lock, then the write
+    // lock every writer takes (no writer takes them the other way round).
+    pg.begin(None)?;
+    let tx = super::Transaction { conn, open: true };
+    tx.execute_batch("SET LOCAL statement_timeout = 0")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", super::params![MIGRATION_LOCK])?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", super::params![WRITE_LOCK])?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS sessiond_schema (version BIGINT NOT NULL)")?;
     let version: Option<i64> = tx
         .prepare_cached("SELECT max(version) FROM sessiond_schema")?
