@@ -588,12 +588,12 @@ impl RuleCache {
     /// when the version was checked this second already.
     pub fn policy(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         now: UnixTime,
         default: Policy,
         host: &str,
         path: &str,
-    ) -> rusqlite::Result<Policy> {
+    ) -> crate::db::Result<Policy> {
         {
             let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(cached) = current.as_ref()
