@@ -24,7 +24,7 @@ impl Db {
         Db { dir, path, now: chrono::Utc::now().timestamp() }
     }
 
-    fn conn(&self) -> rusqlite::Connection {
+    fn conn(&self) -> sessiond::db::Conn {
         sessiond::db::connect(&self.path).unwrap()
     }
 

@@ -156,7 +156,7 @@ impl TestServer {
     }
 
     /// A new connection to the server's database.
-    pub fn conn(&self) -> rusqlite::Connection {
+    pub fn conn(&self) -> sessiond::db::Conn {
         sessiond::db::connect(&self.db_path).expect("connect")
     }
 
@@ -575,7 +575,7 @@ impl Cli {
 }
 
 /// Counts rows in a table.
-pub fn count(conn: &rusqlite::Connection, table: &str) -> i64 {
+pub fn count(conn: &sessiond::db::Conn, table: &str) -> i64 {
     let tables: HashMap<&str, &str> = [
         ("web_sessions", "SELECT count(*) FROM web_sessions"),
         ("jwt_sessions", "SELECT count(*) FROM jwt_sessions"),
