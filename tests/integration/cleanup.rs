@@ -40,7 +40,7 @@ fn jwt_session(
 
 fn open_temp() -> (tempfile::TempDir, Connection, User) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let conn = sessiond::db::open(&dir.path().join("db.sqlite3")).expect("open");
+    let conn = crate::support::open_db(&dir.path().join("db.sqlite3"));
     let user = users::create(&conn, "alice", "", "alice-password", Role::User, START).unwrap();
     (dir, conn, user)
 }
@@ -313,7 +313,7 @@ fn clear_expired_sessions_prints_the_two_counts_and_exits_0() {
         stdout,
         "Cleared 2 expired web session(s).\nCleared 1 expired GraphQL login session(s).\n"
     );
-    let conn = sessiond::db::connect(&dir.path().join("db.sqlite3")).unwrap();
+    let conn = crate::support::connect_db(&dir.path().join("db.sqlite3"));
     assert_eq!((count(&conn, "web_sessions"), count(&conn, "jwt_sessions")), (1, 1));
     let runs = cleanup::recent_runs(&conn, 1).unwrap();
     assert_eq!(runs[0].trigger, "command");
@@ -323,7 +323,7 @@ fn clear_expired_sessions_prints_the_two_counts_and_exits_0() {
 fn clear_expired_sessions_on_an_empty_database_reports_zero() {
     let dir = tempfile::tempdir().unwrap();
     // A new database: the command refuses one that does not exist.
-    drop(sessiond::db::open(&dir.path().join("new.sqlite3")).unwrap());
+    drop(crate::support::open_db(&dir.path().join("new.sqlite3")));
     let db = db_arg(&dir.path().join("new.sqlite3"));
 
     let stdout = Cli::new(dir.path()).args(&["--db", &db, "clear_expired_sessions"]).run();

@@ -20,12 +20,12 @@ impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
-        sessiond::db::open(&path).unwrap();
+        crate::support::open_db(&path);
         Db { dir, path, now: chrono::Utc::now().timestamp() }
     }
 
     fn conn(&self) -> rusqlite::Connection {
-        sessiond::db::connect(&self.path).unwrap()
+        crate::support::connect_db(&self.path)
     }
 
     fn user(&self, name: &str) -> User {

@@ -42,7 +42,7 @@ fn three_servers_starting_at_once_on_a_new_file_agree() {
         let passwords: Vec<String> =
             outputs.iter().filter_map(|output| first_admin_password(output)).collect();
         assert_eq!(passwords.len(), 1, "round {round}: one first-run admin: {outputs:#?}");
-        let conn = sessiond::db::connect(&dir.path().join("sessiond.sqlite3")).unwrap();
+        let conn = crate::support::connect_db(&dir.path().join("sessiond.sqlite3"));
         assert_eq!(crate::support::count(&conn, "users"), 1, "round {round}");
 
         // They share the generated signing key: a token from one server is
@@ -152,7 +152,7 @@ fn a_server_whose_database_file_is_replaced_says_so() {
     assert_eq!(server.get("/healthz", &[]).status, 200);
     // A restore done wrong: another file renamed over the one in use.
     let other = dir.path().join("other.sqlite3");
-    sessiond::db::open(&other).unwrap();
+    crate::support::open_db(&other);
     std::fs::rename(&other, &db).unwrap();
     assert_eq!(server.get("/healthz", &[]).status, 503);
     server.output_once_it_shows("was replaced by another file");
