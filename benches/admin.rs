@@ -84,13 +84,13 @@ fn main() -> anyhow::Result<()> {
 /// the last day with a 15-minute life (most expired, one in a hundred
 /// revoked), as a day between two cleanups looks.
 fn seed(db_path: &Path, now: i64) -> anyhow::Result<()> {
-    let mut conn = sessiond::db::open(db_path)?;
+    let conn = sessiond::db::open(db_path)?;
     users::create(&conn, "root", "", "bench-password", Role::Admin, now)?;
     let mut people = Vec::new();
     for n in 0..USERS {
         people.push(users::create(&conn, &format!("user-{n}"), "", "password", Role::User, now)?);
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction(sessiond::db::Behavior::Immediate)?;
     let lifetime = web_sessions::Lifetime { idle: 9 * 3600, absolute: 0 };
     for n in 0..WEB_SESSIONS {
         let created = now - 10 * 3600 + (n as i64 * 10 * 3600) / WEB_SESSIONS as i64;

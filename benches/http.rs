@@ -1170,7 +1170,7 @@ fn bench_lifetime() -> Lifetime {
 /// cookie keys to DIR/cookies.txt and the tokens to DIR/tokens.txt.
 fn seed_live(args: &[String]) -> anyhow::Result<ExitCode> {
     let [db_path, dir] = args else { bail!("usage: __seed-live DB DIR") };
-    let mut conn = db::open(Path::new(db_path))?;
+    let conn = db::open(Path::new(db_path))?;
     let settings = bench_settings(Path::new(db_path));
     let secrets = secrets::resolve(&conn, &settings)?;
     let jwt_key = jwt_simple::algorithms::HS256Key::from_bytes(secrets.jwt_secret_key.as_bytes());
@@ -1179,7 +1179,7 @@ fn seed_live(args: &[String]) -> anyhow::Result<ExitCode> {
     let password_hash = users::hash_password(BENCH_PASSWORD);
     let mut cookies = String::new();
     let mut tokens = String::new();
-    let tx = conn.transaction()?;
+    let tx = conn.transaction(sessiond::db::Behavior::Immediate)?;
     for number in 0..USERS {
         let username = format!("user{number:05}");
         let user = users::create_with_password_hash(
@@ -1224,12 +1224,12 @@ fn seed_expired(args: &[String]) -> anyhow::Result<ExitCode> {
     let [db_path, now, web, jwt] = args else { bail!("usage: __seed-expired DB NOW WEB JWT") };
     let now: UnixTime = now.parse()?;
     let (web, jwt): (usize, usize) = (web.parse()?, jwt.parse()?);
-    let mut conn = seeding_connection(Path::new(db_path))?;
+    let conn = seeding_connection(Path::new(db_path))?;
     let seeded_users = seeded_users(&conn)?;
     // Web sessions last saved 40 days ago: expired by the idle age.
     let saved = now - 40 * 86_400;
     for chunk_start in (0..web).step_by(100_000) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction(sessiond::db::Behavior::Immediate)?;
         for number in chunk_start..(chunk_start + 100_000).min(web) {
             let user = &seeded_users[number % USERS];
             web_sessions::create(
@@ -1243,7 +1243,7 @@ fn seed_expired(args: &[String]) -> anyhow::Result<ExitCode> {
         }
         tx.commit()?;
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction(sessiond::db::Behavior::Immediate)?;
     for number in 0..jwt {
         let user = &seeded_users[number % USERS];
         let jti = uuid::Uuid::new_v4().to_string();
@@ -1272,7 +1272,7 @@ fn seed_scale(args: &[String]) -> anyhow::Result<ExitCode> {
     };
     let (live, rotating): (usize, usize) = (live.parse()?, rotating.parse()?);
     let now: UnixTime = now.parse()?;
-    let mut conn = seeding_connection(Path::new(db_path))?;
+    let conn = seeding_connection(Path::new(db_path))?;
     let settings = bench_settings(Path::new(db_path));
     let secrets = secrets::resolve(&conn, &settings)?;
     let jwt_key = jwt_simple::algorithms::HS256Key::from_bytes(secrets.jwt_secret_key.as_bytes());
@@ -1281,7 +1281,7 @@ fn seed_scale(args: &[String]) -> anyhow::Result<ExitCode> {
     let mut cookies = String::new();
     let mut tokens = String::new();
     for chunk_start in (0..new_rows).step_by(100_000) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction(sessiond::db::Behavior::Immediate)?;
         for number in chunk_start..(chunk_start + 100_000).min(new_rows) {
             let user = &seeded_users[number % USERS];
             let (key, _) = web_sessions::create(
@@ -1318,14 +1318,16 @@ fn seed_scale(args: &[String]) -> anyhow::Result<ExitCode> {
 /// A connection for a seeding child, with a big page cache: only in this
 /// short-lived process, where the random key hashes make the unique index
 /// the slow part of a million inserts.
-fn seeding_connection(db_path: &Path) -> anyhow::Result<rusqlite::Connection> {
+fn seeding_connection(db_path: &Path) -> anyhow::Result<sessiond::db::Conn> {
     let conn = db::connect(db_path)?;
-    conn.pragma_update(None, "cache_size", -512 * 1024)?;
+    if let Some(sqlite) = conn.as_sqlite() {
+        sqlite.pragma_update(None, "cache_size", -512 * 1024)?;
+    }
     Ok(conn)
 }
 
 /// The users `__seed-live` made, in order.
-fn seeded_users(conn: &rusqlite::Connection) -> anyhow::Result<Vec<User>> {
+fn seeded_users(conn: &sessiond::db::Conn) -> anyhow::Result<Vec<User>> {
     let mut seeded_users: Vec<User> = Vec::with_capacity(USERS);
     for number in 0..USERS {
         let username = format!("user{number:05}");

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use crate::db::{Behavior, Conn, params};
 
 use crate::clock::UnixTime;
 use crate::users::Role;
@@ -393,7 +393,7 @@ pub fn decide(rules: &[Rule], default: Policy, host: &str, path: &str) -> Policy
 }
 
 /// Every rule, in order.
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Rule>> {
+pub fn list(conn: &Conn) -> crate::db::Result<Vec<Rule>> {
     let mut statement =
         conn.prepare_cached("SELECT id, pattern, path, policy FROM access_rules ORDER BY id")?;
     let rows = statement.query_map([], |row| {
@@ -424,17 +424,22 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Rule>> {
 }
 
 /// Appends a rule; returns it with its number.
-pub fn add(conn: &Connection, rule: &NewRule) -> rusqlite::Result<Rule> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    tx.prepare_cached("INSERT INTO access_rules (pattern, path, policy) VALUES (?1, ?2, ?3)")?
-        .execute(params![
-            rule.pattern.to_string(),
-            rule.path.as_ref().map(PathPrefix::as_str),
-            rule.policy.as_str()
-        ])?;
-    let id = tx.last_insert_rowid();
+pub fn add(conn: &Conn, rule: &NewRule) -> crate::db::Result<Rule> {
+    let tx = conn.transaction(Behavior::Immediate)?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO access_rules (pattern, path, policy) VALUES ($1, $2, $3) RETURNING id",
+        )?
+        .query_row(
+            params![
+                rule.pattern.to_string(),
+                rule.path.as_ref().map(PathPrefix::as_str),
+                rule.policy.as_str()
+            ],
+            |row| row.get(0),
+        )?;
     let number: i64 = tx
-        .prepare_cached("SELECT count(*) FROM access_rules WHERE id <= ?1")?
+        .prepare_cached("SELECT count(*) FROM access_rules WHERE id <= $1")?
         .query_row(params![id], |row| row.get(0))?;
     bump_version(&tx)?;
     tx.commit()?;
@@ -449,24 +454,24 @@ pub fn add(conn: &Connection, rule: &NewRule) -> rusqlite::Result<Rule> {
 
 /// Removes the rule with this number (from 1, as `list` numbers them);
 /// `None` when there is none.
-pub fn remove_number(conn: &Connection, number: usize) -> rusqlite::Result<Option<Rule>> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+pub fn remove_number(conn: &Conn, number: usize) -> crate::db::Result<Option<Rule>> {
+    let tx = conn.transaction(Behavior::Immediate)?;
     let rules = list(&tx)?;
     let Some(rule) = number.checked_sub(1).and_then(|index| rules.get(index)).cloned() else {
         return Ok(None);
     };
-    tx.prepare_cached("DELETE FROM access_rules WHERE id = ?1")?.execute(params![rule.id])?;
+    tx.prepare_cached("DELETE FROM access_rules WHERE id = $1")?.execute(params![rule.id])?;
     bump_version(&tx)?;
     tx.commit()?;
     Ok(Some(rule))
 }
 
 /// Removes the rule with this row id; `None` when there is none.
-pub fn remove_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Rule>> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+pub fn remove_id(conn: &Conn, id: i64) -> crate::db::Result<Option<Rule>> {
+    let tx = conn.transaction(Behavior::Immediate)?;
     let rule = list(&tx)?.into_iter().find(|rule| rule.id == id);
     if rule.is_some() {
-        tx.prepare_cached("DELETE FROM access_rules WHERE id = ?1")?.execute(params![id])?;
+        tx.prepare_cached("DELETE FROM access_rules WHERE id = $1")?.execute(params![id])?;
         bump_version(&tx)?;
     }
     tx.commit()?;
@@ -474,12 +479,12 @@ pub fn remove_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Rule>> {
 }
 
 /// The version of the rules: changes with every add and remove.
-pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn version(conn: &Conn) -> crate::db::Result<i64> {
     let text = crate::meta::get(conn, VERSION_KEY)?;
     Ok(text.and_then(|text| text.parse().ok()).unwrap_or(0))
 }
 
-fn bump_version(conn: &Connection) -> rusqlite::Result<()> {
+fn bump_version(conn: &Conn) -> crate::db::Result<()> {
     let next = version(conn)?.wrapping_add(1);
     crate::meta::set(conn, VERSION_KEY, &next.to_string())
 }
@@ -515,7 +520,7 @@ struct Cached {
 
 impl RuleCache {
     /// The rules in force at `now`.
-    pub fn rules(&self, conn: &Connection, now: UnixTime) -> rusqlite::Result<Arc<Snapshot>> {
+    pub fn rules(&self, conn: &Conn, now: UnixTime) -> crate::db::Result<Arc<Snapshot>> {
         let cached = self.current.read().unwrap_or_else(PoisonError::into_inner).clone();
         if let Some(cached) = &cached
             && cached.checked_at == now
@@ -762,7 +767,7 @@ impl AccessRuleRow {
 }
 
 /// Every rule, by id (the order they are tried in).
-pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<AccessRuleRow>> {
+pub fn export_rows(conn: &Conn) -> crate::db::Result<Vec<AccessRuleRow>> {
     let mut statement =
         conn.prepare("SELECT id, pattern, path, policy FROM access_rules ORDER BY id")?;
     let rows = statement.query_map([], |row| {
@@ -780,7 +785,7 @@ pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<AccessRuleRow>> {
 /// into a database that has none (rules already there are configuration
 /// someone made: refused rather than mixed or dropped), and bumps the
 /// version. The caller's transaction makes a failure change nothing.
-pub fn import_rows(conn: &Connection, rows: &[AccessRuleRow]) -> anyhow::Result<()> {
+pub fn import_rows(conn: &Conn, rows: &[AccessRuleRow]) -> anyhow::Result<()> {
     let existing: bool =
         conn.query_row("SELECT EXISTS (SELECT 1 FROM access_rules)", [], |row| row.get(0))?;
     if existing && !rows.is_empty() {
@@ -789,7 +794,7 @@ pub fn import_rows(conn: &Connection, rows: &[AccessRuleRow]) -> anyhow::Result<
         );
     }
     let mut statement = conn
-        .prepare("INSERT INTO access_rules (id, pattern, path, policy) VALUES (?1, ?2, ?3, ?4)")?;
+        .prepare("INSERT INTO access_rules (id, pattern, path, policy) VALUES ($1, $2, $3, $4)")?;
     for (index, row) in rows.iter().enumerate() {
         let refuse =
             |what: String| anyhow::anyhow!("`access_rules[{index}]` (id {}): {what}", row.id);
@@ -799,5 +804,12 @@ pub fn import_rows(conn: &Connection, rows: &[AccessRuleRow]) -> anyhow::Result<
             .map_err(|error| refuse(error.to_string()))?;
     }
     bump_version(conn)?;
+    if conn.engine() == crate::db::Engine::Postgres {
+        // The rows came with their ids: the identity must go on after them.
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('access_rules', 'id'), max(id)) FROM access_rules",
+            [],
+        )?;
+    }
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! process) sees both. Starting a session re-checks the password hash inside
 //! its transaction, so a login racing a password change cannot survive it.
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use crate::db::{Behavior, Conn};
 
 use crate::clock::UnixTime;
 use crate::jwt_sessions;
@@ -43,13 +43,13 @@ pub enum Login<T> {
 /// attempt. A database error takes the attempt back: only wrong credentials
 /// count as failures.
 pub fn login<T>(
-    conn: &Connection,
+    conn: &Conn,
     guards: (&Throttle, &DecoyHash),
     credentials: Credentials<'_>,
     client: &Client<'_>,
     now: UnixTime,
-    start: impl FnOnce(&Verified) -> rusqlite::Result<Option<T>>,
-) -> rusqlite::Result<Login<T>> {
+    start: impl FnOnce(&Verified) -> crate::db::Result<Option<T>>,
+) -> crate::db::Result<Login<T>> {
     let (throttle, decoy) = guards;
     let attempt = match throttle.begin_attempt(conn, credentials.username, client.addr, now)? {
         Ok(attempt) => attempt,
@@ -92,21 +92,18 @@ pub struct Ended {
 /// session the browser had) in the same transaction. `None` when the user's
 /// password changed or the user was deactivated since the check.
 pub fn start_web_session(
-    conn: &Connection,
+    conn: &Conn,
     verified: &Verified,
     replacing: Option<&KeyHash>,
     lifetime: Lifetime,
     now: UnixTime,
     client: &Client<'_>,
-) -> rusqlite::Result<Option<(String, WebSession)>> {
+) -> crate::db::Result<Option<(String, WebSession)>> {
     // Ending the browser's old session must survive a power loss like any
     // other logout; a login alone need not (SPEC 8).
     let tx = match replacing {
         Some(_) => LoginTransaction::Durable(crate::db::durable_transaction(conn)?),
-        None => LoginTransaction::Plain(Transaction::new_unchecked(
-            conn,
-            TransactionBehavior::Immediate,
-        )?),
+        None => LoginTransaction::Plain(conn.transaction(Behavior::Immediate)?),
     };
     if !users::still_valid(&tx, verified)? {
         return Ok(None);
@@ -123,14 +120,14 @@ pub fn start_web_session(
 /// Stores the row of a verified API login. False when the user's password
 /// changed or the user was deactivated since the check.
 pub fn start_jwt_session(
-    conn: &Connection,
+    conn: &Conn,
     verified: &Verified,
     jti: &str,
     now: UnixTime,
     expires_at: UnixTime,
     client: &Client<'_>,
-) -> rusqlite::Result<bool> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+) -> crate::db::Result<bool> {
+    let tx = conn.transaction(Behavior::Immediate)?;
     if !users::still_valid(&tx, verified)? {
         return Ok(false);
     }
@@ -155,18 +152,18 @@ pub struct Client<'a> {
 }
 
 /// Finds a user by name or fails with a message naming them.
-pub fn require_user(conn: &Connection, username: &str) -> anyhow::Result<User> {
+pub fn require_user(conn: &Conn, username: &str) -> anyhow::Result<User> {
     users::find_by_username(conn, username)?
         .ok_or_else(|| UserError::NoSuchUser(username.to_owned()).into())
 }
 
 /// Deletes every web session and revokes every JWT session of a user.
 pub fn end_all_sessions(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     now: UnixTime,
     revoked_by: Option<i64>,
-) -> rusqlite::Result<Ended> {
+) -> crate::db::Result<Ended> {
     let tx = crate::db::durable_transaction(conn)?;
     let ended = end_all_in(&tx, user_id, now, revoked_by)?;
     tx.commit()?;
@@ -175,7 +172,7 @@ pub fn end_all_sessions(
 
 /// Sets a new password and ends all the user's sessions.
 pub fn change_password(
-    conn: &Connection,
+    conn: &Conn,
     user: &User,
     password: &str,
     now: UnixTime,
@@ -189,12 +186,7 @@ pub fn change_password(
 }
 
 /// Activates or deactivates a user; deactivation ends all their sessions.
-pub fn set_active(
-    conn: &Connection,
-    user: &User,
-    active: bool,
-    now: UnixTime,
-) -> anyhow::Result<Ended> {
+pub fn set_active(conn: &Conn, user: &User, active: bool, now: UnixTime) -> anyhow::Result<Ended> {
     let tx = crate::db::durable_transaction(conn)?;
     users::set_active(&tx, user.id, active)?;
     let ended = if active { Ended::default() } else { end_all_in(&tx, user.id, now, None)? };
@@ -205,11 +197,11 @@ pub fn set_active(
 /// A login's transaction: durable when it ends an old session.
 enum LoginTransaction<'conn> {
     Durable(crate::db::DurableTransaction<'conn>),
-    Plain(Transaction<'conn>),
+    Plain(crate::db::Transaction<'conn>),
 }
 
 impl LoginTransaction<'_> {
-    fn commit(self) -> rusqlite::Result<()> {
+    fn commit(self) -> crate::db::Result<()> {
         match self {
             LoginTransaction::Durable(tx) => tx.commit(),
             LoginTransaction::Plain(tx) => tx.commit(),
@@ -218,9 +210,9 @@ impl LoginTransaction<'_> {
 }
 
 impl std::ops::Deref for LoginTransaction<'_> {
-    type Target = Connection;
+    type Target = Conn;
 
-    fn deref(&self) -> &Connection {
+    fn deref(&self) -> &Conn {
         match self {
             LoginTransaction::Durable(tx) => tx,
             LoginTransaction::Plain(tx) => tx,
@@ -229,11 +221,11 @@ impl std::ops::Deref for LoginTransaction<'_> {
 }
 
 fn end_all_in(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     now: UnixTime,
     revoked_by: Option<i64>,
-) -> rusqlite::Result<Ended> {
+) -> crate::db::Result<Ended> {
     Ok(Ended {
         web: web_sessions::delete_for_user(conn, user_id)?,
         jwt: jwt_sessions::revoke_for_user(conn, user_id, now, revoked_by)?,

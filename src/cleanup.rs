@@ -31,7 +31,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use crate::db::{Behavior, Conn, Engine, params};
 
 use crate::clock::UnixTime;
 
@@ -121,7 +121,7 @@ pub const OUTCOME_OK: &str = "ok";
 /// run. A failed run is recorded with what it deleted before the failure, and
 /// then returned as the error.
 pub fn clear_expired(
-    conn: &mut Connection,
+    conn: &mut Conn,
     now: UnixTime,
     trigger: Trigger,
 ) -> anyhow::Result<CleanupRun> {
@@ -131,12 +131,12 @@ pub fn clear_expired(
 /// [`clear_expired`] that stops between two batches once `stop` is set (the
 /// server is shutting down); such a run is recorded as interrupted.
 pub fn clear_expired_unless(
-    conn: &mut Connection,
+    conn: &mut Conn,
     now: UnixTime,
     trigger: Trigger,
     stop: &AtomicBool,
 ) -> anyhow::Result<CleanupRun> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction(Behavior::Immediate)?;
     let run_id = start_run(&tx, trigger, now)?;
     tx.commit()?;
     run_started(conn, run_id, now, trigger, stop)
@@ -148,16 +148,16 @@ pub fn clear_expired_unless(
 /// transaction, so a time is run and recorded once across every server on
 /// the file.
 pub fn clear_expired_scheduled(
-    conn: &mut Connection,
+    conn: &mut Conn,
     scheduled_at: UnixTime,
     now: UnixTime,
     stop: &AtomicBool,
 ) -> anyhow::Result<Option<CleanupRun>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction(Behavior::Immediate)?;
     let run_id = start_run(&tx, Trigger::Timer, now)?;
     let claimed = tx
         .prepare_cached(
-            "INSERT INTO cleanup_claims (scheduled_at, run_id, claimed_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO cleanup_claims (scheduled_at, run_id, claimed_at) VALUES ($1, $2, $3)
              ON CONFLICT (scheduled_at) DO NOTHING",
         )?
         .execute(params![scheduled_at, run_id, now])?;
@@ -165,7 +165,7 @@ pub fn clear_expired_scheduled(
         // Rolled back: the run's record goes with it.
         return Ok(None);
     }
-    tx.prepare_cached("DELETE FROM cleanup_claims WHERE scheduled_at < ?1")?
+    tx.prepare_cached("DELETE FROM cleanup_claims WHERE scheduled_at < $1")?
         .execute(params![scheduled_at - CLAIMS_KEPT_SECONDS])?;
     tx.commit()?;
     run_started(conn, run_id, now, Trigger::Timer, stop).map(Some)
@@ -181,19 +181,18 @@ const CLAIMS_KEPT_SECONDS: i64 = 3 * 24 * 3600;
 pub const OUTCOME_RUNNING: &str = "running";
 
 /// Writes the record of a run that starts now; [`finish_run`] completes it.
-fn start_run(conn: &Connection, trigger: Trigger, started: UnixTime) -> rusqlite::Result<i64> {
+fn start_run(conn: &Conn, trigger: Trigger, started: UnixTime) -> crate::db::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO cleanup_runs (trigger, started, duration_ms, web_deleted, jwt_deleted, outcome)
-         VALUES (?1, ?2, 0, 0, 0, ?3)",
+         VALUES ($1, $2, 0, 0, 0, $3) RETURNING id",
     )?
-    .execute(params![trigger.as_str(), started, OUTCOME_RUNNING])?;
-    Ok(conn.last_insert_rowid())
+    .query_row(params![trigger.as_str(), started, OUTCOME_RUNNING], |row| row.get(0))
 }
 
 /// Deletes the expired rows for the run whose record `start_run` wrote, and
 /// completes the record.
 fn run_started(
-    conn: &mut Connection,
+    conn: &mut Conn,
     run_id: i64,
     now: UnixTime,
     trigger: Trigger,
@@ -224,10 +223,10 @@ fn run_started(
 }
 
 /// The most recent runs, newest first.
-pub fn recent_runs(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<CleanupRun>> {
+pub fn recent_runs(conn: &Conn, limit: usize) -> crate::db::Result<Vec<CleanupRun>> {
     let mut statement = conn.prepare_cached(
         "SELECT id, trigger, started, duration_ms, web_deleted, jwt_deleted, outcome
-         FROM cleanup_runs ORDER BY id DESC LIMIT ?1",
+         FROM cleanup_runs ORDER BY id DESC LIMIT $1",
     )?;
     let rows = statement.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
         Ok(CleanupRun {
@@ -245,8 +244,8 @@ pub fn recent_runs(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Clea
 
 /// When the most recent successful run, of any trigger and any process,
 /// started; `None` when no successful run is recorded.
-pub fn last_success_started(conn: &Connection) -> rusqlite::Result<Option<UnixTime>> {
-    conn.prepare_cached("SELECT max(started) FROM cleanup_runs WHERE outcome = ?1")?
+pub fn last_success_started(conn: &Conn) -> crate::db::Result<Option<UnixTime>> {
+    conn.prepare_cached("SELECT max(started) FROM cleanup_runs WHERE outcome = $1")?
         .query_row(params![OUTCOME_OK], |row| row.get(0))
 }
 
@@ -272,7 +271,7 @@ impl std::error::Error for Interrupted {}
 /// Clears web sessions, then JWT rows. `counts` holds what was committed,
 /// even when an error stops it.
 fn delete_expired(
-    conn: &mut Connection,
+    conn: &mut Conn,
     now: UnixTime,
     stop: &AtomicBool,
     counts: &mut DeletedRows,
@@ -284,9 +283,9 @@ fn delete_expired(
 /// How one table's expired rows are counted and deleted; the SQL lives in
 /// the table's own module.
 struct TableCleanup {
-    count_expired_and_live: fn(&Connection, UnixTime) -> rusqlite::Result<(usize, usize)>,
-    delete_expired_keeping_live: fn(&Connection, UnixTime) -> rusqlite::Result<usize>,
-    delete_expired_batch: fn(&Connection, UnixTime, usize) -> rusqlite::Result<usize>,
+    count_expired_and_live: fn(&Conn, UnixTime) -> crate::db::Result<(usize, usize)>,
+    delete_expired_keeping_live: fn(&Conn, UnixTime) -> crate::db::Result<usize>,
+    delete_expired_batch: fn(&Conn, UnixTime, usize) -> crate::db::Result<usize>,
 }
 
 const WEB_SESSIONS: TableCleanup = TableCleanup {
@@ -308,14 +307,16 @@ const JWT_SESSIONS: TableCleanup = TableCleanup {
 /// size, not the expired rows times the indexes' pages. Otherwise batch
 /// after batch, until a batch comes back short.
 fn clear_table(
-    conn: &mut Connection,
+    conn: &mut Conn,
     now: UnixTime,
     stop: &AtomicBool,
     table: &TableCleanup,
     deleted: &mut usize,
 ) -> anyhow::Result<()> {
     let (expired, live) = (table.count_expired_and_live)(conn, now)?;
-    if empties_the_table(expired, live) {
+    // PostgreSQL has no cheap way to empty a table inside a transaction that
+    // others read (TRUNCATE locks them out): always batches there.
+    if conn.engine() == Engine::Sqlite && empties_the_table(expired, live) {
         // SQLite empties a table without visiting its rows only when no
         // foreign key needs checking; the rows taken out and put back break
         // none.
@@ -346,15 +347,20 @@ fn empties_the_table(expired: usize, live: usize) -> bool {
 /// Runs `work` with the connection's integer pragma `name` set to `value`,
 /// and puts the previous value back after it, whatever it returns.
 fn with_pragma<T>(
-    conn: &mut Connection,
+    conn: &mut Conn,
     name: &str,
     value: i64,
-    work: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    work: impl FnOnce(&mut Conn) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let previous: i64 = conn.pragma_query_value(None, name, |row| row.get(0))?;
-    conn.pragma_update(None, name, value)?;
+    let Some(sqlite) = conn.as_sqlite() else {
+        // PostgreSQL: these are SQLite's pragmas.
+        return work(conn);
+    };
+    let previous: i64 = sqlite.pragma_query_value(None, name, |row| row.get(0))?;
+    sqlite.pragma_update(None, name, value)?;
     let result = work(conn);
-    let restored = conn.pragma_update(None, name, previous);
+    let sqlite = conn.as_sqlite().expect("still SQLite");
+    let restored = sqlite.pragma_update(None, name, previous);
     let value = result?;
     restored?;
     Ok(value)
@@ -364,14 +370,14 @@ fn with_pragma<T>(
 /// at the start (waiting up to the busy timeout) instead of failing to
 /// upgrade a read halfway.
 fn in_batch(
-    conn: &mut Connection,
+    conn: &mut Conn,
     stop: &AtomicBool,
-    delete: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+    delete: impl FnOnce(&Conn) -> crate::db::Result<usize>,
 ) -> anyhow::Result<usize> {
     if stop.load(Ordering::SeqCst) {
         return Err(Interrupted.into());
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction(Behavior::Immediate)?;
     let deleted = delete(&tx)?;
     tx.commit()?;
     Ok(deleted)
@@ -380,31 +386,39 @@ fn in_batch(
 /// What [`widen_connection`] changed, to put back.
 #[derive(Debug, Clone, Copy)]
 struct ConnectionSettings {
-    wal_autocheckpoint: i64,
+    /// SQLite's; `None` on PostgreSQL, which has no such setting.
+    wal_autocheckpoint: Option<i64>,
 }
 
 /// Gives the connection rarer checkpoints for the length of a cleanup; a
 /// setting of this connection only.
-fn widen_connection(conn: &Connection) -> anyhow::Result<ConnectionSettings> {
-    let previous = ConnectionSettings {
-        wal_autocheckpoint: conn
-            .pragma_query_value(None, "wal_autocheckpoint", |row| row.get(0))?,
+fn widen_connection(conn: &Conn) -> anyhow::Result<ConnectionSettings> {
+    let Some(sqlite) = conn.as_sqlite() else {
+        return Ok(ConnectionSettings { wal_autocheckpoint: None });
     };
-    conn.pragma_update(None, "wal_autocheckpoint", CLEANUP_AUTOCHECKPOINT_PAGES)?;
+    let previous = ConnectionSettings {
+        wal_autocheckpoint: Some(
+            sqlite.pragma_query_value(None, "wal_autocheckpoint", |row| row.get(0))?,
+        ),
+    };
+    sqlite.pragma_update(None, "wal_autocheckpoint", CLEANUP_AUTOCHECKPOINT_PAGES)?;
     Ok(previous)
 }
 
 /// Puts the connection's settings back and checkpoints the WAL, so that the
 /// next request to write does not pay for the cleanup's checkpoint.
-fn restore_connection(conn: &Connection, previous: ConnectionSettings) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "wal_autocheckpoint", previous.wal_autocheckpoint)?;
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+fn restore_connection(conn: &Conn, previous: ConnectionSettings) -> crate::db::Result<()> {
+    let (Some(sqlite), Some(pages)) = (conn.as_sqlite(), previous.wal_autocheckpoint) else {
+        return Ok(());
+    };
+    sqlite.pragma_update(None, "wal_autocheckpoint", pages)?;
+    Ok(sqlite.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?)
 }
 
 /// Completes the record of a run and drops the records beyond the newest
 /// [`RUNS_KEPT`].
 fn finish_run(
-    conn: &mut Connection,
+    conn: &mut Conn,
     id: i64,
     trigger: Trigger,
     started: UnixTime,
@@ -412,20 +426,20 @@ fn finish_run(
     counts: DeletedRows,
     outcome: &str,
 ) -> anyhow::Result<CleanupRun> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction(Behavior::Immediate)?;
     tx.prepare_cached(
-        "UPDATE cleanup_runs SET duration_ms = ?2, web_deleted = ?3, jwt_deleted = ?4, outcome = ?5
-         WHERE id = ?1",
+        "UPDATE cleanup_runs SET duration_ms = $1, web_deleted = $2, jwt_deleted = $3, outcome = $4
+         WHERE id = $5",
     )?
     .execute(params![
-        id,
         duration_ms,
         i64::try_from(counts.web).unwrap_or(i64::MAX),
         i64::try_from(counts.jwt).unwrap_or(i64::MAX),
-        outcome
+        outcome,
+        id
     ])?;
-    tx.prepare_cached("DELETE FROM cleanup_runs WHERE id <= ?1 - ?2")?
-        .execute(params![id, RUNS_KEPT])?;
+    tx.prepare_cached("DELETE FROM cleanup_runs WHERE id <= $1")?
+        .execute(params![id.saturating_sub(RUNS_KEPT)])?;
     tx.commit()?;
     Ok(CleanupRun {
         id,
@@ -476,7 +490,7 @@ pub struct CleanupRunRow {
 }
 
 /// Every recorded run, by id.
-pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<CleanupRunRow>> {
+pub fn export_rows(conn: &Conn) -> crate::db::Result<Vec<CleanupRunRow>> {
     let mut statement = conn.prepare(
         "SELECT id, trigger, started, duration_ms, web_deleted, jwt_deleted, outcome
          FROM cleanup_runs ORDER BY id",
@@ -509,12 +523,12 @@ impl CleanupRunRow {
 /// Replaces the target's run records (and claims) with the exported runs.
 /// The target is an empty database: what it recorded is the cleaning of
 /// nothing. The caller's transaction makes a failure change nothing.
-pub fn import_rows(conn: &Connection, rows: &[CleanupRunRow]) -> anyhow::Result<()> {
+pub fn import_rows(conn: &Conn, rows: &[CleanupRunRow]) -> anyhow::Result<()> {
     conn.execute("DELETE FROM cleanup_claims", [])?;
     conn.execute("DELETE FROM cleanup_runs", [])?;
     let mut statement = conn.prepare(
         "INSERT INTO cleanup_runs (id, trigger, started, duration_ms, web_deleted, jwt_deleted, outcome)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )?;
     for (index, row) in rows.iter().enumerate() {
         let refuse =
@@ -531,6 +545,13 @@ pub fn import_rows(conn: &Connection, rows: &[CleanupRunRow]) -> anyhow::Result<
                 row.outcome
             ])
             .map_err(|error| refuse(error.to_string()))?;
+    }
+    if conn.engine() == crate::db::Engine::Postgres {
+        // The rows came with their ids: the identity must go on after them.
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('cleanup_runs', 'id'), max(id)) FROM cleanup_runs",
+            [],
+        )?;
     }
     Ok(())
 }

@@ -130,21 +130,14 @@ pub fn run() -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load(&cli.env_file, &overrides)?;
-    // A PostgreSQL URL is recognized (and `config` shows it, masked), but
-    // this build has no PostgreSQL engine: every command that would use the
-    // database refuses it here rather than take the URL for a file path.
-    match &cli.command {
-        Some(Command::Config { .. }) => {}
-        Some(Command::Backup { .. }) if settings.postgres.is_some() => {
-            let url = settings.postgres.as_ref().expect("checked");
-            anyhow::bail!(
-                "`sessiond backup` copies a SQLite file; for the PostgreSQL database `{}` on `{}:{}` use `sessiond export FILE` or `pg_dump` (PostgreSQL itself is not supported by this build yet)",
-                url.database,
-                url.host,
-                url.port
-            );
-        }
-        command => settings.refuse_postgres(&format!("`sessiond {}`", command_name(command)))?,
+    // `backup` copies a SQLite file: on PostgreSQL there is none.
+    if let (Some(Command::Backup { .. }), Some(url)) = (&cli.command, &settings.postgres) {
+        anyhow::bail!(
+            "`sessiond backup` copies a SQLite file; for the PostgreSQL database `{}` on `{}:{}` use `sessiond export FILE` or `pg_dump`",
+            url.database,
+            url.host,
+            url.port
+        );
     }
     match cli.command {
         None | Some(Command::Serve { .. }) => {
@@ -185,27 +178,6 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Access { action }) => {
             commands::access::run(&settings, action.unwrap_or(AccessAction::List { json: false }))
         }
-    }
-}
-
-/// The command's name as a user types it, for messages.
-fn command_name(command: &Option<Command>) -> &'static str {
-    match command {
-        None | Some(Command::Serve { .. }) => "serve",
-        Some(Command::Init { .. }) => "init",
-        Some(Command::Config { .. }) => "config",
-        Some(Command::Createsuperuser { .. }) => "createsuperuser",
-        Some(Command::Createuser { .. }) => "createuser",
-        Some(Command::Changepassword { .. }) => "changepassword",
-        Some(Command::Deactivateuser { .. }) => "deactivateuser",
-        Some(Command::Activateuser { .. }) => "activateuser",
-        Some(Command::ClearExpiredSessions) => "clear_expired_sessions",
-        Some(Command::Sessions { .. }) => "sessions",
-        Some(Command::Schedule { .. }) => "schedule",
-        Some(Command::Backup { .. }) => "backup",
-        Some(Command::Export { .. }) => "export",
-        Some(Command::Import { .. }) => "import",
-        Some(Command::Access { .. }) => "access",
     }
 }
 

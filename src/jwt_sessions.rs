@@ -6,7 +6,7 @@
 //! Revoking keeps the first `revoked_at`. Only this module touches
 //! `jwt_sessions`; it takes `now` from its callers.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{Conn, OptionalExtension, params};
 
 use crate::clock::UnixTime;
 use crate::users::{Role, User, user_from_columns};
@@ -26,17 +26,17 @@ pub struct JwtSession {
 
 /// Stores the row of a new login.
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     jti: &str,
     user_id: i64,
     now: UnixTime,
     expires_at: UnixTime,
     client_addr: &str,
     user_agent: &str,
-) -> rusqlite::Result<()> {
+) -> crate::db::Result<()> {
     conn.prepare_cached(
         "INSERT INTO jwt_sessions (jti, user_id, created, last_activity, expires_at, client_addr, user_agent)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+         VALUES ($1, $2, $3, $3, $4, $5, $6)",
     )?
     .execute(params![
         jti,
@@ -52,10 +52,10 @@ pub fn create(
 /// The row and its user when the row exists, is not revoked, has not
 /// expired, and its user is active.
 pub fn find_live(
-    conn: &Connection,
+    conn: &Conn,
     jti: &str,
     now: UnixTime,
-) -> rusqlite::Result<Option<(JwtSession, User)>> {
+) -> crate::db::Result<Option<(JwtSession, User)>> {
     conn.prepare_cached(
         "SELECT jwt_sessions.jti, jwt_sessions.user_id, jwt_sessions.created,
                 jwt_sessions.last_activity, jwt_sessions.expires_at, jwt_sessions.revoked_at,
@@ -63,19 +63,19 @@ pub fn find_live(
                 users.id, users.username, users.email, users.is_superuser, users.is_staff,
                 users.is_active
          FROM jwt_sessions JOIN users ON users.id = jwt_sessions.user_id
-         WHERE jwt_sessions.jti = ?1 AND jwt_sessions.revoked_at IS NULL
-           AND jwt_sessions.expires_at > ?2 AND users.is_active",
+         WHERE jwt_sessions.jti = $1 AND jwt_sessions.revoked_at IS NULL
+           AND jwt_sessions.expires_at > $2 AND users.is_active <> 0",
     )?
     .query_row(params![jti, now], |row| Ok((session_from_row(row)?, user_from_columns(row, 8)?)))
     .optional()
 }
 
 /// The role of the user whose API login this is, if the row exists.
-pub fn owner_role(conn: &Connection, jti: &str) -> rusqlite::Result<Option<Role>> {
+pub fn owner_role(conn: &Conn, jti: &str) -> crate::db::Result<Option<Role>> {
     conn.prepare_cached(
         "SELECT users.id, users.username, users.email, users.is_superuser, users.is_staff, users.is_active
          FROM jwt_sessions JOIN users ON users.id = jwt_sessions.user_id
-         WHERE jwt_sessions.jti = ?1",
+         WHERE jwt_sessions.jti = $1",
     )?
     .query_row(params![jti], |row| user_from_columns(row, 0))
     .optional()
@@ -85,19 +85,19 @@ pub fn owner_role(conn: &Connection, jti: &str) -> rusqlite::Result<Option<Role>
 /// Revokes one session; a second revocation keeps the first time and actor.
 /// Returns whether the row exists.
 pub fn revoke(
-    conn: &Connection,
+    conn: &Conn,
     jti: &str,
     now: UnixTime,
     revoked_by: Option<i64>,
-) -> rusqlite::Result<bool> {
+) -> crate::db::Result<bool> {
     crate::db::ending_access(conn, "jwt_sessions::revoke", |conn| {
         let changed = conn
             .prepare_cached(
-                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?2),
-                        revoked_by = CASE WHEN revoked_at IS NULL THEN ?3 ELSE revoked_by END
-                 WHERE jti = ?1",
+                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, $1),
+                        revoked_by = CASE WHEN revoked_at IS NULL THEN $2 ELSE revoked_by END
+                 WHERE jti = $3",
             )?
-            .execute(params![jti, now, revoked_by])?;
+            .execute(params![now, revoked_by, jti])?;
         Ok(changed == 1)
     })
 }
@@ -105,25 +105,25 @@ pub fn revoke(
 /// Revokes every live (unrevoked, unexpired) session of a user; returns how
 /// many.
 pub fn revoke_for_user(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     now: UnixTime,
     revoked_by: Option<i64>,
-) -> rusqlite::Result<usize> {
+) -> crate::db::Result<usize> {
     crate::db::ending_access(conn, "jwt_sessions::revoke_for_user", |conn| {
         conn.prepare_cached(
-            "UPDATE jwt_sessions SET revoked_at = ?2, revoked_by = ?3
-             WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+            "UPDATE jwt_sessions SET revoked_at = $1, revoked_by = $2
+             WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1",
         )?
-        .execute(params![user_id, now, revoked_by])
+        .execute(params![now, revoked_by, user_id])
     })
 }
 
 /// Deletes one row. Returns whether it existed.
-pub fn delete(conn: &Connection, jti: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Conn, jti: &str) -> crate::db::Result<bool> {
     crate::db::ending_access(conn, "jwt_sessions::delete", |conn| {
         let deleted = conn
-            .prepare_cached("DELETE FROM jwt_sessions WHERE jti = ?1")?
+            .prepare_cached("DELETE FROM jwt_sessions WHERE jti = $1")?
             .execute(params![jti])?;
         Ok(deleted == 1)
     })
@@ -131,27 +131,24 @@ pub fn delete(conn: &Connection, jti: &str) -> rusqlite::Result<bool> {
 
 /// Deletes up to `limit` rows whose `expires_at` has passed (revoked or not);
 /// returns how many.
-pub fn delete_expired_batch(
-    conn: &Connection,
-    now: UnixTime,
-    limit: usize,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
+pub fn delete_expired_batch(conn: &Conn, now: UnixTime, limit: usize) -> crate::db::Result<usize> {
+    // By row address on PostgreSQL: see `web_sessions::delete_expired_batch`.
+    conn.prepare_cached(conn.by_engine(
         "DELETE FROM jwt_sessions WHERE seq IN
-           (SELECT seq FROM jwt_sessions WHERE expires_at <= ?1 LIMIT ?2)",
-    )?
+           (SELECT seq FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2)",
+        "DELETE FROM jwt_sessions
+         WHERE ctid = ANY (ARRAY (SELECT ctid FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2))
+           AND expires_at <= $1",
+    ))?
     .execute(params![now, limit as i64])
 }
 
 /// How many rows have expired by `now`, and how many have not; both are
 /// counted through the expiry index.
-pub fn count_expired_and_live(
-    conn: &Connection,
-    now: UnixTime,
-) -> rusqlite::Result<(usize, usize)> {
+pub fn count_expired_and_live(conn: &Conn, now: UnixTime) -> crate::db::Result<(usize, usize)> {
     conn.prepare_cached(
-        "SELECT (SELECT count(*) FROM jwt_sessions WHERE expires_at <= ?1),
-                (SELECT count(*) FROM jwt_sessions WHERE expires_at > ?1)",
+        "SELECT (SELECT count(*) FROM jwt_sessions WHERE expires_at <= $1),
+                (SELECT count(*) FROM jwt_sessions WHERE expires_at > $1)",
     )?
     .query_row(params![now], |row| {
         Ok((row.get::<_, i64>(0)? as usize, row.get::<_, i64>(1)? as usize))
@@ -163,10 +160,10 @@ pub fn count_expired_and_live(
 /// `web_sessions::delete_expired_keeping_live`, whose conditions (inside a
 /// transaction, foreign keys off) hold here too. Returns how many rows were
 /// deleted.
-pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite::Result<usize> {
+pub fn delete_expired_keeping_live(conn: &Conn, now: UnixTime) -> crate::db::Result<usize> {
     conn.execute(
         "CREATE TEMP TABLE cleanup_live_jwt_sessions AS
-         SELECT * FROM jwt_sessions WHERE expires_at > ?1 ORDER BY seq",
+         SELECT * FROM jwt_sessions WHERE expires_at > $1 ORDER BY seq",
         params![now],
     )?;
     let all = conn.execute("DELETE FROM jwt_sessions", [])?;
@@ -176,7 +173,7 @@ pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite
     Ok(all - live)
 }
 
-fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JwtSession> {
+fn session_from_row(row: &crate::db::Row<'_>) -> crate::db::Result<JwtSession> {
     Ok(JwtSession {
         jti: row.get(0)?,
         user_id: row.get(1)?,
@@ -216,52 +213,90 @@ impl JwtSessionRow {
 /// partial indexes of migration 2, which hold only those rows; `active`
 /// walks the rows newest first, since live tokens are the newest ones.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn,
     query: &ListQuery,
     now: UnixTime,
-) -> rusqlite::Result<Vec<JwtSessionRow>> {
+) -> crate::db::Result<Vec<JwtSessionRow>> {
     let before = query.before.unwrap_or(i64::MAX);
     let limit = query.limit as i64;
-    let sql = match (query.status, query.user_id) {
-        (None, None) => "SELECT seq FROM jwt_sessions WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
-        (None, Some(_)) => {
-            "SELECT seq FROM jwt_sessions WHERE user_id = ?4 AND seq < ?1
-             ORDER BY seq DESC LIMIT ?2"
-        }
-        (Some(Status::Revoked), None) => {
-            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_revoked
-             WHERE revoked_at IS NOT NULL AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
-        }
-        (Some(Status::Revoked), Some(_)) => {
-            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
-             WHERE user_id = ?4 AND revoked_at IS NOT NULL AND seq < ?1
-             ORDER BY seq DESC LIMIT ?2"
-        }
-        (Some(Status::Expired), None) => {
-            return find_all(conn, list_expired(conn, before, limit, now)?);
-        }
-        (Some(Status::Expired), Some(_)) => {
-            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
-             WHERE user_id = ?4 AND revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1
-             ORDER BY seq DESC LIMIT ?2"
-        }
-        (Some(Status::Active), None) => {
-            "SELECT seq FROM jwt_sessions NOT INDEXED
-             WHERE revoked_at IS NULL AND expires_at > ?3 AND seq < ?1
-             ORDER BY seq DESC LIMIT ?2"
-        }
-        (Some(Status::Active), Some(_)) => {
-            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
-             WHERE user_id = ?4 AND revoked_at IS NULL AND expires_at > ?3 AND seq < ?1
-             ORDER BY seq DESC LIMIT ?2"
-        }
+    let seqs = match (query.status, query.user_id) {
+        (None, None) => seqs(
+            conn,
+            "SELECT seq FROM jwt_sessions WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+            params![before, limit],
+        )?,
+        (None, Some(user_id)) => seqs(
+            conn,
+            "SELECT seq FROM jwt_sessions WHERE user_id = $1 AND seq < $2
+             ORDER BY seq DESC LIMIT $3",
+            params![user_id, before, limit],
+        )?,
+        (Some(Status::Revoked), None) => seqs(
+            conn,
+            conn.by_engine(
+                "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_revoked
+                 WHERE revoked_at IS NOT NULL AND seq < $1 ORDER BY seq DESC LIMIT $2",
+                "SELECT seq FROM jwt_sessions
+                 WHERE revoked_at IS NOT NULL AND seq < $1 ORDER BY seq DESC LIMIT $2",
+            ),
+            params![before, limit],
+        )?,
+        (Some(Status::Revoked), Some(user_id)) => seqs(
+            conn,
+            conn.by_engine(
+                "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
+                 WHERE user_id = $1 AND revoked_at IS NOT NULL AND seq < $2
+                 ORDER BY seq DESC LIMIT $3",
+                "SELECT seq FROM jwt_sessions
+                 WHERE user_id = $1 AND revoked_at IS NOT NULL AND seq < $2
+                 ORDER BY seq DESC LIMIT $3",
+            ),
+            params![user_id, before, limit],
+        )?,
+        (Some(Status::Expired), None) => list_expired(conn, before, limit, now)?,
+        (Some(Status::Expired), Some(user_id)) => seqs(
+            conn,
+            conn.by_engine(
+                "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at <= $2 AND seq < $3
+                 ORDER BY seq DESC LIMIT $4",
+                "SELECT seq FROM jwt_sessions
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at <= $2 AND seq < $3
+                 ORDER BY seq DESC LIMIT $4",
+            ),
+            params![user_id, now, before, limit],
+        )?,
+        (Some(Status::Active), None) => seqs(
+            conn,
+            conn.by_engine(
+                "SELECT seq FROM jwt_sessions NOT INDEXED
+                 WHERE revoked_at IS NULL AND expires_at > $1 AND seq < $2
+                 ORDER BY seq DESC LIMIT $3",
+                "SELECT seq FROM jwt_sessions
+                 WHERE revoked_at IS NULL AND +expires_at > $1 AND seq < $2
+                 ORDER BY seq DESC LIMIT $3",
+            ),
+            params![now, before, limit],
+        )?,
+        (Some(Status::Active), Some(user_id)) => seqs(
+            conn,
+            conn.by_engine(
+                "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_user
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND seq < $3
+                 ORDER BY seq DESC LIMIT $4",
+                "SELECT seq FROM jwt_sessions
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND seq < $3
+                 ORDER BY seq DESC LIMIT $4",
+            ),
+            params![user_id, now, before, limit],
+        )?,
     };
-    let mut statement = conn.prepare_cached(sql)?;
-    let values = query.values(now, statement.parameter_count());
-    let seqs: Vec<i64> = statement
-        .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
     find_all(conn, seqs)
+}
+
+/// The first column of every row, as `seq`s.
+fn seqs(conn: &Conn, sql: &str, params: impl crate::db::Params) -> crate::db::Result<Vec<i64>> {
+    conn.prepare_cached(sql)?.query_map(params, |row| row.get(0))?.collect()
 }
 
 /// The `seq`s of the newest expired, unrevoked sessions below `before`,
@@ -271,33 +306,42 @@ pub fn list(
 /// Only rows above the floor are then sorted, and since `seq` and
 /// `expires_at` grow together those are few.
 fn list_expired(
-    conn: &Connection,
+    conn: &Conn,
     before: i64,
     limit: i64,
     now: UnixTime,
-) -> rusqlite::Result<Vec<i64>> {
-    let recent: Vec<i64> = conn
-        .prepare_cached(
+) -> crate::db::Result<Vec<i64>> {
+    let recent = seqs(
+        conn,
+        conn.by_engine(
             "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
-             WHERE revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1
-             ORDER BY expires_at DESC LIMIT ?2",
-        )?
-        .query_map(params![before, limit, now], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+             WHERE revoked_at IS NULL AND expires_at <= $1 AND seq < $2
+             ORDER BY expires_at DESC LIMIT $3",
+            "SELECT seq FROM jwt_sessions
+             WHERE revoked_at IS NULL AND expires_at <= $1 AND seq < $2
+             ORDER BY expires_at DESC LIMIT $3",
+        ),
+        params![now, before, limit],
+    )?;
     let floor = match recent.iter().min() {
         Some(&smallest) if recent.len() as i64 == limit => smallest,
         _ => i64::MIN,
     };
-    conn.prepare_cached(
-        "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
-         WHERE revoked_at IS NULL AND expires_at <= ?3 AND seq < ?1 AND seq >= ?4
-         ORDER BY seq DESC LIMIT ?2",
-    )?
-    .query_map(params![before, limit, now, floor], |row| row.get(0))?
-    .collect()
+    seqs(
+        conn,
+        conn.by_engine(
+            "SELECT seq FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
+             WHERE revoked_at IS NULL AND expires_at <= $1 AND seq < $2 AND seq >= $3
+             ORDER BY seq DESC LIMIT $4",
+            "SELECT seq FROM jwt_sessions
+             WHERE revoked_at IS NULL AND expires_at <= $1 AND seq < $2 AND seq >= $3
+             ORDER BY seq DESC LIMIT $4",
+        ),
+        params![now, before, floor, limit],
+    )
 }
 
-fn find_all(conn: &Connection, seqs: Vec<i64>) -> rusqlite::Result<Vec<JwtSessionRow>> {
+fn find_all(conn: &Conn, seqs: Vec<i64>) -> crate::db::Result<Vec<JwtSessionRow>> {
     let mut rows = Vec::with_capacity(seqs.len());
     for seq in seqs {
         if let Some(row) = find_row_by_seq(conn, seq)? {
@@ -308,7 +352,7 @@ fn find_all(conn: &Connection, seqs: Vec<i64>) -> rusqlite::Result<Vec<JwtSessio
 }
 
 /// One row by `seq`, with its user and the name of whoever revoked it.
-pub fn find_row_by_seq(conn: &Connection, seq: i64) -> rusqlite::Result<Option<JwtSessionRow>> {
+pub fn find_row_by_seq(conn: &Conn, seq: i64) -> crate::db::Result<Option<JwtSessionRow>> {
     conn.prepare_cached(
         "SELECT jwt_sessions.jti, jwt_sessions.user_id, jwt_sessions.created,
                 jwt_sessions.last_activity, jwt_sessions.expires_at, jwt_sessions.revoked_at,
@@ -317,7 +361,7 @@ pub fn find_row_by_seq(conn: &Connection, seq: i64) -> rusqlite::Result<Option<J
                 users.is_active, revoker.username, jwt_sessions.seq
          FROM jwt_sessions JOIN users ON users.id = jwt_sessions.user_id
               LEFT JOIN users AS revoker ON revoker.id = jwt_sessions.revoked_by
-         WHERE jwt_sessions.seq = ?1",
+         WHERE jwt_sessions.seq = $1",
     )?
     .query_row(params![seq], |row| {
         Ok(JwtSessionRow {
@@ -341,7 +385,7 @@ pub struct Counts {
 
 /// Counts the sessions from indexes only: the b-tree count of the table,
 /// and the partial indexes of revoked rows and of unrevoked expiries.
-pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
+pub fn counts(conn: &Conn, now: UnixTime) -> crate::db::Result<Counts> {
     let total: i64 = conn
         .prepare_cached("SELECT count(*) FROM jwt_sessions")?
         .query_row([], |row| row.get(0))?;
@@ -354,7 +398,7 @@ pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
     let expired: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
-             WHERE revoked_at IS NULL AND expires_at <= ?1",
+             WHERE revoked_at IS NULL AND expires_at <= $1",
         )?
         .query_row(params![now], |row| row.get(0))?;
     Ok(Counts { active: total - revoked - expired, revoked, expired })
@@ -362,20 +406,15 @@ pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
 
 /// Revokes one session only when it belongs to `user_id` (a user ending
 /// their own session). Returns whether such a row exists.
-pub fn revoke_own(
-    conn: &Connection,
-    jti: &str,
-    user_id: i64,
-    now: UnixTime,
-) -> rusqlite::Result<bool> {
+pub fn revoke_own(conn: &Conn, jti: &str, user_id: i64, now: UnixTime) -> crate::db::Result<bool> {
     crate::db::ending_access(conn, "jwt_sessions::revoke_own", |conn| {
         let changed = conn
             .prepare_cached(
-                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, ?3),
-                        revoked_by = CASE WHEN revoked_at IS NULL THEN ?2 ELSE revoked_by END
-                 WHERE jti = ?1 AND user_id = ?2",
+                "UPDATE jwt_sessions SET revoked_at = coalesce(revoked_at, $1),
+                        revoked_by = CASE WHEN revoked_at IS NULL THEN $2 ELSE revoked_by END
+                 WHERE jti = $3 AND user_id = $2",
             )?
-            .execute(params![jti, user_id, now])?;
+            .execute(params![now, user_id, jti])?;
         Ok(changed == 1)
     })
 }
@@ -401,7 +440,7 @@ pub struct JwtSessionExportRow {
 }
 
 /// Every JWT session, by `seq`.
-pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<JwtSessionExportRow>> {
+pub fn export_rows(conn: &Conn) -> crate::db::Result<Vec<JwtSessionExportRow>> {
     let mut statement = conn.prepare(
         "SELECT seq, jti, user_id, created, last_activity, expires_at, revoked_at, revoked_by,
                 client_addr, user_agent
@@ -437,11 +476,11 @@ impl JwtSessionExportRow {
 /// Inserts exported JWT sessions (each [`JwtSessionExportRow::check`]ed)
 /// with their `seq`; their users must be there already. The caller's
 /// transaction makes a failure change nothing.
-pub fn import_rows(conn: &Connection, rows: &[JwtSessionExportRow]) -> anyhow::Result<()> {
+pub fn import_rows(conn: &Conn, rows: &[JwtSessionExportRow]) -> anyhow::Result<()> {
     let mut statement = conn.prepare(
         "INSERT INTO jwt_sessions (seq, jti, user_id, created, last_activity, expires_at,
                                    revoked_at, revoked_by, client_addr, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )?;
     for (index, row) in rows.iter().enumerate() {
         let refuse =
@@ -462,11 +501,18 @@ pub fn import_rows(conn: &Connection, rows: &[JwtSessionExportRow]) -> anyhow::R
             ])
             .map_err(|error| refuse(error.to_string()))?;
     }
+    if conn.engine() == crate::db::Engine::Postgres {
+        // The rows came with their ids: the identity must go on after them.
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('jwt_sessions', 'seq'), max(seq)) FROM jwt_sessions",
+            [],
+        )?;
+    }
     Ok(())
 }
 
 /// True when there is no JWT session at all.
-pub fn none_exist(conn: &Connection) -> rusqlite::Result<bool> {
+pub fn none_exist(conn: &Conn) -> crate::db::Result<bool> {
     conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM jwt_sessions)")?
         .query_row([], |row| row.get(0))
 }

@@ -1,10 +1,10 @@
 //! What the lists of both kinds of session share: a row's [`Status`], the
-//! [`ListQuery`] of a page, and how its values are numbered in SQL.
+//! [`ListQuery`] of a page.
 //!
 //! The SQL itself stays with the module that owns each table
 //! (`web_sessions::list`, `jwt_sessions::list`): the two tables and their
-//! indexes differ. What is shared is only the shape, so that a `?3` means
-//! the same thing in every statement of both.
+//! indexes differ. What is shared is only the shape of a page; each
+//! statement numbers its own `$N` in the order they appear.
 
 use crate::clock::UnixTime;
 
@@ -56,16 +56,4 @@ pub struct ListQuery {
     /// Only rows with a smaller id (the last id of the previous page).
     pub before: Option<i64>,
     pub limit: usize,
-}
-
-impl ListQuery {
-    /// The values of a list statement, numbered the same in every one:
-    /// `?1` before, `?2` limit, `?3` now, `?4` the user id. A statement
-    /// binds the first `count` of them (its highest parameter number), so
-    /// one that filters by user but not by time leaves `?3` unused.
-    pub fn values(&self, now: UnixTime, count: usize) -> Vec<i64> {
-        let values =
-            [self.before.unwrap_or(i64::MAX), self.limit as i64, now, self.user_id.unwrap_or(0)];
-        values[..count.min(values.len())].to_vec()
-    }
 }

@@ -4,19 +4,19 @@
 //! Only this module touches `meta`. Values are plain text; callers decide
 //! what they mean.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{Conn, OptionalExtension, params};
 
 /// Reads one value.
-pub fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+pub fn get(conn: &Conn, key: &str) -> crate::db::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = $1")?
         .query_row(params![key], |row| row.get(0))
         .optional()
 }
 
 /// Writes one value, replacing any earlier one.
-pub fn set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+pub fn set(conn: &Conn, key: &str, value: &str) -> crate::db::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+        "INSERT INTO meta (key, value) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )?
     .execute(params![key, value])?;
@@ -27,24 +27,24 @@ pub fn set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
 /// Safe against another process doing the same at once: the first writer wins
 /// and everyone reads its value.
 pub fn get_or_insert_with(
-    conn: &Connection,
+    conn: &Conn,
     key: &str,
     make: impl FnOnce() -> String,
-) -> rusqlite::Result<String> {
+) -> crate::db::Result<String> {
     if let Some(value) = get(conn, key)? {
         return Ok(value);
     }
     conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
     )?
     .execute(params![key, make()])?;
-    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+    conn.prepare_cached("SELECT value FROM meta WHERE key = $1")?
         .query_row(params![key], |row| row.get(0))
 }
 
 /// Every value, by key, for `sessiond export` (it holds the generated
 /// secrets: the export file is private).
-pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+pub fn export_rows(conn: &Conn) -> crate::db::Result<Vec<(String, String)>> {
     let mut statement = conn.prepare("SELECT key, value FROM meta ORDER BY key")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     rows.collect()
@@ -53,7 +53,7 @@ pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>>
 /// Stores exported values, replacing the target's own (an empty database
 /// may have generated secrets of its own already: the exported ones win, so
 /// that tokens signed before the move keep verifying).
-pub fn import_rows(conn: &Connection, rows: &[(String, String)]) -> rusqlite::Result<()> {
+pub fn import_rows(conn: &Conn, rows: &[(String, String)]) -> crate::db::Result<()> {
     for (key, value) in rows {
         set(conn, key, value)?;
     }

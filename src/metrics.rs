@@ -41,7 +41,7 @@ use crate::session_counts::SessionCounts;
 pub fn scrape(
     metrics: &Metrics,
     session_counts: &crate::session_counts::CountsCache,
-    conn: &rusqlite::Connection,
+    conn: &crate::db::Conn,
     now: UnixTime,
 ) -> String {
     let sessions = match session_counts.get(conn, now) {

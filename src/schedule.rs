@@ -23,11 +23,11 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::db::Conn;
 use anyhow::Context;
 use chrono::TimeZone;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
-use rusqlite::Connection;
 
 use crate::app::App;
 use crate::cleanup;
@@ -90,22 +90,20 @@ pub fn parse(expression: &str) -> Result<Schedule, String> {
 }
 
 /// The stored schedule, or the default when none was ever stored.
-pub fn load(conn: &Connection) -> rusqlite::Result<Schedule> {
+pub fn load(conn: &Conn) -> crate::db::Result<Schedule> {
     match crate::meta::get(conn, SCHEDULE_KEY)? {
         None => Ok(Schedule::Cron(DEFAULT_CRON.to_owned())),
         Some(value) if value == OFF => Ok(Schedule::Off),
         Some(value) => parse(&value).map_err(|reason| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("the stored cleanup schedule is unusable: {reason}").into(),
-            )
+            crate::db::Error::Conversion(format!(
+                "the stored cleanup schedule is unusable: {reason}"
+            ))
         }),
     }
 }
 
 /// Stores a schedule.
-pub fn store(conn: &Connection, schedule: &Schedule) -> rusqlite::Result<()> {
+pub fn store(conn: &Conn, schedule: &Schedule) -> crate::db::Result<()> {
     crate::meta::set(conn, SCHEDULE_KEY, &schedule.to_string())
 }
 
@@ -256,7 +254,7 @@ pub fn spawn_timer(app: Arc<App>) -> anyhow::Result<Option<JoinHandle<()>>> {
 /// then, run the cleanup when it is due, and sleep a little.
 fn run_timer(
     app: &App,
-    mut conn: Connection,
+    mut conn: Conn,
     mut plan: TimerPlan<chrono::Local>,
     mut last_read: UnixTime,
 ) {

@@ -2,7 +2,7 @@
 //! generated once and kept in the database so that every process using the
 //! file agrees on them.
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 use crate::meta;
 use crate::settings::Settings;
@@ -22,7 +22,7 @@ impl std::fmt::Debug for Secrets {
 
 /// Takes each key from the settings, or from the database (generating it
 /// the first time).
-pub fn resolve(conn: &Connection, settings: &Settings) -> rusqlite::Result<Secrets> {
+pub fn resolve(conn: &Conn, settings: &Settings) -> crate::db::Result<Secrets> {
     let secret_key = match &settings.secret_key {
         Some(key) => key.clone(),
         None => {

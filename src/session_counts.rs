@@ -11,7 +11,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 use crate::clock::UnixTime;
 use crate::jwt_sessions;
@@ -34,7 +34,7 @@ pub struct CountsCache(Mutex<Option<(UnixTime, SessionCounts)>>);
 impl CountsCache {
     /// The counts at `now`, counted again when the kept ones are older than
     /// the TTL.
-    pub fn get(&self, conn: &Connection, now: UnixTime) -> rusqlite::Result<SessionCounts> {
+    pub fn get(&self, conn: &Conn, now: UnixTime) -> crate::db::Result<SessionCounts> {
         let kept = *self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((taken, counts)) = kept
             && (0..COUNTS_TTL_SECONDS).contains(&(now - taken))

@@ -150,7 +150,7 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Database,
         fallback: Some("data/sessiond.sqlite3"),
         init: InitValue::NotWritten,
-        meaning: "database file, or a `postgres://` URL (not supported by this build yet)",
+        meaning: "database file, or a `postgres://` URL",
     },
     Key {
         name: "SESSIOND_TRUST_PROXY_HEADERS",
@@ -289,9 +289,9 @@ pub struct Settings {
     pub session_absolute_age: i64,
     pub jwt_lifetime: i64,
     pub bind: SocketAddr,
-    /// The SQLite file; when `SESSIOND_DB` is a PostgreSQL URL this is its
-    /// text, and [`Settings::refuse_postgres`] keeps every command from using
-    /// it as a path.
+    /// The SQLite file, or when `SESSIOND_DB` is a PostgreSQL URL its text
+    /// (password included: `db` connects with it; messages use
+    /// [`Settings::db_shown`]).
     pub db: PathBuf,
     /// `SESSIOND_DB` when it is a PostgreSQL URL (never its password).
     pub postgres: Option<PostgresUrl>,
@@ -423,25 +423,13 @@ impl Settings {
 }
 
 impl Settings {
-    /// `Err` with one line when `SESSIOND_DB` is a PostgreSQL URL, which this
-    /// build cannot use yet: it names the host, port and database (never the
-    /// password) and where the value came from. `what` is the command.
-    pub fn refuse_postgres(&self, what: &str) -> anyhow::Result<()> {
-        let Some(url) = &self.postgres else {
-            return Ok(());
-        };
-        let source = self
-            .resolved
-            .iter()
-            .find(|resolved| resolved.key.name == "SESSIOND_DB")
-            .map(|resolved| resolved.source.to_string())
-            .unwrap_or_default();
-        anyhow::bail!(
-            "PostgreSQL is not supported by this build yet: {what} cannot use the database `{}` on `{}:{}` named by `SESSIOND_DB` (from {source}); give a SQLite file path instead",
-            url.database,
-            url.host,
-            url.port
-        )
+    /// The database as messages name it: the file's path, or the
+    /// PostgreSQL URL with its password masked.
+    pub fn db_shown(&self) -> String {
+        match &self.postgres {
+            Some(url) => url.masked.clone(),
+            None => self.db.display().to_string(),
+        }
     }
 }
 

@@ -61,7 +61,6 @@ pub struct Running {
 
 /// Starts the server.
 pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Running> {
-    settings.refuse_postgres("`sessiond serve`")?;
     let conn = crate::db::open(&settings.db)?;
     let db_file = crate::db::FileWatch::new(&settings.db);
     let secrets = crate::secrets::resolve(&conn, &settings)?;
@@ -112,11 +111,8 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
 /// On a database without users, creates the superuser `admin` with a random
 /// password and prints it once. Two servers starting on one new file agree:
 /// the check and the insert share one transaction.
-fn create_first_admin(
-    conn: &rusqlite::Connection,
-    now: crate::clock::UnixTime,
-) -> anyhow::Result<()> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+fn create_first_admin(conn: &crate::db::Conn, now: crate::clock::UnixTime) -> anyhow::Result<()> {
+    let tx = conn.transaction(crate::db::Behavior::Immediate)?;
     if !users::none_exist(&tx)? {
         return Ok(());
     }

@@ -16,7 +16,7 @@
 //! the `users` table compares them (ASCII case), so `ALICE` and `alice`, one
 //! account, share one count.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use crate::db::{Behavior, Conn, OptionalExtension, params};
 
 use crate::clock::UnixTime;
 
@@ -46,13 +46,13 @@ impl Throttle {
     /// locked, otherwise counted as a failure until [`Throttle::succeeded`].
     pub fn begin_attempt(
         &self,
-        conn: &Connection,
+        conn: &Conn,
         username: &str,
         address: &str,
         now: UnixTime,
-    ) -> rusqlite::Result<Result<Attempt, RetryAfter>> {
+    ) -> crate::db::Result<Result<Attempt, RetryAfter>> {
         let username = username_key(username);
-        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let tx = conn.transaction(Behavior::Immediate)?;
         let by_username = retry_after(&tx, BY_USERNAME, &username, USERNAME_LIMIT, now)?;
         let by_address = retry_after(&tx, BY_ADDRESS, address, ADDRESS_LIMIT, now)?;
         if let Some(seconds) = by_username.max(by_address) {
@@ -60,13 +60,13 @@ impl Throttle {
         }
         let id = crate::random::secret_hex::<16>();
         let mut insert = tx.prepare_cached(
-            "INSERT INTO login_failures (kind, key, at, attempt) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO login_failures (kind, key, at, attempt) VALUES ($1, $2, $3, $4)",
         )?;
         insert.execute(params![BY_USERNAME, username, now, id])?;
         insert.execute(params![BY_ADDRESS, address, now, id])?;
         drop(insert);
         // Failures that have left the window decide nothing any more.
-        tx.prepare_cached("DELETE FROM login_failures WHERE at <= ?1")?
+        tx.prepare_cached("DELETE FROM login_failures WHERE at <= $1")?
             .execute(params![now - WINDOW_SECONDS])?;
         tx.commit()?;
         Ok(Ok(Attempt { username, id }))
@@ -74,11 +74,11 @@ impl Throttle {
 
     /// The attempt signed in: it is not a failure, and the username's earlier
     /// failures are forgotten (the address's are not).
-    pub fn succeeded(&self, conn: &Connection, attempt: Attempt) -> rusqlite::Result<()> {
-        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        tx.prepare_cached("DELETE FROM login_failures WHERE kind = ?1 AND key = ?2")?
+    pub fn succeeded(&self, conn: &Conn, attempt: Attempt) -> crate::db::Result<()> {
+        let tx = conn.transaction(Behavior::Immediate)?;
+        tx.prepare_cached("DELETE FROM login_failures WHERE kind = $1 AND key = $2")?
             .execute(params![BY_USERNAME, attempt.username])?;
-        tx.prepare_cached("DELETE FROM login_failures WHERE attempt = ?1")?
+        tx.prepare_cached("DELETE FROM login_failures WHERE attempt = $1")?
             .execute(params![attempt.id])?;
         tx.commit()
     }
@@ -86,8 +86,8 @@ impl Throttle {
     /// The attempt could not be decided (the database failed): it is not a
     /// failure, and the earlier failures stay as they were. When even this
     /// cannot be written, the attempt stays counted until its window passes.
-    pub fn abandoned(&self, conn: &Connection, attempt: Attempt) -> rusqlite::Result<()> {
-        conn.prepare_cached("DELETE FROM login_failures WHERE attempt = ?1")?
+    pub fn abandoned(&self, conn: &Conn, attempt: Attempt) -> crate::db::Result<()> {
+        conn.prepare_cached("DELETE FROM login_failures WHERE attempt = $1")?
             .execute(params![attempt.id])
             .map(|_| ())
     }
@@ -115,16 +115,16 @@ fn username_key(username: &str) -> String {
 /// have reached it: the `limit`-th most recent one must leave the window
 /// before one more attempt is allowed.
 fn retry_after(
-    conn: &Connection,
+    conn: &Conn,
     kind: i64,
     key: &str,
     limit: usize,
     now: UnixTime,
-) -> rusqlite::Result<Option<i64>> {
+) -> crate::db::Result<Option<i64>> {
     let gate: Option<UnixTime> = conn
         .prepare_cached(
-            "SELECT at FROM login_failures WHERE kind = ?1 AND key = ?2 AND at > ?3
-             ORDER BY at DESC LIMIT 1 OFFSET ?4",
+            "SELECT at FROM login_failures WHERE kind = $1 AND key = $2 AND at > $3
+             ORDER BY at DESC LIMIT 1 OFFSET $4",
         )?
         .query_row(
             params![kind, key, now - WINDOW_SECONDS, i64::try_from(limit).unwrap_or(i64::MAX) - 1],
@@ -138,18 +138,13 @@ fn retry_after(
 mod tests {
     use super::*;
 
-    fn database() -> (tempfile::TempDir, Connection) {
+    fn database() -> (tempfile::TempDir, Conn) {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::db::open(&dir.path().join("db.sqlite3")).unwrap();
         (dir, conn)
     }
 
-    fn begin(
-        conn: &Connection,
-        username: &str,
-        address: &str,
-        now: i64,
-    ) -> Result<Attempt, RetryAfter> {
+    fn begin(conn: &Conn, username: &str, address: &str, now: i64) -> Result<Attempt, RetryAfter> {
         Throttle::new().begin_attempt(conn, username, address, now).unwrap()
     }
 

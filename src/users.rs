@@ -9,8 +9,8 @@
 
 use std::fmt;
 
+use crate::db::{Conn, OptionalExtension, params};
 use argon2::password_hash::PasswordHash;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::clock::UnixTime;
 
@@ -201,21 +201,23 @@ pub struct Verified {
 /// `Some` only for an active user whose password matches. Always runs one
 /// Argon2 verification.
 pub fn authenticate(
-    conn: &Connection,
+    conn: &Conn,
     decoy: &DecoyHash,
     username: &str,
     password: &str,
-) -> rusqlite::Result<Option<Verified>> {
+) -> crate::db::Result<Option<Verified>> {
     if password.len() > MAX_PASSWORD_BYTES {
         // Still spend the time of one verification.
         verify_password("", &decoy.0);
         return Ok(None);
     }
     let found = conn
-        .prepare_cached(
+        .prepare_cached(conn.by_engine(
             "SELECT id, username, email, is_superuser, is_staff, is_active, password_hash
-             FROM users WHERE username = ?1 COLLATE NOCASE",
-        )?
+             FROM users WHERE username = $1 COLLATE NOCASE",
+            "SELECT id, username, email, is_superuser, is_staff, is_active, password_hash
+             FROM users WHERE lower(username) = lower($1)",
+        ))?
         .query_row(params![username], |row| Ok((user_from_row(row)?, row.get::<_, String>(6)?)))
         .optional()?;
     match found {
@@ -232,16 +234,16 @@ pub fn authenticate(
 
 /// True when the user is still active with the same password hash as when
 /// they were verified.
-pub fn still_valid(conn: &Connection, verified: &Verified) -> rusqlite::Result<bool> {
+pub fn still_valid(conn: &Conn, verified: &Verified) -> crate::db::Result<bool> {
     conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?2 AND is_active)",
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash = $2 AND is_active <> 0)",
     )?
     .query_row(params![verified.user.id, verified.password_hash], |row| row.get(0))
 }
 
 /// Creates a user. The password is hashed here.
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     username: &str,
     email: &str,
     password: &str,
@@ -260,7 +262,7 @@ pub fn create(
 /// for one hash, not one per user. The username and email are checked as
 /// in [`create`].
 pub fn create_with_password_hash(
-    conn: &Connection,
+    conn: &Conn,
     username: &str,
     email: &str,
     password_hash: &str,
@@ -272,35 +274,35 @@ pub fn create_with_password_hash(
     PasswordHash::new(password_hash)
         .map_err(|error| anyhow::anyhow!("invalid password hash: {error}"))?;
     let (is_superuser, is_staff) = role.flags();
-    let inserted = conn
+    let inserted: Option<i64> = conn
         .prepare_cached(
             "INSERT INTO users (username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
-             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT DO NOTHING RETURNING id",
         )?
-        .execute(params![username, email, password_hash, is_superuser, is_staff, now])?;
-    if inserted == 0 {
+        .query_row(params![username, email, password_hash, is_superuser, is_staff, now], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let Some(id) = inserted else {
         // Named as stored: `ALICE` is refused because `alice` exists.
         let taken = find_by_username(conn, username)?.map_or(username.to_owned(), |u| u.username);
         return Err(UserError::UsernameTaken(taken).into());
-    }
-    Ok(User {
-        id: conn.last_insert_rowid(),
-        username: username.to_owned(),
-        email: email.to_owned(),
-        role,
-        is_active: true,
-    })
+    };
+    Ok(User { id, username: username.to_owned(), email: email.to_owned(), role, is_active: true })
 }
 
 /// The usernames that differ only in case, in groups (each sorted), for the
 /// migration that makes them unique regardless of case. Usernames are ASCII
 /// (see [`validate_username`]), which is what `COLLATE NOCASE` folds.
-pub fn case_duplicates(conn: &Connection) -> rusqlite::Result<Vec<Vec<String>>> {
-    let mut statement = conn.prepare_cached(
+pub fn case_duplicates(conn: &Conn) -> crate::db::Result<Vec<Vec<String>>> {
+    let mut statement = conn.prepare_cached(conn.by_engine(
         "SELECT a.username, b.username FROM users a JOIN users b
            ON a.username = b.username COLLATE NOCASE AND a.username < b.username
          ORDER BY a.username COLLATE NOCASE, a.username, b.username",
-    )?;
+        "SELECT a.username, b.username FROM users a JOIN users b
+           ON lower(a.username) = lower(b.username) AND a.username < b.username
+         ORDER BY lower(a.username), a.username, b.username",
+    ))?;
     let pairs = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
     let mut groups: Vec<Vec<String>> = Vec::new();
     for pair in pairs {
@@ -322,48 +324,50 @@ pub fn case_duplicates(conn: &Connection) -> rusqlite::Result<Vec<Vec<String>>> 
 
 /// Finds a user by name, in any case: usernames are unique regardless of
 /// case, so `ALICE` finds `alice`.
-pub fn find_by_username(conn: &Connection, username: &str) -> rusqlite::Result<Option<User>> {
-    conn.prepare_cached(
+pub fn find_by_username(conn: &Conn, username: &str) -> crate::db::Result<Option<User>> {
+    conn.prepare_cached(conn.by_engine(
         "SELECT id, username, email, is_superuser, is_staff, is_active FROM users
-         WHERE username = ?1 COLLATE NOCASE",
-    )?
+         WHERE username = $1 COLLATE NOCASE",
+        "SELECT id, username, email, is_superuser, is_staff, is_active FROM users
+         WHERE lower(username) = lower($1)",
+    ))?
     .query_row(params![username], user_from_row)
     .optional()
 }
 
 /// Finds a user by id.
-pub fn find_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
+pub fn find_by_id(conn: &Conn, id: i64) -> crate::db::Result<Option<User>> {
     conn.prepare_cached(
-        "SELECT id, username, email, is_superuser, is_staff, is_active FROM users WHERE id = ?1",
+        "SELECT id, username, email, is_superuser, is_staff, is_active FROM users WHERE id = $1",
     )?
     .query_row(params![id], user_from_row)
     .optional()
 }
 
 /// True when there is no user at all (a new database).
-pub fn none_exist(conn: &Connection) -> rusqlite::Result<bool> {
+pub fn none_exist(conn: &Conn) -> crate::db::Result<bool> {
     conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM users)")?.query_row([], |row| row.get(0))
 }
 
 /// Replaces a user's password hash. Returns false when there is no such user.
-pub fn set_password(conn: &Connection, user_id: i64, password: &str) -> anyhow::Result<bool> {
+pub fn set_password(conn: &Conn, user_id: i64, password: &str) -> anyhow::Result<bool> {
     validate_password(password)?;
     let password_hash = hash_password(password);
     let changed = conn
-        .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
-        .execute(params![user_id, password_hash])?;
+        .prepare_cached("UPDATE users SET password_hash = $1 WHERE id = $2")?
+        .execute(params![password_hash, user_id])?;
     Ok(changed == 1)
 }
 
 /// Marks a user active or inactive. Returns false when there is no such user.
-pub fn set_active(conn: &Connection, user_id: i64, active: bool) -> rusqlite::Result<bool> {
+pub fn set_active(conn: &Conn, user_id: i64, active: bool) -> crate::db::Result<bool> {
     let changed = conn
-        .prepare_cached("UPDATE users SET is_active = ?2 WHERE id = ?1")?
-        .execute(params![user_id, active])?;
+        .prepare_cached("UPDATE users SET is_active = $1 WHERE id = $2")?
+        .execute(params![active, user_id])?;
     Ok(changed == 1)
 }
 
-fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn user_from_row(row: &crate::db::Row<'_>) -> crate::db::Result<User> {
     user_from_columns(row, 0)
 }
 
@@ -371,7 +375,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 /// users.username, users.email, users.is_superuser, users.is_staff,
 /// users.is_active`, the order other modules select them in when they join
 /// `users`.
-pub fn user_from_columns(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<User> {
+pub fn user_from_columns(row: &crate::db::Row<'_>, first: usize) -> crate::db::Result<User> {
     Ok(User {
         id: row.get(first)?,
         username: row.get(first + 1)?,
@@ -400,7 +404,7 @@ pub struct UserRow {
 }
 
 /// Every user, by id.
-pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
+pub fn export_rows(conn: &Conn) -> crate::db::Result<Vec<UserRow>> {
     let mut statement = conn.prepare(
         "SELECT id, username, email, password_hash, is_superuser, is_staff, is_active, date_joined
          FROM users ORDER BY id",
@@ -434,10 +438,10 @@ impl UserRow {
 
 /// Inserts exported users (each [`UserRow::check`]ed) with their ids and
 /// hashes; the caller's transaction makes a failure change nothing.
-pub fn import_rows(conn: &Connection, rows: &[UserRow]) -> anyhow::Result<()> {
+pub fn import_rows(conn: &Conn, rows: &[UserRow]) -> anyhow::Result<()> {
     let mut statement = conn.prepare(
         "INSERT INTO users (id, username, email, password_hash, is_superuser, is_staff, is_active, date_joined)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )?;
     for (index, row) in rows.iter().enumerate() {
         let refuse = |what: String| anyhow::anyhow!("`users[{index}]` (id {}): {what}", row.id);
@@ -454,6 +458,13 @@ pub fn import_rows(conn: &Connection, rows: &[UserRow]) -> anyhow::Result<()> {
                 row.date_joined
             ])
             .map_err(|error| refuse(error.to_string()))?;
+    }
+    if conn.engine() == crate::db::Engine::Postgres {
+        // The rows came with their ids: the identity must go on after them.
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('users', 'id'), max(id)) FROM users",
+            [],
+        )?;
     }
     Ok(())
 }

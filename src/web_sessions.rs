@@ -7,7 +7,7 @@
 //! login; requests may slide its expiry but never create or revive one. Only
 //! this module touches `web_sessions`; it takes `now` from its callers.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{Conn, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
@@ -119,23 +119,27 @@ pub const MAX_USER_AGENT: usize = 512;
 
 /// Stores a new session for `user` and returns the key for its cookie.
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     user: &User,
     lifetime: Lifetime,
     now: UnixTime,
     client_addr: &str,
     user_agent: &str,
-) -> rusqlite::Result<(String, WebSession)> {
+) -> crate::db::Result<(String, WebSession)> {
     let (key, key_hash) = new_key();
     let expire_date = lifetime.expiry_after_save(now, now);
     let user_agent = truncate(user_agent, MAX_USER_AGENT);
-    conn.prepare_cached(
-        "INSERT INTO web_sessions (key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![&key_hash.0[..], user.id, now, expire_date, client_addr, user_agent])?;
+    let row_id = conn
+        .prepare_cached(
+            "INSERT INTO web_sessions (key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent)
+             VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
+        )?
+        .query_row(
+            params![&key_hash.0[..], user.id, now, expire_date, client_addr, user_agent],
+            |row| row.get(0),
+        )?;
     let session = WebSession {
-        row_id: conn.last_insert_rowid(),
+        row_id,
         key_hash,
         user: user.clone(),
         created: now,
@@ -150,13 +154,13 @@ pub fn create(
 /// The session for a key hash when it exists, has not expired and belongs to
 /// an active user.
 pub fn find_live(
-    conn: &Connection,
+    conn: &Conn,
     key_hash: &KeyHash,
     now: UnixTime,
-) -> rusqlite::Result<Option<WebSession>> {
+) -> crate::db::Result<Option<WebSession>> {
     conn.prepare_cached(concat!(
         session_with_user_select!(),
-        " WHERE web_sessions.key_hash = ?1 AND web_sessions.expire_date > ?2 AND users.is_active"
+        " WHERE web_sessions.key_hash = $1 AND web_sessions.expire_date > $2 AND users.is_active <> 0"
     ))?
     .query_row(params![&key_hash.0[..], now], session_with_user)
     .optional()
@@ -166,29 +170,29 @@ pub fn find_live(
 /// exists. Returns false when the row is gone (a logout won the race): the
 /// row is never brought back.
 pub fn save(
-    conn: &Connection,
+    conn: &Conn,
     row_id: i64,
     key_hash: &KeyHash,
     expire_date: UnixTime,
     now: UnixTime,
-) -> rusqlite::Result<bool> {
+) -> crate::db::Result<bool> {
     // The key hash too: a row id can be given to a new session once the
     // session read earlier is gone.
     let changed = conn
         .prepare_cached(
-            "UPDATE web_sessions SET expire_date = ?3, last_activity = ?4
-             WHERE id = ?1 AND key_hash = ?2",
+            "UPDATE web_sessions SET expire_date = $1, last_activity = $2
+             WHERE id = $3 AND key_hash = $4",
         )?
-        .execute(params![row_id, &key_hash.0[..], expire_date, now])?;
+        .execute(params![expire_date, now, row_id, &key_hash.0[..]])?;
     Ok(changed == 1)
 }
 
 /// The role of the user whose session this is, if the session exists.
-pub fn owner_role(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<Option<Role>> {
+pub fn owner_role(conn: &Conn, key_hash: &KeyHash) -> crate::db::Result<Option<Role>> {
     conn.prepare_cached(
         "SELECT users.id, users.username, users.email, users.is_superuser, users.is_staff, users.is_active
          FROM web_sessions JOIN users ON users.id = web_sessions.user_id
-         WHERE web_sessions.key_hash = ?1",
+         WHERE web_sessions.key_hash = $1",
     )?
     .query_row(params![&key_hash.0[..]], |row| user_from_columns(row, 0))
     .optional()
@@ -196,40 +200,40 @@ pub fn owner_role(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<Opt
 }
 
 /// Deletes one session by its key hash. Returns whether a row went.
-pub fn delete(conn: &Connection, key_hash: &KeyHash) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Conn, key_hash: &KeyHash) -> crate::db::Result<bool> {
     crate::db::ending_access(conn, "web_sessions::delete", |conn| {
         let deleted = conn
-            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1")?
+            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = $1")?
             .execute(params![&key_hash.0[..]])?;
         Ok(deleted == 1)
     })
 }
 
 /// Deletes every session of a user; returns how many went.
-pub fn delete_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+pub fn delete_for_user(conn: &Conn, user_id: i64) -> crate::db::Result<usize> {
     crate::db::ending_access(conn, "web_sessions::delete_for_user", |conn| {
-        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1")?
+        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = $1")?
             .execute(params![user_id])
     })
 }
 
 /// Deletes every session of a user but one; returns how many went.
 pub fn delete_for_user_except(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     keep: &KeyHash,
-) -> rusqlite::Result<usize> {
+) -> crate::db::Result<usize> {
     crate::db::ending_access(conn, "web_sessions::delete_for_user_except", |conn| {
-        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = ?1 AND key_hash <> ?2")?
+        conn.prepare_cached("DELETE FROM web_sessions WHERE user_id = $1 AND key_hash <> $2")?
             .execute(params![user_id, &keep.0[..]])
     })
 }
 
 /// A user's sessions, live and expired, newest first.
-pub fn list_for_user(conn: &Connection, user: &User) -> rusqlite::Result<Vec<WebSession>> {
+pub fn list_for_user(conn: &Conn, user: &User) -> crate::db::Result<Vec<WebSession>> {
     let mut statement = conn.prepare_cached(concat!(
         session_with_user_select!(),
-        " WHERE web_sessions.user_id = ?1 ORDER BY web_sessions.id DESC LIMIT 500"
+        " WHERE web_sessions.user_id = $1 ORDER BY web_sessions.id DESC LIMIT 500"
     ))?;
     let rows = statement.query_map(params![user.id], session_with_user)?;
     rows.collect()
@@ -237,27 +241,27 @@ pub fn list_for_user(conn: &Connection, user: &User) -> rusqlite::Result<Vec<Web
 
 /// Deletes up to `limit` sessions whose expiry has passed; returns how many.
 /// The cleanup calls this repeatedly, each call its own short transaction.
-pub fn delete_expired_batch(
-    conn: &Connection,
-    now: UnixTime,
-    limit: usize,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
+pub fn delete_expired_batch(conn: &Conn, now: UnixTime, limit: usize) -> crate::db::Result<usize> {
+    // PostgreSQL plans the `id IN (...)` form as a hash join over the whole
+    // table (1.1 s a batch at a million rows); by row address (`ctid`) a
+    // batch is a TID scan (40 ms). The outer `expire_date` keeps a row whose
+    // expiry slid meanwhile.
+    conn.prepare_cached(conn.by_engine(
         "DELETE FROM web_sessions WHERE id IN
-           (SELECT id FROM web_sessions WHERE expire_date <= ?1 LIMIT ?2)",
-    )?
+           (SELECT id FROM web_sessions WHERE expire_date <= $1 LIMIT $2)",
+        "DELETE FROM web_sessions
+         WHERE ctid = ANY (ARRAY (SELECT ctid FROM web_sessions WHERE expire_date <= $1 LIMIT $2))
+           AND expire_date <= $1",
+    ))?
     .execute(params![now, limit as i64])
 }
 
 /// How many sessions have expired by `now`, and how many have not; both are
 /// counted through the expiry index.
-pub fn count_expired_and_live(
-    conn: &Connection,
-    now: UnixTime,
-) -> rusqlite::Result<(usize, usize)> {
+pub fn count_expired_and_live(conn: &Conn, now: UnixTime) -> crate::db::Result<(usize, usize)> {
     conn.prepare_cached(
-        "SELECT (SELECT count(*) FROM web_sessions WHERE expire_date <= ?1),
-                (SELECT count(*) FROM web_sessions WHERE expire_date > ?1)",
+        "SELECT (SELECT count(*) FROM web_sessions WHERE expire_date <= $1),
+                (SELECT count(*) FROM web_sessions WHERE expire_date > $1)",
     )?
     .query_row(params![now], |row| {
         Ok((row.get::<_, i64>(0)? as usize, row.get::<_, i64>(1)? as usize))
@@ -274,10 +278,10 @@ pub fn count_expired_and_live(
 /// The caller runs this inside a transaction, on a connection with foreign
 /// keys off: SQLite empties a table at once only when no foreign key needs
 /// checking, and rows that only leave and come back break none.
-pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite::Result<usize> {
+pub fn delete_expired_keeping_live(conn: &Conn, now: UnixTime) -> crate::db::Result<usize> {
     conn.execute(
         "CREATE TEMP TABLE cleanup_live_web_sessions AS
-         SELECT * FROM web_sessions WHERE expire_date > ?1 ORDER BY id",
+         SELECT * FROM web_sessions WHERE expire_date > $1 ORDER BY id",
         params![now],
     )?;
     let all = conn.execute("DELETE FROM web_sessions", [])?;
@@ -288,13 +292,10 @@ pub fn delete_expired_keeping_live(conn: &Connection, now: UnixTime) -> rusqlite
 }
 
 /// Reads a 32-byte key hash from a BLOB column.
-pub fn key_hash_from_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<KeyHash> {
-    let array: [u8; 32] = row.get_ref(index)?.as_blob()?.try_into().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Blob,
-            "a key hash is 32 bytes".into(),
-        )
+pub fn key_hash_from_column(row: &crate::db::Row<'_>, index: usize) -> crate::db::Result<KeyHash> {
+    let bytes: Vec<u8> = row.get(index)?;
+    let array: [u8; 32] = bytes.try_into().map_err(|_| {
+        crate::db::Error::Conversion(format!("column {index}: a key hash is 32 bytes"))
     })?;
     Ok(KeyHash(array))
 }
@@ -352,43 +353,55 @@ mod tests {
 /// over expired rows only, which the cleanup keeps few, and keeps the top
 /// rows; `active` walks the rows newest first (`+expire_date` keeps the
 /// planner off the expiry index), since live sessions are the newest ones.
-pub fn list(
-    conn: &Connection,
-    query: &ListQuery,
-    now: UnixTime,
-) -> rusqlite::Result<Vec<WebSession>> {
+pub fn list(conn: &Conn, query: &ListQuery, now: UnixTime) -> crate::db::Result<Vec<WebSession>> {
     if query.status == Some(Status::Revoked) {
         return Ok(Vec::new());
     }
     let before = query.before.unwrap_or(i64::MAX);
     let limit = query.limit as i64;
-    let sql = match (query.status, query.user_id) {
-        (None, None) => "SELECT id FROM web_sessions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-        (None, Some(_)) => {
-            "SELECT id FROM web_sessions WHERE user_id = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2"
-        }
-        (Some(Status::Expired), None) => {
-            return find_all(conn, list_expired(conn, before, limit, now)?);
-        }
-        (Some(Status::Expired), Some(_)) => {
-            "SELECT id FROM web_sessions INDEXED BY web_sessions_user_expiry
-             WHERE user_id = ?4 AND expire_date <= ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
-        }
-        (_, None) => {
+    let ids = match (query.status, query.user_id) {
+        (None, None) => ids(
+            conn,
+            "SELECT id FROM web_sessions WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            params![before, limit],
+        )?,
+        (None, Some(user_id)) => ids(
+            conn,
+            "SELECT id FROM web_sessions WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            params![user_id, before, limit],
+        )?,
+        (Some(Status::Expired), None) => list_expired(conn, before, limit, now)?,
+        (Some(Status::Expired), Some(user_id)) => ids(
+            conn,
+            conn.by_engine(
+                "SELECT id FROM web_sessions INDEXED BY web_sessions_user_expiry
+                 WHERE user_id = $1 AND expire_date <= $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+                "SELECT id FROM web_sessions
+                 WHERE user_id = $1 AND expire_date <= $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+            ),
+            params![user_id, now, before, limit],
+        )?,
+        // `+expire_date` (on both engines) keeps the planner off the expiry
+        // index.
+        (_, None) => ids(
+            conn,
             "SELECT id FROM web_sessions
-             WHERE +expire_date > ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
-        }
-        (_, Some(_)) => {
+             WHERE +expire_date > $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            params![now, before, limit],
+        )?,
+        (_, Some(user_id)) => ids(
+            conn,
             "SELECT id FROM web_sessions
-             WHERE user_id = ?4 AND +expire_date > ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
-        }
+             WHERE user_id = $1 AND +expire_date > $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+            params![user_id, now, before, limit],
+        )?,
     };
-    let mut statement = conn.prepare_cached(sql)?;
-    let values = query.values(now, statement.parameter_count());
-    let ids: Vec<i64> = statement
-        .query_map(rusqlite::params_from_iter(values), |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
     find_all(conn, ids)
+}
+
+/// The first column of every row, as ids.
+fn ids(conn: &Conn, sql: &str, params: impl crate::db::Params) -> crate::db::Result<Vec<i64>> {
+    conn.prepare_cached(sql)?.query_map(params, |row| row.get(0))?.collect()
 }
 
 /// The ids of the newest expired sessions below `before`, without sorting
@@ -398,31 +411,38 @@ pub fn list(
 /// rows are at or above it). Only rows above the floor are then sorted by id,
 /// and since ids and expiries grow together those are few.
 fn list_expired(
-    conn: &Connection,
+    conn: &Conn,
     before: i64,
     limit: i64,
     now: UnixTime,
-) -> rusqlite::Result<Vec<i64>> {
-    let recent: Vec<i64> = conn
-        .prepare_cached(
+) -> crate::db::Result<Vec<i64>> {
+    let recent = ids(
+        conn,
+        conn.by_engine(
             "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
-             WHERE expire_date <= ?3 AND id < ?1 ORDER BY expire_date DESC LIMIT ?2",
-        )?
-        .query_map(params![before, limit, now], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+             WHERE expire_date <= $1 AND id < $2 ORDER BY expire_date DESC LIMIT $3",
+            "SELECT id FROM web_sessions
+             WHERE expire_date <= $1 AND id < $2 ORDER BY expire_date DESC LIMIT $3",
+        ),
+        params![now, before, limit],
+    )?;
     let floor = match recent.iter().min() {
         Some(&smallest) if recent.len() as i64 == limit => smallest,
         _ => i64::MIN,
     };
-    conn.prepare_cached(
-        "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
-         WHERE expire_date <= ?3 AND id < ?1 AND id >= ?4 ORDER BY id DESC LIMIT ?2",
-    )?
-    .query_map(params![before, limit, now, floor], |row| row.get(0))?
-    .collect()
+    ids(
+        conn,
+        conn.by_engine(
+            "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
+             WHERE expire_date <= $1 AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4",
+            "SELECT id FROM web_sessions
+             WHERE expire_date <= $1 AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4",
+        ),
+        params![now, before, floor, limit],
+    )
 }
 
-fn find_all(conn: &Connection, ids: Vec<i64>) -> rusqlite::Result<Vec<WebSession>> {
+fn find_all(conn: &Conn, ids: Vec<i64>) -> crate::db::Result<Vec<WebSession>> {
     let mut sessions = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(session) = find_by_row_id(conn, id)? {
@@ -433,8 +453,8 @@ fn find_all(conn: &Connection, ids: Vec<i64>) -> rusqlite::Result<Vec<WebSession
 }
 
 /// One session by its row id, live or not.
-pub fn find_by_row_id(conn: &Connection, row_id: i64) -> rusqlite::Result<Option<WebSession>> {
-    conn.prepare_cached(concat!(session_with_user_select!(), " WHERE web_sessions.id = ?1"))?
+pub fn find_by_row_id(conn: &Conn, row_id: i64) -> crate::db::Result<Option<WebSession>> {
+    conn.prepare_cached(concat!(session_with_user_select!(), " WHERE web_sessions.id = $1"))?
         .query_row(params![row_id], session_with_user)
         .optional()
 }
@@ -442,7 +462,7 @@ pub fn find_by_row_id(conn: &Connection, row_id: i64) -> rusqlite::Result<Option
 /// A session and its user from the columns `id, key_hash, created,
 /// last_activity, expire_date, client_addr, user_agent`, then those of
 /// `users::user_from_columns`.
-fn session_with_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<WebSession> {
+fn session_with_user(row: &crate::db::Row<'_>) -> crate::db::Result<WebSession> {
     Ok(WebSession {
         row_id: row.get(0)?,
         key_hash: key_hash_from_column(row, 1)?,
@@ -465,12 +485,12 @@ pub struct Counts {
 /// Counts the sessions without reading the table: the total comes from
 /// SQLite's b-tree count of the smallest index, the expired ones from a
 /// range of the covering `expire_date` index (the cleanup keeps them few).
-pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
+pub fn counts(conn: &Conn, now: UnixTime) -> crate::db::Result<Counts> {
     let total: i64 = conn
         .prepare_cached("SELECT count(*) FROM web_sessions")?
         .query_row([], |row| row.get(0))?;
     let expired: i64 = conn
-        .prepare_cached("SELECT count(*) FROM web_sessions WHERE expire_date <= ?1")?
+        .prepare_cached("SELECT count(*) FROM web_sessions WHERE expire_date <= $1")?
         .query_row(params![now], |row| row.get(0))?;
     Ok(Counts { active: total - expired, expired })
 }
@@ -478,13 +498,13 @@ pub fn counts(conn: &Connection, now: UnixTime) -> rusqlite::Result<Counts> {
 /// Deletes one session of a given user by its key hash; a session of anyone
 /// else is left alone. Returns whether a row went.
 pub fn delete_for_user_by_hash(
-    conn: &Connection,
+    conn: &Conn,
     user_id: i64,
     key_hash: &KeyHash,
-) -> rusqlite::Result<bool> {
+) -> crate::db::Result<bool> {
     crate::db::ending_access(conn, "web_sessions::delete_for_user_by_hash", |conn| {
         let deleted = conn
-            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = ?1 AND user_id = ?2")?
+            .prepare_cached("DELETE FROM web_sessions WHERE key_hash = $1 AND user_id = $2")?
             .execute(params![&key_hash.0[..], user_id])?;
         Ok(deleted == 1)
     })
@@ -511,7 +531,7 @@ pub struct WebSessionRow {
 }
 
 /// Every web session, by id.
-pub fn export_rows(conn: &Connection) -> rusqlite::Result<Vec<WebSessionRow>> {
+pub fn export_rows(conn: &Conn) -> crate::db::Result<Vec<WebSessionRow>> {
     let mut statement = conn.prepare(
         "SELECT id, key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent
          FROM web_sessions ORDER BY id",
@@ -547,10 +567,10 @@ impl WebSessionRow {
 /// Inserts exported web sessions (each [`WebSessionRow::check`]ed) with
 /// their ids; their users must be there already. The caller's transaction
 /// makes a failure change nothing.
-pub fn import_rows(conn: &Connection, rows: &[WebSessionRow]) -> anyhow::Result<()> {
+pub fn import_rows(conn: &Conn, rows: &[WebSessionRow]) -> anyhow::Result<()> {
     let mut statement = conn.prepare(
         "INSERT INTO web_sessions (id, key_hash, user_id, created, last_activity, expire_date, client_addr, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )?;
     for (index, row) in rows.iter().enumerate() {
         let refuse =
@@ -569,11 +589,18 @@ pub fn import_rows(conn: &Connection, rows: &[WebSessionRow]) -> anyhow::Result<
             ])
             .map_err(|error| refuse(error.to_string()))?;
     }
+    if conn.engine() == crate::db::Engine::Postgres {
+        // The rows came with their ids: the identity must go on after them.
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('web_sessions', 'id'), max(id)) FROM web_sessions",
+            [],
+        )?;
+    }
     Ok(())
 }
 
 /// True when there is no web session at all.
-pub fn none_exist(conn: &Connection) -> rusqlite::Result<bool> {
+pub fn none_exist(conn: &Conn) -> crate::db::Result<bool> {
     conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM web_sessions)")?
         .query_row([], |row| row.get(0))
 }

@@ -27,11 +27,16 @@ pub fn run(settings: &Settings, target: &Path) -> anyhow::Result<()> {
         );
     }
     let source = crate::commands::open_db(settings)?;
-    let pages = write_new_file(target, ".sessiond-backup.", |temporary| {
-        copy_into(&source, temporary.path())
-            .with_context(|| format!("failed to back up `{}`", settings.db.display()))
+    let source = source.as_sqlite().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`sessiond backup` copies a SQLite file; use `sessiond export FILE` or `pg_dump`"
+        )
     })?;
-    say!("Backed up `{}` to `{}` ({pages} pages).", settings.db.display(), target.display());
+    let pages = write_new_file(target, ".sessiond-backup.", |temporary| {
+        copy_into(source, temporary.path())
+            .with_context(|| format!("failed to back up `{}`", settings.db_shown()))
+    })?;
+    say!("Backed up `{}` to `{}` ({pages} pages).", settings.db_shown(), target.display());
     Ok(())
 }
 

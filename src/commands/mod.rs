@@ -25,16 +25,12 @@ pub mod users;
 
 /// Opens (and migrates) the database named by the settings, which must
 /// exist: a missing one is an error naming the path, never a new empty file.
-pub fn open_db(settings: &crate::settings::Settings) -> anyhow::Result<rusqlite::Connection> {
-    settings.refuse_postgres("this command")?;
+pub fn open_db(settings: &crate::settings::Settings) -> anyhow::Result<crate::db::Conn> {
     crate::db::open_existing(&settings.db)
 }
 
 /// Opens the database named by the settings, creating it when missing: for
 /// `createuser` and `createsuperuser`, which may set up a new installation.
-pub fn open_or_create_db(
-    settings: &crate::settings::Settings,
-) -> anyhow::Result<rusqlite::Connection> {
-    settings.refuse_postgres("this command")?;
+pub fn open_or_create_db(settings: &crate::settings::Settings) -> anyhow::Result<crate::db::Conn> {
     crate::db::open(&settings.db)
 }

@@ -15,6 +15,11 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .context("failed to install the signal handlers")?;
     }
+    if settings.postgres.is_some() {
+        // A database that cannot be reached is the one line of a failed
+        // start, not the last of the settings' log.
+        drop(crate::db::connect(&settings.db)?);
+    }
     for resolved in &settings.resolved {
         eprintln!(
             "setting {}={} ({})",

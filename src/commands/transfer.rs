@@ -22,8 +22,8 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use crate::db::Behavior;
 use anyhow::Context;
-use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
 use crate::access_rules::{self, AccessRuleRow};
@@ -83,8 +83,8 @@ pub fn export(settings: &Settings, target: &Path) -> anyhow::Result<()> {
         );
     }
     let mut conn = crate::commands::open_db(settings)?;
-    let export = read_all(&mut conn)
-        .with_context(|| format!("failed to read `{}`", settings.db.display()))?;
+    let export =
+        read_all(&mut conn).with_context(|| format!("failed to read `{}`", settings.db_shown()))?;
     write_new(target, &export)?;
     say!("Exported {} to `{}`.", export.summary(), target.display());
     Ok(())
@@ -102,22 +102,22 @@ pub fn import(settings: &Settings, source: &Path) -> anyhow::Result<()> {
         format!(
             "failed to import `{}` into `{}` (nothing was changed)",
             source.display(),
-            settings.db.display()
+            settings.db_shown()
         )
     })?;
     say!(
         "Imported {} from `{}` into `{}`.",
         export.summary(),
         source.display(),
-        settings.db.display()
+        settings.db_shown()
     );
     Ok(())
 }
 
 /// Reads every table in one read transaction: in WAL mode, writers go on
 /// meanwhile and the rows are the database as of one commit.
-fn read_all(conn: &mut rusqlite::Connection) -> anyhow::Result<Export> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+fn read_all(conn: &mut crate::db::Conn) -> anyhow::Result<Export> {
+    let tx = conn.transaction(Behavior::Deferred)?;
     let export = Export {
         users: users::export_rows(&tx)?,
         web_sessions: web_sessions::export_rows(&tx)?,
@@ -309,8 +309,8 @@ fn rows<T: serde::de::DeserializeOwned>(
 }
 
 /// Loads a checked export into an empty database, all in one transaction.
-fn load(conn: &mut rusqlite::Connection, export: &Export) -> anyhow::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+fn load(conn: &mut crate::db::Conn, export: &Export) -> anyhow::Result<()> {
+    let tx = conn.transaction(Behavior::Immediate)?;
     let empty =
         users::none_exist(&tx)? && web_sessions::none_exist(&tx)? && jwt_sessions::none_exist(&tx)?;
     if !empty {

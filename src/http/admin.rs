@@ -427,7 +427,7 @@ fn dashboard_page(
 /// Refuses (403) when any of these API logins belongs to a user whom the
 /// caller may not act on; run inside the transaction that changes them.
 fn refuse_superusers_jwts(
-    conn: &rusqlite::Connection,
+    conn: &crate::db::Conn,
     caller: &User,
     jtis: &[String],
 ) -> Result<(), HttpError> {

@@ -10,7 +10,7 @@
 //! next one. Every failure is the same `HttpError::Unauthorized`, and
 //! nothing is written, whether the token passes or not.
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 use crate::app::App;
 use crate::clock::UnixTime;
@@ -30,7 +30,7 @@ pub struct BearerCaller {
 /// Checks the request's bearer token.
 pub fn authenticate(
     app: &App,
-    conn: &Connection,
+    conn: &Conn,
     request: &Request,
     now: UnixTime,
 ) -> Result<BearerCaller, HttpError> {

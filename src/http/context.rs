@@ -14,7 +14,7 @@
 
 use std::cell::{Cell, OnceCell};
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 use crate::app::App;
 use crate::clock::UnixTime;
@@ -29,7 +29,7 @@ use crate::web_sessions::WebSession;
 /// What a handler gets.
 pub struct Ctx<'a> {
     pub app: &'a App,
-    pub conn: &'a Connection,
+    pub conn: &'a Conn,
     pub request: &'a Request,
     /// When this request is answered; the one clock read of the request.
     pub now: UnixTime,
@@ -42,7 +42,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(app: &'a App, conn: &'a Connection, request: &'a Request, now: UnixTime) -> Ctx<'a> {
+    pub fn new(app: &'a App, conn: &'a Conn, request: &'a Request, now: UnixTime) -> Ctx<'a> {
         Ctx {
             app,
             conn,

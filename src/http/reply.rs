@@ -195,31 +195,24 @@ impl fmt::Display for HttpError {
     }
 }
 
-impl From<rusqlite::Error> for HttpError {
-    fn from(error: rusqlite::Error) -> HttpError {
-        use rusqlite::ErrorCode;
-        match error.sqlite_error_code() {
-            // A database file made read-only while open fails its next write
-            // with SQLITE_IOERR (the WAL cannot be written), a new connection
-            // with SQLITE_READONLY; both pass once it is writable again.
-            Some(
-                ErrorCode::ReadOnly
-                | ErrorCode::DiskFull
-                | ErrorCode::CannotOpen
-                | ErrorCode::SystemIoFailure,
-            ) => HttpError::Unavailable(error.to_string()),
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                HttpError::Unavailable(error.to_string())
-            }
-            _ => HttpError::Internal(error.into()),
+impl From<crate::db::Error> for HttpError {
+    fn from(error: crate::db::Error) -> HttpError {
+        // A lost or refused PostgreSQL connection, a busy database, a SQLite
+        // file made read-only while open (its next write fails with
+        // SQLITE_IOERR, a new connection with SQLITE_READONLY), a full disk:
+        // each passes once the database is back.
+        if error.is_unavailable() || error.is_busy() {
+            HttpError::Unavailable(error.to_string())
+        } else {
+            HttpError::Internal(error.into())
         }
     }
 }
 
 impl From<anyhow::Error> for HttpError {
     fn from(error: anyhow::Error) -> HttpError {
-        match error.downcast::<rusqlite::Error>() {
-            Ok(sqlite) => HttpError::from(sqlite),
+        match error.downcast::<crate::db::Error>() {
+            Ok(db) => HttpError::from(db),
             Err(other) => HttpError::Internal(other),
         }
     }

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 use crate::app::App;
 use crate::clock::UnixTime;
@@ -38,7 +38,7 @@ pub struct WorkerRecords {
 /// worker's `records`; `started` is when the server began reading it.
 pub fn route(
     app: &App,
-    conn: &Connection,
+    conn: &Conn,
     request: &Request,
     records: &WorkerRecords,
     started: Instant,
@@ -90,7 +90,7 @@ impl MetricsListener {
     /// The listener's one answer: `GET /metrics` gets the exposition
     /// (SPEC 10), anything else 404. Its requests are not sessiond's
     /// traffic: neither counted nor logged.
-    pub fn answer(&mut self, app: &App, conn: &Connection, request: &Request) -> Reply {
+    pub fn answer(&mut self, app: &App, conn: &Conn, request: &Request) -> Reply {
         if request.method != Method::Get || request.path != "/metrics" {
             return Reply::new(404, "text/plain; charset=utf-8", "not found\n");
         }
@@ -105,7 +105,7 @@ impl MetricsListener {
     /// every 4 s, off the scrape's path. Counting a million rows takes tens
     /// of milliseconds or more; Prometheus scrapes every 15 s or so, so
     /// without this every scrape would find the 5 s cache stale and count.
-    pub fn between_requests(&mut self, app: &App, conn: &Connection) {
+    pub fn between_requests(&mut self, app: &App, conn: &Conn) {
         let now = app.clock.now();
         let since_scrape = now - *self.last_scrape.get_or_insert(now);
         let due =

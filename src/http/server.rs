@@ -39,8 +39,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::db::Conn;
 use anyhow::Context;
-use rusqlite::Connection;
 
 use crate::app::App;
 use crate::http::access_log::{self, AccessLog};
@@ -78,7 +78,7 @@ const LOGIN_RETRY_AFTER_SECONDS: u64 = 5;
 /// own records of the requests it answers (counts and access log).
 pub struct Worker {
     pub app: Arc<App>,
-    pub conn: Connection,
+    pub conn: Conn,
     pub records: router::WorkerRecords,
 }
 
@@ -232,7 +232,7 @@ impl MetricsServer {
     }
 }
 
-fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Connection) {
+fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Conn) {
     let mut listener = router::MetricsListener::default();
     while !app.shutdown.load(Ordering::SeqCst) {
         listener.between_requests(app, conn);
@@ -393,7 +393,7 @@ fn respond(raw: tiny_http::Request, reply: Reply, close: bool) {
     }
     if close {
         response.add_header(
-            tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]).expect("valid header"),
+            tiny_http::Header::from_bytes(&b"Conn"[..], &b"close"[..]).expect("valid header"),
         );
     }
     // A client that went away is not an error of ours.

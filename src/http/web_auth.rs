@@ -22,7 +22,7 @@
 
 use std::sync::PoisonError;
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 use crate::app::App;
 use crate::clock::UnixTime;
@@ -56,7 +56,7 @@ pub enum CookieAction {
 /// say every request is a save.
 pub fn authenticate(
     app: &App,
-    conn: &Connection,
+    conn: &Conn,
     request: &Request,
     now: UnixTime,
 ) -> Result<WebAuth, HttpError> {
@@ -77,7 +77,7 @@ pub fn authenticate(
         let lag = (exact - session.expire_date).abs();
         let allowed = lifetime.allowed_lag();
         if lag > allowed / 2 {
-            let save = |conn: &Connection| {
+            let save = |conn: &Conn| {
                 web_sessions::save(conn, session.row_id, &session.key_hash, exact, now)
             };
             // The turn is held only for a write that does not wait on

@@ -120,7 +120,7 @@ fn a_backup_refuses_an_existing_file_and_leaves_it_alone() {
     let fresh = dir.path().join("fresh.sqlite3");
     let args = ["--db", db.to_str().unwrap(), "backup", fresh.to_str().unwrap()];
     assert!(run_cli(dir.path(), &args, &[], None).status.success());
-    let copy = rusqlite::Connection::open(&fresh).unwrap();
+    let copy = sessiond::db::connect(&fresh).unwrap();
     assert_eq!(crate::support::count(&copy, "users"), 3);
 }
 

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
 use sessiond::cleanup::{self, BATCH_SIZE, Trigger};
+use sessiond::db::Conn as Connection;
 use sessiond::users::{self, Role, User};
 use sessiond::web_sessions::{self, Lifetime};
 
@@ -131,7 +131,7 @@ fn cleanup_deletes_more_rows_than_one_batch_holds() {
     let (_dir, mut conn, user) = open_temp();
     let total = 2 * BATCH_SIZE + 1;
     {
-        let tx = conn.transaction().unwrap();
+        let tx = conn.transaction(sessiond::db::Behavior::Immediate).unwrap();
         for _ in 0..total {
             web_session(&tx, &user, START - 10_000, 100);
         }
@@ -186,7 +186,7 @@ fn cleanup_of_mostly_expired_tables_puts_every_live_row_back_as_it_was() {
     let bob = users::create(&conn, "bob", "", "bob-password", Role::User, START).unwrap();
     let expired = 1000;
     {
-        let tx = conn.transaction().unwrap();
+        let tx = conn.transaction(sessiond::db::Behavior::Immediate).unwrap();
         for index in 0..expired {
             let user = if index % 2 == 0 { &alice } else { &bob };
             web_session(&tx, user, START - 10_000, 100);
@@ -209,8 +209,11 @@ fn cleanup_of_mostly_expired_tables_puts_every_live_row_back_as_it_was() {
     assert_eq!((run.web_deleted, run.jwt_deleted), (expired, expired));
     assert_eq!(web_rows(&conn), web_live);
     assert_eq!(jwt_rows(&conn), jwt_live);
-    let foreign_keys: bool =
-        conn.pragma_query_value(None, "foreign_keys", |row| row.get(0)).unwrap();
+    let foreign_keys: bool = conn
+        .as_sqlite()
+        .unwrap()
+        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+        .unwrap();
     assert!(foreign_keys, "the cleanup turned the connection's foreign keys back on");
     conn.execute("DELETE FROM users WHERE id = ?1", [bob.id]).unwrap();
     assert_eq!(count(&conn, "web_sessions"), 1, "bob's session went with him");
@@ -224,7 +227,7 @@ fn cleanup_of_mostly_live_tables_deletes_every_expired_row() {
     let (_dir, mut conn, user) = open_temp();
     let expired = 2 * BATCH_SIZE + 1;
     {
-        let tx = conn.transaction().unwrap();
+        let tx = conn.transaction(sessiond::db::Behavior::Immediate).unwrap();
         for index in 0..expired {
             web_session(&tx, &user, START - 10_000, 100);
             web_session(&tx, &user, START, 100);
@@ -259,8 +262,11 @@ fn failed_cleanup_is_recorded_and_returned_as_an_error() {
     assert!(!runs[0].is_ok());
     assert!(runs[0].outcome.contains("injected failure"), "{}", runs[0].outcome);
     assert_eq!(count(&conn, "web_sessions"), 1, "the failed batch was rolled back");
-    let foreign_keys: bool =
-        conn.pragma_query_value(None, "foreign_keys", |row| row.get(0)).unwrap();
+    let foreign_keys: bool = conn
+        .as_sqlite()
+        .unwrap()
+        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+        .unwrap();
     assert!(foreign_keys, "the failed run turned the connection's foreign keys back on");
 }
 
@@ -347,9 +353,9 @@ fn clear_expired_sessions_runs_while_the_server_serves_the_same_file() {
     let cookie = server.login("root", "root-password");
     let expired = 2 * BATCH_SIZE + 1;
     {
-        let mut conn = server.conn();
+        let conn = server.conn();
         let root = users::find_by_username(&conn, "root").unwrap().unwrap();
-        let tx = conn.transaction().unwrap();
+        let tx = conn.transaction(sessiond::db::Behavior::Immediate).unwrap();
         for _ in 0..expired {
             web_session(&tx, &root, real_now() - 100_000, 100);
         }

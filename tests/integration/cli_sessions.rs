@@ -24,7 +24,7 @@ impl Db {
         Db { dir, path, now: chrono::Utc::now().timestamp() }
     }
 
-    fn conn(&self) -> rusqlite::Connection {
+    fn conn(&self) -> sessiond::db::Conn {
         crate::support::connect_db(&self.path)
     }
 

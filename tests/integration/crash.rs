@@ -220,7 +220,7 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
 
 /// Expired web sessions left in the database (a real clock is used by the
 /// processes of this test).
-fn expired_web_sessions(conn: &rusqlite::Connection) -> i64 {
+fn expired_web_sessions(conn: &sessiond::db::Conn) -> i64 {
     let now = chrono::Utc::now().timestamp();
     conn.query_row("SELECT count(*) FROM web_sessions WHERE expire_date <= ?1", [now], |row| {
         row.get(0)
@@ -236,15 +236,15 @@ fn expired_web_sessions(conn: &rusqlite::Connection) -> i64 {
 fn kill_during_a_cleanup(
     backlog: i64,
     live: i64,
-    in_the_middle: impl Fn(&rusqlite::Connection) -> bool,
+    in_the_middle: impl Fn(&sessiond::db::Conn) -> bool,
 ) -> i64 {
     let dir = tempfile::tempdir().unwrap();
     let db_path = prepare_database(dir.path());
     {
-        let mut conn = sessiond::db::open(&db_path).unwrap();
+        let conn = sessiond::db::open(&db_path).unwrap();
         let alice = sessiond::users::find_by_username(&conn, "alice").unwrap().unwrap();
         let now = chrono::Utc::now().timestamp();
-        let tx = conn.transaction().unwrap();
+        let tx = conn.transaction(sessiond::db::Behavior::Immediate).unwrap();
         for (count, saved, idle) in [(backlog, now - 100_000, 100), (live, now, 100_000)] {
             let lifetime = sessiond::web_sessions::Lifetime { idle, absolute: 0 };
             for _ in 0..count {

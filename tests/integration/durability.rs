@@ -45,8 +45,12 @@ fn connections_commit_with_normal_unless_they_end_access() {
     // The control: without a durable transaction, a connection is NORMAL, so
     // the FULL seen by the other tests comes from the write path itself.
     let server = recording_server();
-    let synchronous: i64 =
-        server.conn().pragma_query_value(None, "synchronous", |row| row.get(0)).unwrap();
+    let synchronous: i64 = server
+        .conn()
+        .as_sqlite()
+        .unwrap()
+        .pragma_query_value(None, "synchronous", |row| row.get(0))
+        .unwrap();
     assert_eq!(synchronous, NORMAL);
     server.create_user("alice", "alice-password", Role::User);
     server.login("alice", "alice-password");

@@ -80,13 +80,13 @@ pub fn db_for(path: &Path) -> String {
 /// Opens (creating and migrating) the database a test names by `path`,
 /// on the suite's engine: what `sessiond::db::open` is to a file.
 #[track_caller]
-pub fn open_db(path: &Path) -> rusqlite::Connection {
+pub fn open_db(path: &Path) -> sessiond::db::Conn {
     sessiond::db::open(Path::new(&db_for(path))).expect("open the test database")
 }
 
 /// A new connection (not migrated) to the database a test names by `path`.
 #[track_caller]
-pub fn connect_db(path: &Path) -> rusqlite::Connection {
+pub fn connect_db(path: &Path) -> sessiond::db::Conn {
     sessiond::db::connect(Path::new(&db_for(path))).expect("connect to the test database")
 }
 
@@ -291,7 +291,7 @@ impl TestServer {
     }
 
     /// A new connection to the server's database.
-    pub fn conn(&self) -> rusqlite::Connection {
+    pub fn conn(&self) -> sessiond::db::Conn {
         sessiond::db::connect(Path::new(&self.db_location)).expect("connect to the database")
     }
 
@@ -767,7 +767,7 @@ fn db_in(dir: &Path, value: &str) -> String {
 }
 
 /// Counts rows in a table.
-pub fn count(conn: &rusqlite::Connection, table: &str) -> i64 {
+pub fn count(conn: &sessiond::db::Conn, table: &str) -> i64 {
     let tables: HashMap<&str, &str> = [
         ("web_sessions", "SELECT count(*) FROM web_sessions"),
         ("jwt_sessions", "SELECT count(*) FROM jwt_sessions"),

@@ -84,7 +84,7 @@ fn the_throttle_counts_every_case_of_a_username_as_one() {
 /// A database as an older sessiond left it: the schema before usernames
 /// became unique regardless of case, with `alice` and `ALICE` (and `bob`).
 fn database_with_case_duplicates(path: &std::path::Path) {
-    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let mut conn = sessiond::db::connect(path).unwrap();
     sessiond::db::migrate_to(
         &mut conn,
         sessiond::db::version_before_usernames_unique_regardless_of_case(),

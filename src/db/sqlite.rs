@@ -1,27 +1,15 @@
-//! Opening the SQLite file and migrating its schema, and the durable
-//! transactions of the writes that end access.
-//!
-//! Every connection is opened here with the same pragmas (WAL, a busy
-//! timeout, foreign keys on), so that several threads and several processes
-//! can share one file. The schema is an append-only list of migrations tracked
-//! by `PRAGMA user_version`. This module knows the schema as a whole but runs
-//! no queries on behalf of other modules: each table's SQL lives with the
-//! module that owns it.
-//!
-//! Connections commit with `synchronous=NORMAL`, which in WAL mode keeps every
-//! commit across a crash of the process but may drop the last ones on a power
-//! loss. A write that ends access (a logout, a revocation, a deletion, a new
-//! password, a deactivation, "end all sessions") must not come back after a
-//! power loss (SPEC 8), so it runs in a [`DurableTransaction`], which commits
-//! with `synchronous=FULL` (the WAL is synced before the commit returns).
+//! The SQLite side of the engine layer: opening a file with one set of
+//! pragmas (WAL, a busy timeout, foreign keys on) so that several threads
+//! and processes can share it, the file's watch for `/healthz`, and the
+//! SQLite migrations, tracked by `PRAGMA user_version`. Only `db` uses it;
+//! it runs no query on behalf of a table module.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 /// How long a writer waits for another writer (thread or process) before
 /// giving up with "database is locked".
@@ -46,22 +34,19 @@ pub const PAGE_CACHE_KIB: i64 = 512;
 /// is mapped up to its size, at most this.
 pub const MMAP_BYTES: i64 = 1 << 30;
 
-/// Runs `write` on `conn` without waiting for another writer: `Ok(None)`
-/// when the database is locked at this moment, where a plain write would
-/// wait up to [`BUSY_TIMEOUT`]. For writes that may be put off, such as a
-/// sliding expiry still within its allowed lag.
-pub fn unless_busy<T>(
+/// Runs `write` without waiting for another writer: `Ok(None)` when the
+/// database is locked at this moment (see [`super::unless_busy`]).
+pub(super) fn unless_busy<T>(
     conn: &Connection,
-    write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Option<T>> {
+    write: impl FnOnce() -> super::Result<T>,
+) -> super::Result<Option<T>> {
     conn.busy_timeout(Duration::ZERO)?;
     // Put back even if `write` panics: a worker's connection outlives a
     // request whose handler panicked.
     let _restore = RestoreBusyTimeout(conn);
-    let result = write(conn);
-    match result {
+    match write() {
         Ok(value) => Ok(Some(value)),
-        Err(rusqlite::Error::SqliteFailure(error, _))
+        Err(super::Error::Sqlite(rusqlite::Error::SqliteFailure(error, _)))
             if error.code == rusqlite::ErrorCode::DatabaseBusy =>
         {
             Ok(None)
@@ -80,145 +65,41 @@ impl Drop for RestoreBusyTimeout<'_> {
     }
 }
 
-/// An IMMEDIATE transaction that commits with `synchronous=FULL`: once
-/// `commit` returns, the change survives a power loss. The connection's own
-/// setting is put back when it is dropped, committed or not. SQLite does not
-/// let the setting change inside a transaction, so the connection must not
-/// be in one when this starts.
-pub struct DurableTransaction<'conn> {
-    tx: Option<Transaction<'conn>>,
-    conn: &'conn Connection,
-    previous: i64,
-}
-
 /// `PRAGMA synchronous=FULL`.
 const SYNCHRONOUS_FULL: i64 = 2;
 
-/// Starts a [`DurableTransaction`] on `conn`.
-pub fn durable_transaction(conn: &Connection) -> rusqlite::Result<DurableTransaction<'_>> {
+/// Sets `synchronous=FULL` for the next commit; returns the setting to put
+/// back after it.
+pub(super) fn synchronous_full(conn: &Connection) -> rusqlite::Result<i64> {
     let previous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
     conn.pragma_update(None, "synchronous", SYNCHRONOUS_FULL)?;
-    match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
-        Ok(tx) => Ok(DurableTransaction { tx: Some(tx), conn, previous }),
-        Err(error) => {
-            let _ = conn.pragma_update(None, "synchronous", previous);
-            Err(error)
-        }
-    }
-}
-
-impl DurableTransaction<'_> {
-    /// Commits; the WAL is synced before this returns.
-    pub fn commit(mut self) -> rusqlite::Result<()> {
-        self.tx.take().expect("a transaction until it is committed").commit()
-    }
-}
-
-impl std::ops::Deref for DurableTransaction<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        self.tx.as_ref().expect("a transaction until it is committed")
-    }
-}
-
-impl Drop for DurableTransaction<'_> {
-    fn drop(&mut self) {
-        // Roll back first (when not committed): the setting cannot change
-        // inside a transaction.
-        drop(self.tx.take());
-        let _ = self.conn.pragma_update(None, "synchronous", self.previous);
-    }
-}
-
-/// Runs one write that ends access. On a connection outside a transaction it
-/// gets a [`DurableTransaction`] of its own; inside one, the caller's
-/// transaction must be durable (see [`DurableTransaction`]). `what` names the
-/// write for [`durable_writes`].
-pub fn ending_access<T>(
-    conn: &Connection,
-    what: &'static str,
-    write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    if conn.is_autocommit() {
-        let tx = durable_transaction(conn)?;
-        let value = write(&tx)?;
-        note_ending_write(&tx, what)?;
-        tx.commit()?;
-        Ok(value)
-    } else {
-        let value = write(conn)?;
-        note_ending_write(conn, what)?;
-        Ok(value)
-    }
-}
-
-/// One write that ends access, as [`durable_writes`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndingWrite {
-    /// The database file, as SQLite names it.
-    pub db: PathBuf,
-    /// The function that wrote, e.g. `web_sessions::delete`.
-    pub what: &'static str,
-    /// `PRAGMA synchronous` read inside the write's transaction, just before
-    /// its commit: 2 is FULL.
-    pub synchronous: i64,
-}
-
-static RECORDING: AtomicBool = AtomicBool::new(false);
-static ENDING_WRITES: Mutex<Vec<EndingWrite>> = Mutex::new(Vec::new());
-
-/// From now on, every write that ends access in this process is recorded
-/// with the `synchronous` setting its transaction commits with, so that
-/// tests can check it from the outside of each action. Off unless asked for:
-/// recording costs one pragma read per such write.
-pub fn record_ending_writes() {
-    RECORDING.store(true, Ordering::SeqCst);
-}
-
-/// The writes that ended access on the database at `path`, in order, since
-/// [`record_ending_writes`].
-pub fn durable_writes(path: &Path) -> Vec<EndingWrite> {
-    let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let writes = ENDING_WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    writes.iter().filter(|write| write.db == wanted).cloned().collect()
-}
-
-fn note_ending_write(conn: &Connection, what: &'static str) -> rusqlite::Result<()> {
-    if !RECORDING.load(Ordering::Relaxed) {
-        return Ok(());
-    }
-    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
-    let db = conn.path().map(PathBuf::from).unwrap_or_default();
-    let db = std::fs::canonicalize(&db).unwrap_or(db);
-    let mut writes = ENDING_WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    writes.push(EndingWrite { db, what, synchronous });
-    Ok(())
+    Ok(previous)
 }
 
 /// Opens (creating when missing) the database file and brings its schema up
 /// to date. The folder is created too. The file holds session hashes and may
 /// hold the generated signing keys, so it is made readable by its owner only
 /// (SQLite gives its `-wal` and `-shm` files the same mode).
-pub fn open(path: &Path) -> anyhow::Result<Connection> {
+pub(super) fn open(path: &Path) -> anyhow::Result<Connection> {
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         create_private_folder(parent)
             .with_context(|| format!("failed to create folder `{}`", parent.display()))?;
     }
     make_private_file(path)
         .with_context(|| format!("failed to create database file `{}`", path.display()))?;
-    let mut conn = open_waiting(path)
+    let conn = open_waiting(path)
         .with_context(|| format!("failed to open database at `{}`", path.display()))?;
-    migrate(&mut conn)
+    let conn = super::Conn::sqlite(conn);
+    migrate_to(&conn, MIGRATIONS.len())
         .with_context(|| format!("failed to migrate database at `{}`", path.display()))?;
-    Ok(conn)
+    Ok(conn.into_sqlite())
 }
 
 /// Opens a database that must already exist, as [`open`] does. For the
 /// commands that act on users and sessions: creating an empty database in
 /// place of a missing one would let them report success (or "no such user")
 /// against the wrong file while a server goes on using the real one.
-pub fn open_existing(path: &Path) -> anyhow::Result<Connection> {
+pub(super) fn open_existing(path: &Path) -> anyhow::Result<Connection> {
     match std::fs::metadata(path) {
         Ok(_) => open(path),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
@@ -238,6 +119,9 @@ pub fn open_existing(path: &Path) -> anyhow::Result<Connection> {
 /// must say so rather than serve from it.
 #[derive(Debug)]
 pub struct FileWatch {
+    /// False for a PostgreSQL database: there is no file to watch, and
+    /// `/healthz` asks the server itself.
+    watched: bool,
     path: PathBuf,
     identity: Option<FileIdentity>,
     /// Whether the last check found the file gone or replaced, so that the
@@ -257,6 +141,7 @@ impl FileWatch {
     /// opening the database.
     pub fn new(path: &Path) -> FileWatch {
         FileWatch {
+            watched: !super::is_postgres_url(path),
             path: path.to_path_buf(),
             identity: identity_of(path),
             reported: AtomicBool::new(false),
@@ -267,6 +152,9 @@ impl FileWatch {
     /// opened; the first such check of a change logs it. One `stat`: cheaper
     /// than the query `/healthz` runs beside it.
     pub fn check(&self) -> Result<(), String> {
+        if !self.watched {
+            return Ok(());
+        }
         let now = identity_of(&self.path);
         let problem = match (self.identity, now) {
             (Some(opened), Some(now)) if opened == now => None,
@@ -308,11 +196,6 @@ fn identity_of(path: &Path) -> Option<FileIdentity> {
     std::fs::metadata(path).ok().map(|_| FileIdentity { device: 0, inode: 0 })
 }
 
-/// Whether the database answers a query, for `/healthz`.
-pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("SELECT count(*) FROM meta", [], |row| row.get::<_, i64>(0)).map(|_| ())
-}
-
 /// Opens one more connection to a database that [`open`] has already
 /// migrated; used by each worker thread.
 ///
@@ -326,7 +209,7 @@ pub fn ping(conn: &Connection) -> rusqlite::Result<()> {
 /// stop). Without the checkpoint-on-close nothing takes that lock; the WAL
 /// is still checkpointed as it grows, and [`checkpoint`] merges it when the
 /// server has stopped, so that the file alone is whole again.
-pub fn connect(path: &Path) -> anyhow::Result<Connection> {
+pub(super) fn connect(path: &Path) -> anyhow::Result<Connection> {
     let conn = open_waiting(path)
         .with_context(|| format!("failed to open database at `{}`", path.display()))?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
@@ -337,6 +220,9 @@ pub fn connect(path: &Path) -> anyhow::Result<Connection> {
 /// its own; for a server whose threads have all stopped. Best effort: a
 /// reader elsewhere may keep part of the WAL, which the next open reads.
 pub fn checkpoint(path: &Path) {
+    if super::is_postgres_url(path) {
+        return;
+    }
     if let Ok(conn) = open_waiting(path) {
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
@@ -437,7 +323,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 
 /// The schema, one step per entry; never edit a step that has shipped, only
 /// append. Step N brings `user_version` from N to N+1.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: users, the key-value table for generated secrets and the schedule,
     // web sessions and JWT sessions, and the record of cleanup runs.
     "
@@ -547,30 +433,20 @@ const USERNAMES_UNIQUE_REGARDLESS_OF_CASE: &str = "
     CREATE UNIQUE INDEX users_username_nocase ON users(username COLLATE NOCASE);
     ";
 
-/// The `user_version` of a database this program has migrated.
-pub fn schema_version() -> i64 {
-    MIGRATIONS.len() as i64
-}
-
-/// Applies the migrations that this file has not seen yet, all in one
-/// transaction; running it twice is a no-op.
+/// Applies the migrations up to `target` that this file has not seen yet,
+/// all in one transaction; running it twice is a no-op.
 ///
 /// Several processes may start at once on one file: the IMMEDIATE
 /// transaction waits (up to the busy timeout) for another one migrating, and
 /// `user_version` is read inside it, so whoever comes second finds the work
 /// done. A step that the data does not allow (usernames that differ only in
 /// case) is refused with what to do, and nothing changes.
-pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    migrate_to(conn, MIGRATIONS.len())
-}
-
-/// [`migrate`] up to schema version `target` only; tests use it to make a
-/// database as an older sessiond left it.
-pub fn migrate_to(conn: &mut Connection, target: usize) -> anyhow::Result<()> {
+pub(super) fn migrate_to(conn: &super::Conn, target: usize) -> anyhow::Result<()> {
+    let sqlite = conn.as_sqlite().expect("a SQLite connection");
     let target = target.min(MIGRATIONS.len());
-    let db = conn.path().unwrap_or("").to_owned();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let db = sqlite.path().unwrap_or("").to_owned();
+    let tx = conn.transaction(super::Behavior::Immediate)?;
+    let version: i64 = sqlite.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let version = usize::try_from(version).unwrap_or(0);
     for step in MIGRATIONS.iter().take(target).skip(version) {
         if *step == USERNAMES_UNIQUE_REGARDLESS_OF_CASE {
@@ -579,7 +455,7 @@ pub fn migrate_to(conn: &mut Connection, target: usize) -> anyhow::Result<()> {
         tx.execute_batch(step)?;
     }
     if version < target {
-        tx.pragma_update(None, "user_version", target as i64)?;
+        sqlite.pragma_update(None, "user_version", target as i64)?;
     }
     tx.commit()?;
     Ok(())
@@ -587,7 +463,7 @@ pub fn migrate_to(conn: &mut Connection, target: usize) -> anyhow::Result<()> {
 
 /// The schema version just before usernames became unique regardless of
 /// case.
-pub fn version_before_usernames_unique_regardless_of_case() -> usize {
+pub(super) fn version_before_usernames_unique_regardless_of_case() -> usize {
     MIGRATIONS
         .iter()
         .position(|step| *step == USERNAMES_UNIQUE_REGARDLESS_OF_CASE)
@@ -595,7 +471,7 @@ pub fn version_before_usernames_unique_regardless_of_case() -> usize {
 }
 
 /// Fails, naming them, when some usernames differ only in case.
-fn refuse_case_duplicates(conn: &Connection, db: &str) -> anyhow::Result<()> {
+fn refuse_case_duplicates(conn: &super::Conn, db: &str) -> anyhow::Result<()> {
     let groups = crate::users::case_duplicates(conn)?;
     let Some(first) = groups.first() else {
         return Ok(());
@@ -615,15 +491,20 @@ fn refuse_case_duplicates(conn: &Connection, db: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{Conn, params, unless_busy};
 
     #[test]
     fn migrating_twice_is_a_no_op() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/db.sqlite3");
-        let mut conn = open(&path).unwrap();
+        let mut conn = crate::db::open(&path).unwrap();
         conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", []).unwrap();
-        migrate(&mut conn).unwrap();
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .as_sqlite()
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
         let value: String = conn.query_row("SELECT value FROM meta", [], |r| r.get(0)).unwrap();
         assert_eq!(value, "v");
@@ -633,15 +514,16 @@ mod tests {
     fn unless_busy_gives_up_at_once_and_puts_the_busy_timeout_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
-        let holder = open(&path).unwrap();
-        let conn = connect(&path).unwrap();
+        let holder = crate::db::open(&path).unwrap();
+        let conn = crate::db::connect(&path).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let insert =
-            |conn: &Connection| conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", []);
+        let insert = |conn: &Conn| {
+            conn.execute("INSERT INTO meta (key, value) VALUES ($1, 'v')", params!["k"])
+        };
 
         assert_eq!(unless_busy(&conn, insert).unwrap(), None);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            unless_busy(&conn, |_| -> rusqlite::Result<()> { panic!("a bug in the write") })
+            unless_busy(&conn, |_| -> crate::db::Result<()> { panic!("a bug in the write") })
         }));
         assert!(panicked.is_err());
 
@@ -658,11 +540,11 @@ mod tests {
     fn a_writer_waits_for_another_and_then_gets_in() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
-        let mut holder = open(&path).unwrap();
-        let waiter = connect(&path).unwrap();
+        let holder = crate::db::open(&path).unwrap();
+        let waiter = crate::db::connect(&path).unwrap();
         let (locked, is_locked) = std::sync::mpsc::channel();
         let release = std::thread::spawn(move || {
-            let tx = holder.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+            let tx = holder.transaction(crate::db::Behavior::Immediate).unwrap();
             tx.execute("INSERT INTO meta (key, value) VALUES ('first', '1')", []).unwrap();
             locked.send(()).unwrap();
             std::thread::sleep(Duration::from_millis(50));
