@@ -70,7 +70,7 @@ impl Db {
     fn revoked_at(&self, jti: &str) -> (Option<i64>, Option<i64>) {
         self.conn()
             .query_row(
-                "SELECT revoked_at, revoked_by FROM jwt_sessions WHERE jti = ?1",
+                "SELECT revoked_at, revoked_by FROM jwt_sessions WHERE jti = $1",
                 [jti],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

@@ -18,7 +18,9 @@ fn createsuperuser_takes_the_password_from_the_environment() {
         .env("DJANGO_SUPERUSER_PASSWORD", "boss-password")
         .run();
     let db = dir.path().join("data/sessiond.sqlite3");
-    assert!(db.exists(), "the default database is data/sessiond.sqlite3");
+    if crate::support::engine() == crate::support::Engine::Sqlite {
+        assert!(db.exists(), "the default database is data/sessiond.sqlite3");
+    }
     let user = authenticates(&db, "boss", "boss-password").expect("boss signs in");
     assert_eq!(user.role, Role::Admin);
     assert_eq!(user.email, "boss@example.com");
@@ -238,6 +240,7 @@ fn a_malformed_env_line_is_named_by_its_key_and_never_echoed() {
 #[cfg(unix)]
 #[test]
 fn the_database_is_readable_by_its_owner_only() {
+    crate::support::sqlite_only!("the SQLite file's mode");
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     Cli::new(dir.path())

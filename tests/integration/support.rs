@@ -663,7 +663,7 @@ impl Cli {
         if self.db_as_given {
             command.current_dir(&self.dir).args(&self.args);
         } else {
-            command.current_dir(&self.dir).args(on_the_engine(&self.dir, &self.args));
+            command.current_dir(&self.dir).args(on_the_engine(&self.dir, &self.args, &self.env));
         }
         for (key, _) in std::env::vars() {
             if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
@@ -737,22 +737,33 @@ impl Cli {
 }
 
 /// The arguments with the value of `--db` (a path, relative to `dir` or
-/// absolute) put on the suite's engine by [`db_for`].
-fn on_the_engine(dir: &Path, args: &[String]) -> Vec<String> {
+/// absolute) put on the suite's engine by [`db_for`]. On PostgreSQL a run
+/// that names no database (no `--db`, no `SESSIOND_DB` in `env`) gets the
+/// one that stands for the default `data/sessiond.sqlite3` in `dir`, except
+/// `init` and `config`, which show where the database is.
+pub fn on_the_engine(dir: &Path, args: &[String], env: &[(String, String)]) -> Vec<String> {
     if engine() == Engine::Sqlite {
         return args.to_vec();
     }
-    let mut mapped = Vec::with_capacity(args.len());
+    let mut mapped = Vec::with_capacity(args.len() + 2);
     let mut after_db = false;
+    let mut named = env.iter().any(|(key, _)| key == "SESSIOND_DB");
     for arg in args {
         if after_db {
             mapped.push(db_in(dir, arg));
         } else if let Some(value) = arg.strip_prefix("--db=") {
             mapped.push(format!("--db={}", db_in(dir, value)));
+            named = true;
         } else {
             mapped.push(arg.clone());
         }
         after_db = arg == "--db";
+        named |= after_db;
+    }
+    let shows_the_database = args.iter().any(|arg| arg == "init" || arg == "config");
+    if !named && !shows_the_database {
+        let default = db_for(&dir.join("data/sessiond.sqlite3"));
+        mapped.splice(0..0, [String::from("--db"), default]);
     }
     mapped
 }
@@ -842,7 +853,9 @@ impl ServeProcess {
     pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
         let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-        command.current_dir(dir).args(on_the_engine(dir, &args));
+        let named_env: Vec<(String, String)> =
+            env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        command.current_dir(dir).args(on_the_engine(dir, &args, &named_env));
         command.args(["serve", "--bind", "127.0.0.1:0"]);
         for (key, _) in std::env::vars() {
             if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
