@@ -390,16 +390,18 @@ pub fn counts(conn: &Conn, now: UnixTime) -> crate::db::Result<Counts> {
         .prepare_cached("SELECT count(*) FROM jwt_sessions")?
         .query_row([], |row| row.get(0))?;
     let revoked: i64 = conn
-        .prepare_cached(
+        .prepare_cached(conn.by_engine(
             "SELECT count(*) FROM jwt_sessions INDEXED BY jwt_sessions_revoked
              WHERE revoked_at IS NOT NULL",
-        )?
+            "SELECT count(*) FROM jwt_sessions WHERE revoked_at IS NOT NULL",
+        ))?
         .query_row([], |row| row.get(0))?;
     let expired: i64 = conn
-        .prepare_cached(
+        .prepare_cached(conn.by_engine(
             "SELECT count(*) FROM jwt_sessions INDEXED BY jwt_sessions_unrevoked_expiry
              WHERE revoked_at IS NULL AND expires_at <= $1",
-        )?
+            "SELECT count(*) FROM jwt_sessions WHERE revoked_at IS NULL AND expires_at <= $1",
+        ))?
         .query_row(params![now], |row| row.get(0))?;
     Ok(Counts { active: total - revoked - expired, revoked, expired })
 }
