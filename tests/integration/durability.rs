@@ -55,7 +55,11 @@ fn connections_commit_with_normal_unless_they_end_access() {
     assert_eq!(synchronous, NORMAL);
     server.create_user("alice", "alice-password", Role::User);
     server.login("alice", "alice-password");
-    assert_eq!(db::durable_writes(std::path::Path::new(&server.db_location)), Vec::new(), "a login ends nothing");
+    assert_eq!(
+        db::durable_writes(std::path::Path::new(&server.db_location)),
+        Vec::new(),
+        "a login ends nothing"
+    );
 }
 
 #[test]
@@ -171,7 +175,10 @@ fn command_actions_are_durable() {
     )
     .unwrap();
     let count = |what: &str| {
-        db::durable_writes(std::path::Path::new(&server.db_location)).iter().filter(|write| write.what == what).count()
+        db::durable_writes(std::path::Path::new(&server.db_location))
+            .iter()
+            .filter(|write| write.what == what)
+            .count()
     };
     assert_eq!(count("web_sessions::delete_for_user"), 1);
 

@@ -6,7 +6,8 @@
 //! running server (503 within seconds, `/healthz` 503, no crash) and
 //! started again (the same server answers, old cookies still work); and an
 //! installation moved from SQLite to PostgreSQL and back with `export` and
-//! `import`, its cookie and token working after each move.
+//! `import`, its cookie and token working after each move; and the two
+//! instances behind nginx with the README's `deploy/nginx-two-instances.conf`.
 //!
 //! Also run on PostgreSQL by the rest of the suite (support puts every test
 //! database there): several servers starting at once on an empty database
@@ -19,7 +20,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::pg_cluster::Cluster;
-use crate::support::{Cli, Response, ServeProcess, TestServer, jwt_login, postgres_only};
+use crate::proxies::{NGINX, deploy_file, free_port, start_nginx_site};
+use crate::support::{
+    Cli, Response, ServeProcess, TestServer, installed, jwt_login, postgres_only, request_to_host,
+};
 
 const LOGIN: &str =
     "mutation ($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
@@ -251,5 +255,79 @@ fn an_installation_moves_from_sqlite_to_postgres_and_back_with_its_cookie_and_to
         let before = run_on(work.path(), sqlite, &["config", "get", key]);
         assert_eq!(run_on(work.path(), &postgres, &["config", "get", key]), before, "{key}");
         assert_eq!(run_on(work.path(), again, &["config", "get", key]), before, "{key}");
+    }
+}
+
+#[test]
+fn two_instances_behind_nginx_share_a_sign_in_survive_one_stopping_and_share_the_sign_out() {
+    postgres_only!();
+    if !installed(NGINX, "nginx", "two_instances_behind_nginx_share_a_sign_in...") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let file = std::fs::read_to_string(root.join("deploy/nginx-two-instances.conf")).unwrap();
+    assert!(readme.contains(&format!("```nginx\n{file}```")), "the README shows the file as it is");
+    let (_dir, first, mut second) = two_instances();
+    let port = free_port();
+    let site = deploy_file(
+        "nginx-two-instances.conf",
+        &[
+            ("listen 80;", format!("listen 127.0.0.1:{port};")),
+            ("auth.example.com", String::from("auth.example.test")),
+            ("127.0.0.1:8001", first.addr.to_string()),
+            ("127.0.0.1:8002", second.addr.to_string()),
+        ],
+    );
+    let proxy = start_nginx_site(&site, port);
+    let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], proxy.port).into();
+    let through = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        request_to_host(proxy_addr, "auth.example.test", method, path, headers, body)
+    };
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = through("POST", "/login", &form, b"username=alice&password=alice-password");
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = format!("sessionid={}", login.cookie_value("sessionid").expect("a cookie"));
+    // Round robin: the cookie works on whichever instance answers.
+    for _ in 0..4 {
+        let response = through("GET", "/api/whoami", &[("Cookie", &cookie)], b"");
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    for server in [&first, &second] {
+        assert_eq!(whoami(server, &cookie).status, 200, "each instance knows the cookie");
+    }
+
+    second.signal_and_wait("KILL");
+    for _ in 0..4 {
+        let response = through("GET", "/api/whoami", &[("Cookie", &cookie)], b"");
+        assert_eq!(response.status, 200, "the other instance answers: {}", response.body);
+    }
+    let logout = through("POST", "/logout", &[("Cookie", &cookie), form[0]], b"");
+    assert_eq!(logout.status, 303, "{}", logout.body);
+    assert_eq!(through("GET", "/api/whoami", &[("Cookie", &cookie)], b"").status, 401);
+    assert_eq!(whoami(&first, &cookie).status, 401, "signed out everywhere");
+}
+
+#[test]
+fn a_database_missing_from_a_running_server_is_one_line_without_the_password() {
+    postgres_only!();
+    let port = crate::pg_cluster::shared().port;
+    let url = format!("postgres://postgres:s3cret-pw@127.0.0.1:{port}/no_such_database");
+    let commands: &[&[&str]] = &[
+        &["serve", "--bind", "127.0.0.1:0"],
+        &["sessions", "list"],
+        &["createuser", "--username", "carol"],
+    ];
+    for args in commands {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Cli::new(dir.path())
+            .db_as_given()
+            .args(args)
+            .env("SESSIOND_DB", &url)
+            .env("DJANGO_SUPERUSER_PASSWORD", "a-password")
+            .status(1)
+            .stderr_contains(&format!("`no_such_database` on `127.0.0.1:{port}`"))
+            .output();
+        assert!(!output.stderr.contains("s3cret-pw"), "{args:?}: {}", output.stderr);
     }
 }
