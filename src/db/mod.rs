@@ -512,7 +512,7 @@ impl rusqlite::ToSql for Value<'_> {
 /// One row of a result, of either engine.
 pub enum Row<'a> {
     Sqlite(&'a rusqlite::Row<'a>),
-    Postgres(&'a postgres::Row),
+    Postgres(&'a tokio_postgres::Row),
 }
 
 /// A column's place in a row (by number only).
@@ -539,18 +539,19 @@ impl Row<'_> {
 
 /// What a column can be read as, on both engines.
 pub trait FromSql: rusqlite::types::FromSql + Sized {
-    fn from_postgres(row: &postgres::Row, index: usize) -> Result<Self>;
+    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self>;
 }
 
 impl FromSql for i64 {
-    fn from_postgres(row: &postgres::Row, index: usize) -> Result<i64> {
+    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<i64> {
         pg::integer(row, index)
     }
 }
 
 impl FromSql for bool {
-    fn from_postgres(row: &postgres::Row, index: usize) -> Result<bool> {
-        if row.columns().get(index).is_some_and(|c| *c.type_() == postgres::types::Type::BOOL) {
+    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<bool> {
+        if row.columns().get(index).is_some_and(|c| *c.type_() == tokio_postgres::types::Type::BOOL)
+        {
             Ok(row.try_get(index)?)
         } else {
             Ok(pg::integer(row, index)? != 0)
@@ -559,28 +560,28 @@ impl FromSql for bool {
 }
 
 impl FromSql for String {
-    fn from_postgres(row: &postgres::Row, index: usize) -> Result<String> {
+    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<String> {
         Ok(row.try_get(index)?)
     }
 }
 
 impl FromSql for Vec<u8> {
-    fn from_postgres(row: &postgres::Row, index: usize) -> Result<Vec<u8>> {
+    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Vec<u8>> {
         Ok(row.try_get(index)?)
     }
 }
 
 impl<T: FromSql> FromSql for Option<T> {
-    fn from_postgres(row: &postgres::Row, index: usize) -> Result<Option<T>> {
+    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Option<T>> {
         if pg::is_null(row, index)? { Ok(None) } else { T::from_postgres(row, index).map(Some) }
     }
 }
 
 /// Any column as SQLite's dynamic value (for tests that compare rows).
 impl FromSql for rusqlite::types::Value {
-    fn from_postgres(row: &postgres::Row, index: usize) -> Result<Self> {
-        use postgres::types::Type;
+    fn from_postgres(row: &tokio_postgres::Row, index: usize) -> Result<Self> {
         use rusqlite::types::Value as Dynamic;
+        use tokio_postgres::types::Type;
         if pg::is_null(row, index)? {
             return Ok(Dynamic::Null);
         }
@@ -600,7 +601,7 @@ impl FromSql for rusqlite::types::Value {
 #[derive(Debug)]
 pub enum Error {
     Sqlite(rusqlite::Error),
-    Postgres(postgres::Error),
+    Postgres(tokio_postgres::Error),
     /// A statement that should return a row returned none.
     NoRows,
     /// The database cannot be reached (a PostgreSQL connection lost or
@@ -632,7 +633,7 @@ impl Error {
                     || error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             }
             Error::Postgres(error) => {
-                error.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+                error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
             }
             _ => false,
         }
@@ -693,8 +694,8 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
-impl From<postgres::Error> for Error {
-    fn from(error: postgres::Error) -> Error {
+impl From<tokio_postgres::Error> for Error {
+    fn from(error: tokio_postgres::Error) -> Error {
         Error::Postgres(error)
     }
 }

@@ -1,14 +1,21 @@
-//! The PostgreSQL side of the engine layer: one `postgres::Client` per
+//! The PostgreSQL side of the engine layer: one client per
 //! [`super::Conn`], its prepared statements, the advisory locks that stand
 //! in for SQLite's write lock, reconnecting after a lost connection, and
 //! the PostgreSQL twin of every migration. Only `db` uses it; it runs no
 //! query on behalf of a table module.
 //!
+//! The client is `tokio_postgres` (the async core of sfackler's
+//! `postgres` crate) driven by a current-thread runtime of the
+//! connection's own, which is all the synchronous `postgres` crate does,
+//! plus a deadline on every call: a database host that stops answering
+//! without closing the connection (a stopped server process, whose kernel
+//! still acknowledges) would otherwise hold a worker forever.
+//!
 //! A connection that fails at the connection level (closed, reset, the
-//! server shutting down) is dropped; the next call outside a transaction
-//! connects again, bounded by [`CONNECT_TIMEOUT`], so a worker comes back
-//! by itself when the database does. A transaction that loses its
-//! connection fails as a whole: nothing acknowledged was in it.
+//! server shutting down, no answer by the deadline) is dropped; the next
+//! call outside a transaction connects again, so a worker comes back by
+//! itself when the database does. A transaction that loses its connection
+//! fails as a whole: nothing acknowledged was in it.
 //!
 //! The URL's password (or `PGPASSWORD`) is used to connect and never
 //! appears in an error: errors name the host, port and database.
@@ -17,29 +24,36 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 
 use super::{Behavior, Conn, Error, Result, Value};
 
 /// The advisory lock every IMMEDIATE transaction takes first: PostgreSQL's
-/// stand-in for SQLite's single write lock (an arbitrary fixed key, "sessiond
-/// write" in ASCII).
+/// stand-in for SQLite's single write lock (an arbitrary fixed key, "sesswrit"
+/// in ASCII).
 pub(super) const WRITE_LOCK: i64 = 0x7365_7373_7772_6974;
 
 /// The advisory lock held while migrating, so that servers starting at
 /// once on an empty database migrate one after the other.
 const MIGRATION_LOCK: i64 = 0x7365_7373_6d69_6772;
 
-/// How long connecting may take before the call fails (and the request gets
-/// 503).
+/// How long connecting (the socket, the start-up and authentication) may
+/// take before the call fails (and the request gets 503).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest a statement may run, waits for the write lock included: as
-/// long as a SQLite writer waits for the lock ([`super::BUSY_TIMEOUT`]).
+/// The longest a statement may run on the server, waits for the write lock
+/// included: as long as a SQLite writer waits for the lock
+/// ([`super::BUSY_TIMEOUT`]).
 const STATEMENT_TIMEOUT_MS: u128 = super::BUSY_TIMEOUT.as_millis();
 
+/// How long a call waits for the server's answer before it gives the
+/// connection up: the statement timeout and a little more, so that the
+/// server's own timeout (an error, the connection kept) comes first when
+/// the server is alive.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(12);
+
 /// Unacknowledged data older than this closes the connection (a database
-/// host that stopped answering rather than refusing).
+/// host gone from the network).
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most prepared statements kept per connection; the program has fewer
@@ -47,7 +61,7 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENTS_KEPT: usize = 256;
 
 pub(super) struct PgConn {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     /// `--db` as given, for [`super::durable_writes`] (never printed).
     url: String,
     /// "the PostgreSQL database `D` on `H:P`", for errors.
@@ -57,8 +71,87 @@ pub(super) struct PgConn {
 }
 
 struct State {
-    client: Option<postgres::Client>,
-    statements: HashMap<String, postgres::Statement>,
+    session: Option<Session>,
+    statements: HashMap<String, tokio_postgres::Statement>,
+}
+
+/// One connection: the client, and the runtime that drives its socket
+/// (only while a call runs).
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+/// Why a call failed: the server's or driver's error, or no answer in time.
+enum CallError {
+    Db(tokio_postgres::Error),
+    NoAnswer,
+}
+
+impl From<tokio_postgres::Error> for CallError {
+    fn from(error: tokio_postgres::Error) -> CallError {
+        CallError::Db(error)
+    }
+}
+
+impl Session {
+    fn connect(config: &tokio_postgres::Config) -> std::result::Result<Session, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start its client: {error}"))?;
+        // The timer is made inside the runtime, which it needs.
+        let connecting = runtime.block_on(async {
+            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls)).await
+        });
+        let (client, connection) = match connecting {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(error)) => return Err(error_text(&error)),
+            Err(_) => return Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        };
+        // Polled whenever a call runs on this runtime.
+        runtime.spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Session { runtime, client })
+    }
+
+    /// Runs one call to the server, waiting at most [`ANSWER_DEADLINE`].
+    fn call<'a, T>(
+        &'a mut self,
+        call: impl FnOnce(
+            &'a tokio_postgres::Client,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>
+                    + 'a,
+            >,
+        >,
+    ) -> std::result::Result<T, CallError> {
+        let future = call(&self.client);
+        let answer =
+            self.runtime.block_on(async { tokio::time::timeout(ANSWER_DEADLINE, future).await });
+        match answer {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(CallError::NoAnswer),
+        }
+    }
+
+    fn prepared(
+        &mut self,
+        statements: &mut HashMap<String, tokio_postgres::Statement>,
+        sql: &str,
+    ) -> std::result::Result<tokio_postgres::Statement, CallError> {
+        if let Some(statement) = statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.call(|client| Box::pin(client.prepare(sql)))?;
+        if statements.len() >= STATEMENTS_KEPT {
+            statements.clear();
+        }
+        statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
 }
 
 impl PgConn {
@@ -68,9 +161,10 @@ impl PgConn {
         let parsed = crate::settings::PostgresUrl::parse(url)
             .map_err(|reason| anyhow::anyhow!("invalid PostgreSQL URL: {reason}"))?
             .ok_or_else(|| anyhow::anyhow!("not a PostgreSQL URL"))?;
-        let mut config: postgres::Config = url.parse().map_err(|error: postgres::Error| {
-            anyhow::anyhow!("invalid PostgreSQL URL `{}`: {error}", parsed.masked)
-        })?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|error: tokio_postgres::Error| {
+                anyhow::anyhow!("invalid PostgreSQL URL `{}`: {error}", parsed.masked)
+            })?;
         if config.get_password().is_none()
             && let Ok(password) = std::env::var("PGPASSWORD")
         {
@@ -105,7 +199,7 @@ impl PgConn {
             config,
             url: url.to_owned(),
             place,
-            state: RefCell::new(State { client: None, statements: HashMap::new() }),
+            state: RefCell::new(State { session: None, statements: HashMap::new() }),
             in_transaction: Cell::new(false),
         };
         {
@@ -125,22 +219,21 @@ impl PgConn {
 
     fn reconnect(&self, state: &mut State) -> Result<()> {
         state.statements.clear();
-        match self.config.connect(postgres::NoTls) {
-            Ok(client) => {
-                state.client = Some(client);
+        state.session = None;
+        match Session::connect(&self.config) {
+            Ok(session) => {
+                state.session = Some(session);
                 Ok(())
             }
-            Err(error) => Err(Error::Unavailable(format!(
-                "cannot reach {}: {}",
-                self.place,
-                error_text(&error)
-            ))),
+            Err(reason) => {
+                Err(Error::Unavailable(format!("cannot reach {}: {reason}", self.place)))
+            }
         }
     }
 
-    /// Runs `work` on the client, connecting first when the last connection
+    /// Runs `work` on the connection, connecting first when the last one
     /// was lost (outside a transaction only); a connection-level failure
-    /// drops the client.
+    /// drops the connection.
     ///
     /// Outside a transaction, a call that finds its connection already gone
     /// (closed, or ended by the server while idle: a restart) is tried once
@@ -150,17 +243,17 @@ impl PgConn {
     fn with_client<T>(
         &self,
         mut work: impl FnMut(
-            &mut postgres::Client,
-            &mut HashMap<String, postgres::Statement>,
-        ) -> std::result::Result<T, postgres::Error>,
+            &mut Session,
+            &mut HashMap<String, tokio_postgres::Statement>,
+        ) -> std::result::Result<T, CallError>,
     ) -> Result<T> {
         let mut state = self.state.borrow_mut();
         let mut retried = false;
         loop {
-            if state.client.as_ref().is_some_and(|client| client.is_closed()) {
-                state.client = None;
+            if state.session.as_ref().is_some_and(|session| session.client.is_closed()) {
+                state.session = None;
             }
-            if state.client.is_none() {
+            if state.session.is_none() {
                 if self.in_transaction.get() {
                     return Err(Error::Unavailable(format!(
                         "the connection to {} was lost in a transaction",
@@ -169,49 +262,59 @@ impl PgConn {
                 }
                 self.reconnect(&mut state)?;
             }
-            let State { client, statements } = &mut *state;
-            let client = client.as_mut().expect("connected above");
-            match work(client, statements) {
+            let State { session, statements } = &mut *state;
+            let session = session.as_mut().expect("connected above");
+            let error = match work(session, statements) {
                 Ok(value) => return Ok(value),
-                Err(error) if is_connection_lost(&error) => {
-                    state.client = None;
-                    state.statements.clear();
-                    if !retried && !self.in_transaction.get() && never_ran(&error) {
-                        retried = true;
-                        continue;
-                    }
-                    return Err(Error::Unavailable(format!(
-                        "lost the connection to {}: {}",
-                        self.place,
-                        error_text(&error)
-                    )));
+                Err(CallError::Db(error)) if !is_connection_lost(&error) => {
+                    return Err(Error::Postgres(error));
                 }
-                Err(error) => return Err(Error::Postgres(error)),
+                Err(error) => error,
+            };
+            state.session = None;
+            state.statements.clear();
+            let (reason, never_ran) = match &error {
+                CallError::Db(error) => (error_text(error), never_ran(error)),
+                CallError::NoAnswer => {
+                    (format!("no answer within {} s", ANSWER_DEADLINE.as_secs()), false)
+                }
+            };
+            if !retried && !self.in_transaction.get() && never_ran {
+                retried = true;
+                continue;
             }
+            return Err(Error::Unavailable(format!(
+                "lost the connection to {}: {reason}",
+                self.place
+            )));
         }
     }
 
     pub(super) fn execute(&self, sql: &str, params: &[Value<'_>]) -> Result<usize> {
-        self.with_client(|client, statements| {
-            let statement = prepared(client, statements, sql)?;
+        self.with_client(|session, statements| {
+            let statement = session.prepared(statements, sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|value| value as &(dyn ToSql + Sync)).collect();
-            client.execute(&statement, &refs)
+            session.call(|client| Box::pin(async move { client.execute(&statement, &refs).await }))
         })
         .map(|changed| usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
-    pub(super) fn query(&self, sql: &str, params: &[Value<'_>]) -> Result<Vec<postgres::Row>> {
-        self.with_client(|client, statements| {
-            let statement = prepared(client, statements, sql)?;
+    pub(super) fn query(
+        &self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        self.with_client(|session, statements| {
+            let statement = session.prepared(statements, sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|value| value as &(dyn ToSql + Sync)).collect();
-            client.query(&statement, &refs)
+            session.call(|client| Box::pin(async move { client.query(&statement, &refs).await }))
         })
     }
 
     pub(super) fn batch_execute(&self, sql: &str) -> Result<()> {
-        self.with_client(|client, _| client.batch_execute(sql))
+        self.with_client(|session, _| session.call(|client| Box::pin(client.batch_execute(sql))))
     }
 
     pub(super) fn begin(&self, behavior: Option<Behavior>) -> Result<()> {
@@ -227,7 +330,7 @@ impl PgConn {
     }
 
     pub(super) fn end(&self, commit: bool) -> Result<()> {
-        let lost = self.state.borrow().client.is_none();
+        let lost = self.state.borrow().session.is_none();
         let result = if lost {
             if commit {
                 Err(Error::Unavailable(format!(
@@ -253,7 +356,7 @@ impl PgConn {
     }
 
     /// Whether commits wait for the WAL flush (`synchronous_commit` other
-    /// than `off` and `local` is durable on the primary).
+    /// than `off`).
     pub(super) fn synchronous_commit_on(&self) -> Result<bool> {
         let rows = self.query("SELECT current_setting('synchronous_commit')", &[])?;
         let setting: String = rows.first().map(|row| row.get(0)).unwrap_or_default();
@@ -261,25 +364,9 @@ impl PgConn {
     }
 }
 
-fn prepared(
-    client: &mut postgres::Client,
-    statements: &mut HashMap<String, postgres::Statement>,
-    sql: &str,
-) -> std::result::Result<postgres::Statement, postgres::Error> {
-    if let Some(statement) = statements.get(sql) {
-        return Ok(statement.clone());
-    }
-    let statement = client.prepare(sql)?;
-    if statements.len() >= STATEMENTS_KEPT {
-        statements.clear();
-    }
-    statements.insert(sql.to_owned(), statement.clone());
-    Ok(statement)
-}
-
 /// An error's text without the URL (the driver never puts the password in
 /// one, but says "db error" for the server's own messages).
-fn error_text(error: &postgres::Error) -> String {
+fn error_text(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => match std::error::Error::source(error) {
@@ -290,7 +377,7 @@ fn error_text(error: &postgres::Error) -> String {
 }
 
 /// A failure of the connection rather than of the statement.
-pub(super) fn is_connection_lost(error: &postgres::Error) -> bool {
+pub(super) fn is_connection_lost(error: &tokio_postgres::Error) -> bool {
     if error.is_closed() {
         return true;
     }
@@ -304,12 +391,12 @@ pub(super) fn is_connection_lost(error: &postgres::Error) -> bool {
 /// A connection failure that shows the statement was not run: the client
 /// knew the connection closed before sending it, or the server had ended
 /// the session (shutdown, restart) before reading it.
-fn never_ran(error: &postgres::Error) -> bool {
+fn never_ran(error: &tokio_postgres::Error) -> bool {
     error.is_closed() || error.code().is_some_and(|code| matches!(code.code(), "57P01" | "57P02"))
 }
 
 /// Another writer held a lock too long, or the transaction lost a race.
-pub(super) fn is_busy(error: &postgres::Error) -> bool {
+pub(super) fn is_busy(error: &tokio_postgres::Error) -> bool {
     error.code().is_some_and(|code| matches!(code.code(), "55P03" | "57014" | "40001" | "40P01"))
 }
 
@@ -337,11 +424,11 @@ impl ToSql for Value<'_> {
         true
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// An integer column of any width (or a boolean, as 0 or 1).
-pub(super) fn integer(row: &postgres::Row, index: usize) -> Result<i64> {
+pub(super) fn integer(row: &tokio_postgres::Row, index: usize) -> Result<i64> {
     let ty = row.columns().get(index).map(|column| column.type_().clone());
     Ok(match ty {
         Some(Type::INT4) => i64::from(row.try_get::<_, i32>(index)?),
@@ -352,7 +439,7 @@ pub(super) fn integer(row: &postgres::Row, index: usize) -> Result<i64> {
 }
 
 /// Whether a column is NULL, whatever its type.
-pub(super) fn is_null(row: &postgres::Row, index: usize) -> Result<bool> {
+pub(super) fn is_null(row: &tokio_postgres::Row, index: usize) -> Result<bool> {
     Ok(row.try_get::<_, Nullness>(index)?.0)
 }
 
@@ -383,8 +470,19 @@ impl<'a> FromSql<'a> for Nullness {
 /// the second waits for the lock, then reads the version the first wrote.
 pub(super) fn migrate_to(conn: &Conn, target: usize) -> anyhow::Result<()> {
     let target = target.min(MIGRATIONS.len());
-    let tx = conn.transaction(Behavior::Immediate)?;
+    let pg = match &conn.inner {
+        super::Inner::Postgres(pg) => pg,
+        super::Inner::Sqlite(_) => unreachable!("a PostgreSQL connection"),
+    };
+    // A plain transaction, without the statement timeout: a step may build
+    // an index on a large table, and a second server starting meanwhile
+    // must wait for it rather than fail. The migration lock, then the write
+    // lock every writer takes (no writer takes them the other way round).
+    pg.begin(None)?;
+    let tx = super::Transaction { conn, open: true };
+    tx.execute_batch("SET LOCAL statement_timeout = 0")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", super::params![MIGRATION_LOCK])?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", super::params![WRITE_LOCK])?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS sessiond_schema (version BIGINT NOT NULL)")?;
     let version: Option<i64> = tx
         .prepare_cached("SELECT max(version) FROM sessiond_schema")?
