@@ -10,6 +10,7 @@
 //! request. Nothing here knows HTTP or reads the clock: the caller passes
 //! `now`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -249,9 +250,24 @@ impl fmt::Display for PathError {
 /// escape, a NUL (raw or encoded), an encoded `/` or `\`, and a raw `\`
 /// (which some servers take for `/`, so it could hide a segment).
 pub fn normalize_path(path: &str) -> Result<String, PathError> {
+    normalize_path_borrowed(path).map(Cow::into_owned)
+}
+
+/// [`normalize_path`], returning a path that normalization leaves as it is
+/// (the common case: no `%`, NUL or `\\`, and no empty, `.` or `..`
+/// segment but a final empty one) borrowed, without building a copy.
+pub fn normalize_path_borrowed(path: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if is_normal_path(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    rebuild_path(path).map(Cow::Owned)
+}
+
+/// The normalization itself, on a path that starts with `/`.
+fn rebuild_path(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -307,6 +323,25 @@ pub fn normalize_path(path: &str) -> Result<String, PathError> {
     Ok(normalized)
 }
 
+/// Whether `normalize_path` would return this path (starting with `/`)
+/// unchanged: nothing to decode or refuse, and no segment to collapse or
+/// remove. Only the last segment may be empty (a trailing `/`, kept).
+fn is_normal_path(path: &str) -> bool {
+    if path.bytes().any(|b| matches!(b, b'%' | b'\\' | 0)) {
+        return false;
+    }
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        match segment {
+            "." | ".." => return false,
+            "" if !last => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
 fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
@@ -319,6 +354,12 @@ fn hex_value(byte: u8) -> Option<u8> {
 /// The host of a request as rules see it: lowercase, without port and
 /// without a final `.`. `None` when it is not a host name or an IP address.
 pub fn normalize_host(host: &str) -> Option<String> {
+    normalize_host_borrowed(host).map(Cow::into_owned)
+}
+
+/// [`normalize_host`], borrowing the host when it is already normal (the
+/// request path's case: no copy).
+pub fn normalize_host_borrowed(host: &str) -> Option<Cow<'_, str>> {
     let host = host.trim();
     let without_port = if let Some(rest) = host.strip_prefix('[') {
         // An IPv6 literal, `[::1]` or `[::1]:8080`.
@@ -327,7 +368,7 @@ pub fn normalize_host(host: &str) -> Option<String> {
             return None;
         }
         address.parse::<std::net::Ipv6Addr>().ok()?;
-        return Some(format!("[{}]", address.to_ascii_lowercase()));
+        return Some(Cow::Owned(format!("[{}]", address.to_ascii_lowercase())));
     } else {
         match host.rsplit_once(':') {
             Some((name, port)) if is_port(port) => name,
@@ -335,7 +376,12 @@ pub fn normalize_host(host: &str) -> Option<String> {
             None => host,
         }
     };
-    let name = without_port.strip_suffix('.').unwrap_or(without_port).to_ascii_lowercase();
+    let name = without_port.strip_suffix('.').unwrap_or(without_port);
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
     check_host_name(&name).ok()?;
     Some(name)
 }
@@ -537,6 +583,29 @@ impl RuleCache {
         Ok(snapshot)
     }
 
+    /// The policy for a request at `now` (see [`decide`]), matched under
+    /// the read lock: no copy of the rules and no reference count taken
+    /// when the version was checked this second already.
+    pub fn policy(
+        &self,
+        conn: &Conn,
+        now: UnixTime,
+        default: Policy,
+        host: &str,
+        path: &str,
+    ) -> crate::db::Result<Policy> {
+        {
+            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cached) = current.as_ref()
+                && cached.checked_at == now
+            {
+                return Ok(decide(&cached.snapshot.rules, default, host, path));
+            }
+        }
+        let snapshot = self.rules(conn, now)?;
+        Ok(decide(&snapshot.rules, default, host, path))
+    }
+
     /// Forgets the copy, so that the next request reads the rules: after a
     /// change made by this server.
     pub fn forget(&self) {
@@ -573,9 +642,51 @@ mod tests {
             ("/a%20b", "/a%20b"),
             ("/x%7e", "/x~"),
             ("/admin;x", "/admin;x"),
+            ("/a/", "/a/"),
+            ("/a//", "/a/"),
+            ("/a/.", "/a/"),
+            ("/a/..", "/"),
+            ("/.", "/"),
+            ("/..", "/"),
+            ("//", "/"),
+            ("/.hidden/..x/x..", "/.hidden/..x/x.."),
+            ("/page", "/page"),
         ];
         for (raw, expected) in cases {
             assert_eq!(normalize_path(raw).as_deref(), Ok(expected), "{raw}");
+            // A path that comes back borrowed is one left as it is.
+            let borrowed = matches!(normalize_path_borrowed(raw), Ok(Cow::Borrowed(_)));
+            assert!(!borrowed || raw == expected, "{raw}");
+        }
+        for plain in ["/", "/page", "/a/", "/admin/x;y", "/.hidden/..x"] {
+            assert!(matches!(normalize_path_borrowed(plain), Ok(Cow::Borrowed(_))), "{plain}");
+        }
+    }
+
+    #[test]
+    fn the_borrowed_path_is_exactly_the_rebuilt_one() {
+        // Every path of up to 6 characters after the `/` over an alphabet
+        // that makes segments, dots, escapes and refusals.
+        let alphabet = ['/', '.', 'a', '%', '2', 'f', '\\'];
+        let mut paths = vec![String::from("/")];
+        let mut start = 0;
+        for _ in 0..6 {
+            let end = paths.len();
+            for index in start..end {
+                for c in alphabet {
+                    let mut longer = paths[index].clone();
+                    longer.push(c);
+                    paths.push(longer);
+                }
+            }
+            start = end;
+        }
+        for path in &paths {
+            assert_eq!(
+                normalize_path_borrowed(path).map(Cow::into_owned),
+                rebuild_path(path),
+                "{path}"
+            );
         }
     }
 

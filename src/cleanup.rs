@@ -378,6 +378,10 @@ fn in_batch(
         return Err(Interrupted.into());
     }
     let tx = conn.transaction(Behavior::Immediate)?;
+    // A batch lost to a power cut only brings back rows that have expired
+    // (never served); the run's record, committed durably after the last
+    // batch, makes every batch before it durable too.
+    crate::db::commit_without_flush(&tx)?;
     let deleted = delete(&tx)?;
     tx.commit()?;
     Ok(deleted)

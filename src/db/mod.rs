@@ -743,6 +743,18 @@ pub fn unless_busy<T>(conn: &Conn, write: impl FnOnce(&Conn) -> Result<T>) -> Re
     }
 }
 
+/// Lets the open transaction's commit return before its WAL reaches the
+/// disk (PostgreSQL's `synchronous_commit = off` for this transaction; the
+/// next durable commit flushes it too). SQLite connections already commit
+/// with `synchronous=NORMAL`: nothing to change. For writes that a power
+/// cut may undo harmlessly, such as deleting expired rows.
+pub fn commit_without_flush(tx: &Transaction<'_>) -> Result<()> {
+    match tx.engine() {
+        Engine::Sqlite => Ok(()),
+        Engine::Postgres => tx.execute_batch("SET LOCAL synchronous_commit = off"),
+    }
+}
+
 /// An IMMEDIATE transaction whose commit survives a power loss once it
 /// returns: on SQLite it commits with `synchronous=FULL` (the connection's
 /// own setting is put back when it is dropped, committed or not; SQLite

@@ -14,6 +14,8 @@
 //! was decided is one [`Decision`], handed to [`record`], the one place
 //! where decisions are counted.
 
+use std::borrow::Cow;
+
 use crate::access_rules::{self, Policy};
 use crate::http::context::Ctx;
 use crate::http::reply::{HttpError, Reply, invalid_token_json};
@@ -86,26 +88,36 @@ pub fn record(ctx: &Ctx, decision: Decision) {
     });
 }
 
-/// The original request as the proxy names it.
+/// The original request as the proxy names it, borrowed from the request's
+/// headers where it can be: a decision copies nothing it does not change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
+pub struct Original<'a> {
     /// `X-Forwarded-Method` / `X-Original-Method`, when sent.
-    pub method: Option<String>,
-    /// The URL the visitor asked for, as sent: where to return after sign-in.
-    pub url: String,
+    pub method: Option<&'a str>,
+    /// The URL the visitor asked for (where to return after sign-in), put
+    /// together only when a sign-in redirect needs it.
+    url: OriginalUrl<'a>,
     /// Lowercase, without port or final dot.
-    pub host: String,
+    pub host: Cow<'a, str>,
     /// Normalized (SPEC 9), without query.
-    pub path: String,
+    pub path: Cow<'a, str>,
 }
 
-impl Original {
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OriginalUrl<'a> {
+    /// From `X-Forwarded-Proto`, `-Host` (as sent, trimmed) and `-Uri`.
+    Forwarded { proto: &'static str, host: &'a str, uri: &'a str },
+    /// `X-Original-URL` as sent, trimmed.
+    Whole(&'a str),
+}
+
+impl<'a> Original<'a> {
     /// From `/auth/forward`'s headers: `X-Forwarded-Host` is required,
     /// `X-Forwarded-Proto` defaults to `http`, `X-Forwarded-Uri` to `/`.
-    pub fn from_forwarded_headers(request: &Request) -> Result<Original, String> {
+    pub fn from_forwarded_headers(request: &'a Request) -> Result<Original<'a>, String> {
         let raw_host = single_header(request, "x-forwarded-host")?
             .ok_or_else(|| String::from("`X-Forwarded-Host` is missing"))?;
-        let host = access_rules::normalize_host(raw_host)
+        let host = access_rules::normalize_host_borrowed(raw_host)
             .ok_or_else(|| String::from("`X-Forwarded-Host` is not a host name"))?;
         let proto = match single_header(request, "x-forwarded-proto")? {
             None => "http",
@@ -116,8 +128,8 @@ impl Original {
         let uri = single_header(request, "x-forwarded-uri")?.unwrap_or("/");
         let path = normalize(path_of(uri))?;
         Ok(Original {
-            method: single_header(request, "x-forwarded-method")?.map(str::to_owned),
-            url: format!("{proto}://{}{uri}", raw_host.trim()),
+            method: single_header(request, "x-forwarded-method")?,
+            url: OriginalUrl::Forwarded { proto, host: raw_host.trim(), uri },
             host,
             path,
         })
@@ -125,7 +137,7 @@ impl Original {
 
     /// From `/auth/request`'s `X-Original-URL`, which must be absolute
     /// (`http(s)://host[:port]/path?query`).
-    pub fn from_original_url(request: &Request) -> Result<Original, String> {
+    pub fn from_original_url(request: &'a Request) -> Result<Original<'a>, String> {
         let not_absolute = || String::from("`X-Original-URL` is not an absolute http(s) URL");
         let url = single_header(request, "x-original-url")?
             .ok_or_else(|| String::from("`X-Original-URL` is missing"))?
@@ -139,15 +151,26 @@ impl Original {
         if authority.contains('@') {
             return Err(String::from("`X-Original-URL` has userinfo"));
         }
-        let host = access_rules::normalize_host(authority).ok_or_else(not_absolute)?;
+        let host = access_rules::normalize_host_borrowed(authority).ok_or_else(not_absolute)?;
         let path = path_of(after);
         let path = normalize(if path.is_empty() { "/" } else { path })?;
         Ok(Original {
-            method: single_header(request, "x-original-method")?.map(str::to_owned),
-            url: url.to_owned(),
+            method: single_header(request, "x-original-method")?,
+            url: OriginalUrl::Whole(url),
             host,
             path,
         })
+    }
+
+    /// The URL the visitor asked for, as sent: where to return after
+    /// sign-in.
+    pub fn url(&self) -> Cow<'a, str> {
+        match self.url {
+            OriginalUrl::Forwarded { proto, host, uri } => {
+                Cow::Owned(format!("{proto}://{host}{uri}"))
+            }
+            OriginalUrl::Whole(url) => Cow::Borrowed(url),
+        }
     }
 }
 
@@ -166,8 +189,8 @@ fn path_of(uri: &str) -> &str {
     uri.split(['?', '#']).next().unwrap_or("")
 }
 
-fn normalize(path: &str) -> Result<String, String> {
-    access_rules::normalize_path(path).map_err(|error| error.to_string())
+fn normalize(path: &str) -> Result<Cow<'_, str>, String> {
+    access_rules::normalize_path_borrowed(path).map_err(|error| error.to_string())
 }
 
 /// The decision and its answer.
@@ -177,13 +200,13 @@ fn decide(
     original: &Original,
 ) -> Result<(Decision, Reply), HttpError> {
     let app = ctx.app;
-    let rules = app.access_rules.rules(ctx.conn, ctx.now)?;
-    let policy = access_rules::decide(
-        &rules.rules,
+    let policy = app.access_rules.policy(
+        ctx.conn,
+        ctx.now,
         app.settings.access_default,
         &original.host,
         &original.path,
-    );
+    )?;
     let least = match policy {
         Policy::Deny => {
             return Ok((Decision::Deny, forbidden("this address is closed to everyone")));
@@ -256,7 +279,7 @@ fn unauthenticated(ctx: &Ctx, endpoint: Endpoint, original: &Original) -> Reply 
     let Some(public) = &ctx.app.settings.public_url else {
         return unauthorized;
     };
-    let next: String = form_urlencoded::byte_serialize(original.url.as_bytes()).collect();
+    let next: String = form_urlencoded::byte_serialize(original.url().as_bytes()).collect();
     let login = format!("{}/login?next={next}", public.base);
     match endpoint {
         Endpoint::Forward if is_browser_navigation(ctx.request, original) => {
@@ -270,7 +293,7 @@ fn unauthenticated(ctx: &Ctx, endpoint: Endpoint, original: &Original) -> Reply 
 /// GET or HEAD (the original method when the proxy names it), `Accept`
 /// including `text/html`, and no `X-Requested-With`.
 fn is_browser_navigation(request: &Request, original: &Original) -> bool {
-    let method_ok = match &original.method {
+    let method_ok = match original.method {
         Some(method) => {
             method.trim().eq_ignore_ascii_case("GET") || method.trim().eq_ignore_ascii_case("HEAD")
         }
@@ -298,20 +321,20 @@ mod tests {
 
     #[test]
     fn forwarded_headers_name_the_original_request() {
-        let original = Original::from_forwarded_headers(&with(&[
+        let request = with(&[
             ("x-forwarded-host", "Wiki.Example.com:8443"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-uri", "/public/../admin?x=1"),
             ("x-forwarded-method", "POST"),
-        ]))
-        .unwrap();
+        ]);
+        let original = Original::from_forwarded_headers(&request).unwrap();
         assert_eq!(original.host, "wiki.example.com");
         assert_eq!(original.path, "/admin");
-        assert_eq!(original.url, "https://Wiki.Example.com:8443/public/../admin?x=1");
-        assert_eq!(original.method.as_deref(), Some("POST"));
-        let defaults =
-            Original::from_forwarded_headers(&with(&[("x-forwarded-host", "a.test")])).unwrap();
-        assert_eq!((defaults.url.as_str(), defaults.path.as_str()), ("http://a.test/", "/"));
+        assert_eq!(original.url(), "https://Wiki.Example.com:8443/public/../admin?x=1");
+        assert_eq!(original.method, Some("POST"));
+        let request = with(&[("x-forwarded-host", "a.test")]);
+        let defaults = Original::from_forwarded_headers(&request).unwrap();
+        assert_eq!((&*defaults.url(), &*defaults.path), ("http://a.test/", "/"));
         for bad in [
             vec![],
             vec![("x-forwarded-host", "a b")],
@@ -325,17 +348,11 @@ mod tests {
 
     #[test]
     fn original_url_must_be_absolute() {
-        let original = Original::from_original_url(&with(&[(
-            "x-original-url",
-            "https://wiki.example.com/%61dmin?next=1",
-        )]))
-        .unwrap();
-        assert_eq!(
-            (original.host.as_str(), original.path.as_str()),
-            ("wiki.example.com", "/admin")
-        );
-        let bare =
-            Original::from_original_url(&with(&[("x-original-url", "http://a.test")])).unwrap();
+        let request = with(&[("x-original-url", "https://wiki.example.com/%61dmin?next=1")]);
+        let original = Original::from_original_url(&request).unwrap();
+        assert_eq!((&*original.host, &*original.path), ("wiki.example.com", "/admin"));
+        let request = with(&[("x-original-url", "http://a.test")]);
+        let bare = Original::from_original_url(&request).unwrap();
         assert_eq!(bare.path, "/");
         for bad in
             ["/admin", "wiki.example.com/admin", "ftp://a.test/", "http://u@a.test/", "http:///x"]
@@ -349,11 +366,11 @@ mod tests {
 
     #[test]
     fn browser_navigation_is_judged_on_the_original_method() {
-        let original = |method: Option<&str>| Original {
-            method: method.map(str::to_owned),
-            url: String::new(),
-            host: String::new(),
-            path: String::from("/"),
+        let original = |method: Option<&'static str>| Original {
+            method,
+            url: OriginalUrl::Whole(""),
+            host: Cow::Borrowed(""),
+            path: Cow::Borrowed("/"),
         };
         let html = with(&[("accept", "text/html,application/xhtml+xml")]);
         assert!(is_browser_navigation(&html, &original(None)));

@@ -5,13 +5,15 @@
 //! A 500 is logged there with its cause; the client sees a short generic
 //! message. Nothing here knows tiny_http.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// A response under construction.
+/// A response under construction. Header values that are fixed text are
+/// borrowed, not copied, for every response.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     pub body: Vec<u8>,
 }
 
@@ -19,7 +21,7 @@ impl Reply {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
         Reply {
             status,
-            headers: vec![("Content-Type", content_type.to_owned())],
+            headers: vec![("Content-Type", Cow::Borrowed(content_type))],
             body: body.into(),
         }
     }
@@ -42,10 +44,11 @@ impl Reply {
 
     /// A `303 See Other` to a local path.
     pub fn redirect(location: &str) -> Reply {
-        Reply::new(303, "text/plain; charset=utf-8", "").with_header("Location", location)
+        Reply::new(303, "text/plain; charset=utf-8", "")
+            .with_header("Location", location.to_owned())
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+    pub fn with_header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }

@@ -75,12 +75,17 @@ impl Request {
     /// The client's address: the TCP peer, or with `trust_proxy_headers` the
     /// last address in `X-Forwarded-For` (the one our own proxy added).
     pub fn client_addr(&self, trust_proxy_headers: bool) -> String {
+        self.client_ip(trust_proxy_headers).map(|addr| addr.to_string()).unwrap_or_default()
+    }
+
+    /// [`Request::client_addr`] as an address, `None` when there is none.
+    pub fn client_ip(&self, trust_proxy_headers: bool) -> Option<IpAddr> {
         if trust_proxy_headers
             && let Some(forwarded) = self.header("x-forwarded-for").and_then(last_forwarded_addr)
         {
-            return forwarded.to_string();
+            return Some(forwarded);
         }
-        self.peer_addr.map(|addr| addr.to_string()).unwrap_or_default()
+        self.peer_addr
     }
 
     /// Whether the answer is JSON (the API) rather than a page.

@@ -27,8 +27,8 @@ use crate::metrics::{Route, WorkerRecorder};
 
 /// What one worker keeps about the requests it answers: its counts and its
 /// access log. Each worker owns its own, so counting a request takes no lock
-/// that another worker takes (a log line takes std's stderr lock for its one
-/// `write`).
+/// that another worker takes (the log takes std's stderr lock for each
+/// buffer of whole lines it writes: see `access_log`).
 pub struct WorkerRecords {
     pub metrics: WorkerRecorder,
     pub access_log: AccessLog,
@@ -50,7 +50,7 @@ pub fn route(
     });
     let mut reply = result.unwrap_or_else(|error| error.into_reply(request.is_api()));
     if let Some(cookie) = ctx.cookie_header() {
-        reply.headers.push(("Set-Cookie", cookie));
+        reply.headers.push(("Set-Cookie", cookie.into()));
     }
     record(app, request, &reply, ctx.known_user(), records, started, ctx.now);
     with_common_headers(reply)
@@ -133,7 +133,8 @@ fn record(
     started: Instant,
     now: UnixTime,
 ) {
-    let duration = started.elapsed();
+    let answered = Instant::now();
+    let duration = answered.saturating_duration_since(started);
     let method = match request.method {
         Method::Get => "GET",
         Method::Head => "HEAD",
@@ -142,16 +143,16 @@ fn record(
     };
     records.metrics.record_request(Route::of_path(&request.path), method, reply.status, duration);
     if records.access_log.is_on() {
-        let client = request.client_addr(app.settings.trust_proxy_headers);
-        records.access_log.write(&access_log::Entry {
+        let entry = access_log::Entry {
             time: now,
             method,
             path: &request.path,
             status: reply.status,
             duration,
-            client: &client,
+            client: request.client_ip(app.settings.trust_proxy_headers),
             user: user.unwrap_or(""),
-        });
+        };
+        records.access_log.write(&entry, answered);
     }
 }
 
@@ -194,9 +195,9 @@ fn dispatch(ctx: &Ctx) -> Result<Reply, HttpError> {
 /// Headers on every response: responses depend on the cookie and are
 /// private; pages also get the browser protections.
 fn with_common_headers(mut reply: Reply) -> Reply {
-    reply.headers.push(("Vary", String::from("Cookie")));
+    reply.headers.push(("Vary", "Cookie".into()));
     if !reply.has_header("Cache-Control") {
-        reply.headers.push(("Cache-Control", String::from("private, no-store")));
+        reply.headers.push(("Cache-Control", "private, no-store".into()));
     }
     let is_html = reply
         .headers
@@ -206,11 +207,11 @@ fn with_common_headers(mut reply: Reply) -> Reply {
         // A page may widen `form-action` for itself (the sign-in and
         // sign-out pages, for an absolute `next`); the rest is the same.
         if !reply.has_header("Content-Security-Policy") {
-            reply.headers.push(("Content-Security-Policy", content_security_policy(None)));
+            reply.headers.push(("Content-Security-Policy", content_security_policy(None).into()));
         }
-        reply.headers.push(("X-Frame-Options", String::from("DENY")));
+        reply.headers.push(("X-Frame-Options", "DENY".into()));
     }
-    reply.headers.push(("X-Content-Type-Options", String::from("nosniff")));
-    reply.headers.push(("Referrer-Policy", String::from("same-origin")));
+    reply.headers.push(("X-Content-Type-Options", "nosniff".into()));
+    reply.headers.push(("Referrer-Policy", "same-origin".into()));
     reply
 }

@@ -43,7 +43,7 @@ use crate::db::Conn;
 use anyhow::Context;
 
 use crate::app::App;
-use crate::http::access_log::{self, AccessLog};
+use crate::http::access_log::{self, AccessLog, Buffering};
 use crate::http::reply::{HttpError, Reply};
 use crate::http::request::{Method, Request};
 use crate::http::router;
@@ -106,8 +106,9 @@ impl HttpServer {
         let mut login_threads = Vec::new();
         for number in 0..crate::password_hash::slots() {
             let conn = crate::db::connect(&app.settings.db)?;
-            let access_log = AccessLog::new(app.settings.access_log, access_log)
-                .context("failed to open the access log on stderr")?;
+            let access_log =
+                AccessLog::new(app.settings.access_log, access_log, Buffering::LineByLine)
+                    .context("failed to open the access log on stderr")?;
             let records =
                 router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
             let worker = Worker { app: Arc::clone(&app), conn, records };
@@ -121,8 +122,9 @@ impl HttpServer {
         let mut workers = Vec::with_capacity(worker_count);
         for number in 0..worker_count {
             let conn = crate::db::connect(&app.settings.db)?;
-            let access_log = AccessLog::new(app.settings.access_log, access_log)
-                .context("failed to open the access log on stderr")?;
+            let access_log =
+                AccessLog::new(app.settings.access_log, access_log, Buffering::Buffered)
+                    .context("failed to open the access log on stderr")?;
             let records =
                 router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
             let worker = Worker { app: Arc::clone(&app), conn, records };
@@ -254,13 +256,15 @@ fn serve_requests(server: &tiny_http::Server, worker: &Worker, logins: &LoginQue
     while !worker.app.shutdown.load(Ordering::SeqCst) {
         match server.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(request)) => answer(worker, request, logins),
-            Ok(None) => {}
+            // Idle for 100 ms: the buffered access log lines go out now.
+            Ok(None) => worker.records.access_log.flush(),
             Err(error) => {
                 eprintln!("error: failed to receive a request: {error}");
                 break;
             }
         }
     }
+    worker.records.access_log.flush();
 }
 
 fn answer(worker: &Worker, mut raw: tiny_http::Request, logins: &LoginQueue) {

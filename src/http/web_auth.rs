@@ -138,7 +138,11 @@ pub fn session_cookie(
     expire_date: UnixTime,
     now: UnixTime,
 ) -> String {
-    let mut cookie = format!("{}={key}; Path=/; HttpOnly; SameSite=Lax", settings.cookie_name);
+    let mut cookie = String::with_capacity(160);
+    cookie.push_str(&settings.cookie_name);
+    cookie.push('=');
+    cookie.push_str(key);
+    cookie.push_str("; Path=/; HttpOnly; SameSite=Lax");
     if let Some(domain) = &settings.cookie_domain {
         cookie.push_str("; Domain=");
         cookie.push_str(domain);

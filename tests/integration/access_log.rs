@@ -3,7 +3,8 @@
 //! from the request's own valid cookie or token, and nothing secret: a full
 //! flow against the real binary leaves no password, cookie, token, `next`
 //! or other query string in its stderr. `SESSIOND_ACCESS_LOG=false` writes
-//! no line.
+//! no line. The workers buffer their lines, yet a line reaches stderr while
+//! the server runs (for `tail -f`), and none is lost at shutdown.
 
 use sessiond::users::Role;
 
@@ -127,6 +128,33 @@ fn access_log_false_writes_no_line() {
     let output = process.signal_and_wait("TERM");
     assert!(!output.contains("method="), "{output}");
     assert!(!output.contains("/nowhere"), "{output}");
+}
+
+#[test]
+fn a_line_reaches_stderr_promptly_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare_database(dir.path());
+    let mut process = ServeProcess::start(dir.path(), &[]);
+    let healthz_lines =
+        |output: &str| output.lines().filter(|line| line.contains(" path=/healthz ")).count();
+    for round in 1..=3 {
+        assert_eq!(process.get("/healthz", &[]).status, 200);
+        let answered = std::time::Instant::now();
+        // A worker writes its buffer within 100 ms of going idle; a loaded
+        // machine is allowed far more, but not "only at shutdown".
+        loop {
+            let output = process.output();
+            if healthz_lines(&output) == round {
+                break;
+            }
+            assert!(
+                answered.elapsed() < std::time::Duration::from_secs(2),
+                "request {round}'s line is not on stderr 2 s after its answer:\n{output}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    assert_eq!(healthz_lines(&process.signal_and_wait("TERM")), 3);
 }
 
 #[test]
