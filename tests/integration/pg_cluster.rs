@@ -71,7 +71,7 @@ pub fn shared() -> &'static Cluster {
     static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
     let cluster = SHARED.get_or_init(|| {
         let bin = bin_dir().ok_or_else(|| String::from("PostgreSQL is not installed"))?;
-        Cluster::try_start(&bin)
+        Cluster::try_start(&bin, std::process::id())
     });
     match cluster {
         Ok(cluster) => cluster,
@@ -92,17 +92,24 @@ impl Cluster {
     /// A cluster of the test's own, e.g. to stop under a running server.
     #[track_caller]
     pub fn start() -> Cluster {
-        let bin = bin_dir().expect("PostgreSQL is installed: call `pg_cluster::installed` first");
-        Cluster::try_start(&bin).unwrap_or_else(|problem| panic!("{problem}"))
+        Cluster::start_watching(std::process::id())
     }
 
-    fn try_start(bin: &Path) -> Result<Cluster, String> {
+    /// A cluster whose watchdog waits for the process `pid` to be gone
+    /// (rather than this one), so that a test can see the watchdog work.
+    #[track_caller]
+    pub fn start_watching(pid: u32) -> Cluster {
+        let bin = bin_dir().expect("PostgreSQL is installed: call `pg_cluster::installed` first");
+        Cluster::try_start(&bin, pid).unwrap_or_else(|problem| panic!("{problem}"))
+    }
+
+    fn try_start(bin: &Path, watched: u32) -> Result<Cluster, String> {
         let folder = tempfile::Builder::new()
             .prefix("sessiond-pg-")
             .tempdir()
             .map_err(|e| format!("cannot make a temp folder: {e}"))?
             .keep();
-        watch_over(&folder);
+        watch_over(&folder, watched);
         if running_as_root() {
             let status = Command::new("chown")
                 .arg(format!("{OWNER_WHEN_ROOT}:"))
@@ -285,11 +292,11 @@ fn free_port() -> u16 {
     listener.local_addr().expect("a local address").port()
 }
 
-/// Starts the watchdog of the cluster in `folder`: once this process is
-/// gone it stops the server (immediate shutdown, by the pid in
+/// Starts the watchdog of the cluster in `folder`: once the process
+/// `watched` (the test process) is gone it stops the server (immediate shutdown, by the pid in
 /// `postmaster.pid`) and removes the folder. Its own process group keeps a
 /// Ctrl-C meant for the tests from stopping it before it has cleaned up.
-fn watch_over(folder: &Path) {
+fn watch_over(folder: &Path, watched: u32) {
     use std::os::unix::process::CommandExt;
     const WATCHDOG: &str = r#"
         while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
@@ -301,7 +308,7 @@ fn watch_over(folder: &Path) {
     "#;
     let spawned = Command::new("sh")
         .args(["-c", WATCHDOG, "sessiond-pg-watchdog"])
-        .arg(std::process::id().to_string())
+        .arg(watched.to_string())
         .arg(folder)
         .process_group(0)
         .stdin(Stdio::null())

@@ -4,18 +4,10 @@
 //! removes a cluster whose test process was killed. Each test says loudly
 //! that it did not run where PostgreSQL is not installed (and fails on CI).
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::pg_cluster::{self, Cluster};
-
-/// Set for the child run of [`a_cluster_of_a_killed_test_process_is_stopped_and_removed`].
-const CHILD: &str = "SESSIOND_TEST_PG_WATCHDOG_CHILD";
-
-/// What the child prints before its cluster's port and folder (libtest may
-/// have written the test's name on the same line).
-const MARK: &str = "watchdog-test-cluster: ";
 
 #[test]
 fn each_new_database_is_empty_and_apart_from_the_others() {
@@ -63,50 +55,23 @@ fn a_cluster_of_its_own_stops_and_starts_again_on_its_port() {
     assert!(!folder.exists(), "dropped: its folder is removed");
 }
 
-/// The child's half of the watchdog test: starts a cluster, prints where it
-/// is, and waits to be killed. Run alone (without [`CHILD`]) it does
-/// nothing, which is why its name says it is a helper.
 #[test]
-fn helper_for_the_watchdog_test_waits_to_be_killed() {
-    if std::env::var_os(CHILD).is_none() {
+fn a_cluster_whose_test_process_was_killed_is_stopped_and_removed() {
+    if !pg_cluster::installed("a_cluster_whose_test_process_was_killed_is_stopped_and_removed") {
         return;
     }
-    let cluster = Cluster::start();
-    println!("\n{MARK}{} {}", cluster.port, cluster.folder().display());
+    // A stand-in for a test process: the cluster's watchdog waits for it,
+    // and it is killed as a test process can be.
+    let mut stand_in = Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().unwrap();
+    let cluster = Cluster::start_watching(stand_in.id());
+    let (port, folder) = (cluster.port, cluster.folder().to_path_buf());
+    // Only the watchdog may clean up now, as after a kill nothing else runs.
     std::mem::forget(cluster);
-    loop {
-        std::thread::park();
-    }
-}
-
-#[test]
-fn a_cluster_of_a_killed_test_process_is_stopped_and_removed() {
-    if !pg_cluster::installed("a_cluster_of_a_killed_test_process_is_stopped_and_removed") {
-        return;
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "postgres_cluster::helper_for_the_watchdog_test_waits_to_be_killed"])
-        .args(["--nocapture", "--test-threads", "1"])
-        .env(CHILD, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let line = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| Some(line.split_once(MARK)?.1.to_owned()))
-        .expect("the child started a cluster");
-    let mut words = line.split(' ');
-    let port: u16 = words.next().unwrap().parse().unwrap();
-    let folder = std::path::PathBuf::from(words.next().unwrap());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the cluster runs");
     assert!(folder.exists());
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    stand_in.kill().unwrap();
+    stand_in.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while folder.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
         assert!(Instant::now() < deadline, "the watchdog left {} running", folder.display());
