@@ -15,6 +15,12 @@
 //! - `request_path`: ceiling, cookie, bearer, twice, and the ceiling a third
 //!   time, rotating over all 10,000 cookies or tokens; the table shows the
 //!   means.
+//! - `postgres`: a throwaway PostgreSQL cluster (the tests' `pg_cluster`:
+//!   initdb in a temp folder, fsync off) seeded as `request_path`'s file is,
+//!   and a second sessiond in-process on it; cookie and bearer whoami there
+//!   alternated with the same on SQLite in this run; then 1,000,000 expired
+//!   web and 100,000 expired JWT rows there, cleared by the command while
+//!   the cookie scenario runs on PostgreSQL.
 //! - `forward_auth`: `/auth/forward` with the 10,000 cookies rotating and 50
 //!   rules in the table (the matching one last), against the ceiling; and
 //!   nginx → a bare app with `deploy/nginx.conf`'s `auth_request` against
@@ -82,6 +88,11 @@ use sessiond::users::{self, Role, User};
 use sessiond::web_sessions::{self, Lifetime};
 use sessiond::{db, jwt, jwt_sessions, password_hash, secrets};
 
+/// The throwaway PostgreSQL cluster of the tests, for the `postgres` scenario.
+#[path = "../tests/integration/pg_cluster.rs"]
+#[allow(dead_code)]
+mod pg_cluster;
+
 /// Users, each with one live web session and one live JWT session.
 const USERS: usize = 10_000;
 /// Every seeded user's password: the login scenarios sign in with it.
@@ -135,6 +146,10 @@ type Scenario = fn(&mut Bench) -> anyhow::Result<()>;
 /// The scenarios, in the order they run (see the top of this file).
 const SCENARIOS: &[(&str, Scenario)] = &[
     ("request_path", request_path),
+    // Right after `request_path`, while the SQLite file holds the same
+    // 10,000 sessions as the PostgreSQL database, before `cleanup` and
+    // `scale` add their rows.
+    ("postgres", postgres),
     ("forward_auth", forward_auth),
     ("login_burst", login_burst),
     ("login_flood", login_flood),
@@ -532,6 +547,141 @@ fn request_path(bench: &mut Bench) -> anyhow::Result<()> {
     if let Some(ceiling) = bench.ceiling.take() {
         ceiling.stop()?;
     }
+    Ok(())
+}
+
+/// Cookie and bearer whoami on PostgreSQL against the same on SQLite,
+/// alternated in this run, [`Plan::rounds`] times: a throwaway cluster,
+/// seeded as `request_path`'s file is, served by a second sessiond
+/// in-process with the same settings and worker count (its memory counts
+/// in this process's, so a peak here shows as `during postgres`). Then the
+/// cleanup of `cleanup` (1,000,000 expired web and 100,000 expired JWT
+/// rows, the real command) on PostgreSQL while the cookie scenario runs
+/// there.
+fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
+    bench.memory.phase("postgres");
+    let cookie_target = "cookie whoami on PostgreSQL >= 0.5 of SQLite";
+    let bearer_target = "bearer whoami on PostgreSQL >= 0.5 of SQLite";
+    let cleanup_target = "cleanup of 1.1 M rows on PostgreSQL under load < 5 s";
+    let failures_target = "no request fails during the PostgreSQL cleanup";
+    if !pg_cluster::installed("the bench's `postgres` scenario") {
+        for target in [cookie_target, bearer_target, cleanup_target, failures_target] {
+            bench.verdict(target, None, String::from("not measured: PostgreSQL is not installed"));
+        }
+        return Ok(());
+    }
+    let cluster = pg_cluster::Cluster::start();
+    let url = cluster.new_database();
+    let dir = bench.dir.join("postgres");
+    std::fs::create_dir(&dir)?;
+    eprintln!("seeding PostgreSQL: {USERS} users, each with one web and one JWT session...");
+    let seed_started = Instant::now();
+    run_child(&["__seed-live", &url, &path_text(&dir)])?;
+    eprintln!("  done in {:.1} s", seed_started.elapsed().as_secs_f64());
+    let clock = Arc::new(OffsetClock::default());
+    let options =
+        StartOptions { clock: clock.clone(), workers: bench.workers, ..StartOptions::default() };
+    let running = startup::start(bench_settings(Path::new(&url)), options)
+        .context("sessiond did not start on PostgreSQL")?;
+    let addr = running.addr();
+    eprintln!("sessiond on PostgreSQL listening on http://{addr}");
+    let (cookies, tokens) = (dir.join("cookies.txt"), dir.join("tokens.txt"));
+    verify_all(addr, &cookies, "Cookie", "sessionid=", |status, _, _| {
+        ensure!(status == 200, "a seeded cookie got {status} on PostgreSQL");
+        Ok(())
+    })?;
+    verify_tokens(addr, &tokens)?;
+    write_script(&dir, "cookie", &cookies, "Cookie", "sessionid=")?;
+    write_script(&dir, "bearer", &tokens, "Authorization", "Bearer ")?;
+    let seconds = bench.plan.wrk_seconds;
+    let on_postgres = |script: &str| -> anyhow::Result<WrkResult> {
+        let cpu_before = Cpu::now(std::process::id())?;
+        let script = dir.join(format!("{script}.lua"));
+        let child = spawn_wrk(addr, &script, seconds, WRK_CONNECTIONS)?;
+        finish_wrk(child, std::process::id(), cpu_before)
+    };
+    let (mut sqlite_cookie, mut postgres_cookie) = (Vec::new(), Vec::new());
+    let (mut sqlite_bearer, mut postgres_bearer) = (Vec::new(), Vec::new());
+    let mut postgres_fresh = Vec::new();
+    for round in 1..=bench.plan.rounds {
+        // As in `request_path`: every stored expiry lags, so each cookie
+        // run writes every session once, on both engines.
+        bench.clock.jump(CLOCK_JUMP);
+        clock.jump(CLOCK_JUMP);
+        eprintln!("running: cookie whoami, SQLite then PostgreSQL ({round})");
+        sqlite_cookie.push(bench.wrk("cookie")?);
+        postgres_cookie.push(on_postgres("cookie")?);
+        // Every stored expiry is fresh now: the look-up path alone, which
+        // tells the read from the slide's write.
+        eprintln!("running: cookie whoami on PostgreSQL, no slide due ({round})");
+        postgres_fresh.push(on_postgres("cookie")?);
+        eprintln!("running: bearer whoami, SQLite then PostgreSQL ({round})");
+        sqlite_bearer.push(bench.wrk("bearer")?);
+        postgres_bearer.push(on_postgres("bearer")?);
+    }
+    let note = |runs: &[WrkResult], of: &str| {
+        format!("mean of {}; alternated with {of} in this run", each_rate(runs))
+    };
+    let rows = [
+        ("cookie whoami on SQLite, 10,000 sessions", &sqlite_cookie, "PostgreSQL"),
+        ("cookie whoami on PostgreSQL, 10,000 sessions", &postgres_cookie, "SQLite"),
+        ("bearer whoami on SQLite, 10,000 tokens", &sqlite_bearer, "PostgreSQL"),
+        ("bearer whoami on PostgreSQL, 10,000 tokens", &postgres_bearer, "SQLite"),
+    ];
+    for (scenario, runs, of) in rows {
+        bench.row(scenario, Some(mean(runs)), note(runs, of));
+    }
+    bench.row(
+        "cookie whoami on PostgreSQL, 10,000 sessions, no slide due",
+        Some(mean(&postgres_fresh)),
+        format!(
+            "mean of {}; right after the run above, so every stored expiry is fresh",
+            each_rate(&postgres_fresh)
+        ),
+    );
+    let (of, to) = (Some(mean(&postgres_cookie)), Some(mean(&sqlite_cookie)));
+    bench.ratio_verdict(cookie_target, of, to, 0.5);
+    let (of, to) = (Some(mean(&postgres_bearer)), Some(mean(&sqlite_bearer)));
+    bench.ratio_verdict(bearer_target, of, to, 0.5);
+
+    if bench.plan.cleanups {
+        eprintln!("seeding PostgreSQL: {EXPIRED_WEB} expired web and {EXPIRED_JWT} expired JWT...");
+        let now = clock.now().to_string();
+        let (web, jwt) = (EXPIRED_WEB.to_string(), EXPIRED_JWT.to_string());
+        run_child(&["__seed-expired", &url, &now, &web, &jwt])?;
+        clock.jump(CLOCK_JUMP);
+        eprintln!("running: cookie whoami on PostgreSQL during cleanup");
+        let seconds = seconds.max(10);
+        let cpu_before = Cpu::now(std::process::id())?;
+        let child = spawn_wrk(addr, &dir.join("cookie.lua"), seconds, WRK_CONNECTIONS)?;
+        std::thread::sleep(CLEANUP_START);
+        clock.jump(CLEANUP_CLOCK_JUMP);
+        let cleanup = timed_cleanup(Path::new(&url));
+        let result = finish_wrk(child, std::process::id(), cpu_before)?;
+        let (cleanup_seconds, run) = cleanup?;
+        ensure!(
+            (run.web, run.jwt) == (EXPIRED_WEB, EXPIRED_JWT),
+            "the cleanup on PostgreSQL cleared {} web and {} JWT rows",
+            run.web,
+            run.jwt
+        );
+        let covered = CLEANUP_START.as_secs_f64() + cleanup_seconds < f64::from(seconds);
+        let mut note = during_note(cleanup_seconds, run);
+        if !covered {
+            note.push_str("; the cleanup OUTLASTED the run, whose figures miss its end");
+        }
+        bench.row("cookie whoami on PostgreSQL during cleanup (1.1 M rows)", Some(result), note);
+        let holds = cleanup_seconds < 5.0;
+        bench.verdict(cleanup_target, Some(holds), format!("{cleanup_seconds:.2} s"));
+        let errors = result.errors;
+        bench.verdict(failures_target, Some(errors == 0 && covered), format!("{errors} errors"));
+    } else {
+        for target in [cleanup_target, failures_target] {
+            bench.verdict(target, None, String::from("skipped (SESSIOND_BENCH_QUICK)"));
+        }
+    }
+    running.stop();
+    drop(cluster);
     Ok(())
 }
 
@@ -1184,7 +1334,9 @@ fn status_kib(field: &str) -> anyhow::Result<u64> {
 fn timed_cleanup(db_path: &Path) -> anyhow::Result<(f64, Cleared)> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
     command.arg("--db").arg(db_path).arg("clear_expired_sessions");
-    command.current_dir(db_path.parent().context("the database has a folder")?);
+    // A PostgreSQL URL has no folder to run in (the `postgres` scenario).
+    let folder = db_path.parent().filter(|folder| folder.is_dir());
+    command.current_dir(folder.unwrap_or(&std::env::temp_dir()));
     for (key, _) in std::env::vars() {
         if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
             command.env_remove(key);

@@ -16,7 +16,7 @@ impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
-        sessiond::db::open(&path).unwrap();
+        crate::support::open_db(&path);
         Db { dir, path }
     }
 

@@ -59,7 +59,7 @@ pub fn add_jwt(server: &TestServer, jti: &str, user_id: i64, expires_in: i64, ag
 pub fn jwt_revocation(server: &TestServer, jti: &str) -> (Option<i64>, Option<i64>) {
     server
         .conn()
-        .query_row("SELECT revoked_at, revoked_by FROM jwt_sessions WHERE jti = ?1", [jti], |r| {
+        .query_row("SELECT revoked_at, revoked_by FROM jwt_sessions WHERE jti = $1", [jti], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .expect("jwt row exists")

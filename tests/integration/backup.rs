@@ -21,6 +21,7 @@ fn names_in(folder: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn a_backup_under_load_is_accepted_by_a_second_server() {
+    crate::support::sqlite_only!("`sessiond backup` copies the SQLite file");
     let dir = tempfile::tempdir().unwrap();
     let db = prepare_database(dir.path());
     let server = ServeProcess::start(dir.path(), &[]);
@@ -104,6 +105,7 @@ fn a_backup_under_load_is_accepted_by_a_second_server() {
 
 #[test]
 fn a_backup_refuses_an_existing_file_and_leaves_it_alone() {
+    crate::support::sqlite_only!("`sessiond backup` copies the SQLite file");
     let dir = tempfile::tempdir().unwrap();
     let db = prepare_database(dir.path());
     let target = dir.path().join("taken.sqlite3");
@@ -126,6 +128,7 @@ fn a_backup_refuses_an_existing_file_and_leaves_it_alone() {
 
 #[test]
 fn a_backup_of_a_broken_database_fails_and_writes_nothing() {
+    crate::support::sqlite_only!("`sessiond backup` copies the SQLite file");
     let dir = tempfile::tempdir().unwrap();
     let db = prepare_database(dir.path());
     std::fs::write(&db, vec![0x55; 64 * 1024]).unwrap();

@@ -40,7 +40,7 @@ fn jwt_session(
 
 fn open_temp() -> (tempfile::TempDir, Connection, User) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let conn = sessiond::db::open(&dir.path().join("db.sqlite3")).expect("open");
+    let conn = crate::support::open_db(&dir.path().join("db.sqlite3"));
     let user = users::create(&conn, "alice", "", "alice-password", Role::User, START).unwrap();
     (dir, conn, user)
 }
@@ -57,15 +57,29 @@ fn jtis(conn: &Connection) -> Vec<String> {
 
 /// Makes every delete from `web_sessions` fail, as a broken database would.
 pub fn break_web_session_deletes(conn: &Connection) {
-    conn.execute_batch(
-        "CREATE TRIGGER break_cleanup BEFORE DELETE ON web_sessions
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-    )
-    .expect("create trigger");
+    let trigger = match conn.engine() {
+        sessiond::db::Engine::Sqlite => {
+            "CREATE TRIGGER break_cleanup BEFORE DELETE ON web_sessions
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        }
+        sessiond::db::Engine::Postgres => {
+            "CREATE FUNCTION break_cleanup() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+             CREATE TRIGGER break_cleanup BEFORE DELETE ON web_sessions
+             FOR EACH ROW EXECUTE FUNCTION break_cleanup();"
+        }
+    };
+    conn.execute_batch(trigger).expect("create trigger");
 }
 
 pub fn mend_web_session_deletes(conn: &Connection) {
-    conn.execute_batch("DROP TRIGGER break_cleanup").expect("drop trigger");
+    let drop = match conn.engine() {
+        sessiond::db::Engine::Sqlite => "DROP TRIGGER break_cleanup",
+        sessiond::db::Engine::Postgres => {
+            "DROP TRIGGER break_cleanup ON web_sessions; DROP FUNCTION break_cleanup()"
+        }
+    };
+    conn.execute_batch(drop).expect("drop trigger");
 }
 
 #[test]
@@ -182,6 +196,7 @@ fn jwt_rows(conn: &Connection) -> Vec<JwtRow> {
 /// were, ids included, and the foreign keys must hold again afterwards.
 #[test]
 fn cleanup_of_mostly_expired_tables_puts_every_live_row_back_as_it_was() {
+    crate::support::sqlite_only!("SQLite's emptying and refilling of a mostly expired table");
     let (_dir, mut conn, alice) = open_temp();
     let bob = users::create(&conn, "bob", "", "bob-password", Role::User, START).unwrap();
     let expired = 1000;
@@ -215,7 +230,7 @@ fn cleanup_of_mostly_expired_tables_puts_every_live_row_back_as_it_was() {
         .pragma_query_value(None, "foreign_keys", |row| row.get(0))
         .unwrap();
     assert!(foreign_keys, "the cleanup turned the connection's foreign keys back on");
-    conn.execute("DELETE FROM users WHERE id = ?1", [bob.id]).unwrap();
+    conn.execute("DELETE FROM users WHERE id = $1", [bob.id]).unwrap();
     assert_eq!(count(&conn, "web_sessions"), 1, "bob's session went with him");
     assert_eq!(jtis(&conn), vec![String::from("live-alice")]);
 }
@@ -262,12 +277,11 @@ fn failed_cleanup_is_recorded_and_returned_as_an_error() {
     assert!(!runs[0].is_ok());
     assert!(runs[0].outcome.contains("injected failure"), "{}", runs[0].outcome);
     assert_eq!(count(&conn, "web_sessions"), 1, "the failed batch was rolled back");
-    let foreign_keys: bool = conn
-        .as_sqlite()
-        .unwrap()
-        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
-        .unwrap();
-    assert!(foreign_keys, "the failed run turned the connection's foreign keys back on");
+    if let Some(sqlite) = conn.as_sqlite() {
+        let foreign_keys: bool =
+            sqlite.pragma_query_value(None, "foreign_keys", |row| row.get(0)).unwrap();
+        assert!(foreign_keys, "the failed run turned the connection's foreign keys back on");
+    }
 }
 
 /// The same failure when most rows are live, so that the cleanup deletes in
@@ -319,7 +333,7 @@ fn clear_expired_sessions_prints_the_two_counts_and_exits_0() {
         stdout,
         "Cleared 2 expired web session(s).\nCleared 1 expired GraphQL login session(s).\n"
     );
-    let conn = sessiond::db::connect(&dir.path().join("db.sqlite3")).unwrap();
+    let conn = crate::support::connect_db(&dir.path().join("db.sqlite3"));
     assert_eq!((count(&conn, "web_sessions"), count(&conn, "jwt_sessions")), (1, 1));
     let runs = cleanup::recent_runs(&conn, 1).unwrap();
     assert_eq!(runs[0].trigger, "command");
@@ -329,7 +343,7 @@ fn clear_expired_sessions_prints_the_two_counts_and_exits_0() {
 fn clear_expired_sessions_on_an_empty_database_reports_zero() {
     let dir = tempfile::tempdir().unwrap();
     // A new database: the command refuses one that does not exist.
-    drop(sessiond::db::open(&dir.path().join("new.sqlite3")).unwrap());
+    drop(crate::support::open_db(&dir.path().join("new.sqlite3")));
     let db = db_arg(&dir.path().join("new.sqlite3"));
 
     let stdout = Cli::new(dir.path()).args(&["--db", &db, "clear_expired_sessions"]).run();

@@ -271,7 +271,7 @@ fn config_get_of_an_unconfigured_secret_prints_the_one_kept_in_the_database() {
     let db_path = dir.path().join("db.sqlite3");
     let db = db_path.display().to_string();
     // `config get` refuses a database that does not exist (SPEC 1 and 14).
-    drop(sessiond::db::open(&db_path).unwrap());
+    drop(crate::support::open_db(&db_path));
 
     let get = || Cli::new(dir.path()).args(&["--db", &db, "config", "get", "DJANGO_SECRET_KEY"]);
     let first = get().run();
@@ -280,7 +280,7 @@ fn config_get_of_an_unconfigured_secret_prints_the_one_kept_in_the_database() {
     let value = first.trim_end().to_owned();
     assert_eq!(value.len(), 64);
     assert_eq!(second, first);
-    let conn = sessiond::db::open(&db_path).unwrap();
+    let conn = crate::support::open_db(&db_path);
     assert_eq!(sessiond::meta::get(&conn, "generated_secret_key").unwrap(), Some(value));
 }
 

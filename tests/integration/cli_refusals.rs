@@ -20,7 +20,10 @@ pub fn run_cli(
     _stdin: Option<&str>,
 ) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"));
-    command.current_dir(dir).args(args);
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    let named_env: Vec<(String, String)> =
+        env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+    command.current_dir(dir).args(crate::support::on_the_engine(dir, &args, &named_env));
     for (key, _) in std::env::vars() {
         if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
             command.env_remove(key);

@@ -20,12 +20,12 @@ impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
-        sessiond::db::open(&path).unwrap();
+        crate::support::open_db(&path);
         Db { dir, path, now: chrono::Utc::now().timestamp() }
     }
 
     fn conn(&self) -> sessiond::db::Conn {
-        sessiond::db::connect(&self.path).unwrap()
+        crate::support::connect_db(&self.path)
     }
 
     fn user(&self, name: &str) -> User {
@@ -70,7 +70,7 @@ impl Db {
     fn revoked_at(&self, jti: &str) -> (Option<i64>, Option<i64>) {
         self.conn()
             .query_row(
-                "SELECT revoked_at, revoked_by FROM jwt_sessions WHERE jti = ?1",
+                "SELECT revoked_at, revoked_by FROM jwt_sessions WHERE jti = $1",
                 [jti],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

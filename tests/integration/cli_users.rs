@@ -6,7 +6,7 @@ use sessiond::users::{self, DecoyHash, Role};
 use crate::support::{Cli, ServeProcess, TestServer};
 
 fn authenticates(db: &std::path::Path, username: &str, password: &str) -> Option<users::User> {
-    let conn = sessiond::db::connect(db).unwrap();
+    let conn = crate::support::connect_db(db);
     users::authenticate(&conn, &DecoyHash::new(), username, password).unwrap().map(|v| v.user)
 }
 
@@ -18,7 +18,9 @@ fn createsuperuser_takes_the_password_from_the_environment() {
         .env("DJANGO_SUPERUSER_PASSWORD", "boss-password")
         .run();
     let db = dir.path().join("data/sessiond.sqlite3");
-    assert!(db.exists(), "the default database is data/sessiond.sqlite3");
+    if crate::support::engine() == crate::support::Engine::Sqlite {
+        assert!(db.exists(), "the default database is data/sessiond.sqlite3");
+    }
     let user = authenticates(&db, "boss", "boss-password").expect("boss signs in");
     assert_eq!(user.role, Role::Admin);
     assert_eq!(user.email, "boss@example.com");
@@ -68,7 +70,7 @@ fn bad_username_and_empty_password_are_refused() {
         .run();
     let db = dir.path().join("data/sessiond.sqlite3");
     if db.exists() {
-        let conn = sessiond::db::connect(&db).unwrap();
+        let conn = crate::support::connect_db(&db);
         assert_eq!(crate::support::count(&conn, "users"), 0, "no user was created");
     }
 }
@@ -86,7 +88,7 @@ fn usage_errors_exit_with_status_2() {
 #[test]
 fn changepassword_of_an_unknown_user_fails_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    drop(sessiond::db::open(&dir.path().join("data/sessiond.sqlite3")).unwrap());
+    drop(crate::support::open_db(&dir.path().join("data/sessiond.sqlite3")));
     Cli::new(dir.path())
         .args(&["changepassword", "ghost"])
         .env("DJANGO_SUPERUSER_PASSWORD", "x")
@@ -215,7 +217,7 @@ fn environment_wins_over_env_file_which_wins_over_fallback() {
 
     let mut server = ServeProcess::start_with_args(dir.path(), &[], &[]);
     std::fs::remove_file(dir.path().join(".env")).unwrap();
-    let conn = sessiond::db::connect(&dir.path().join("data/sessiond.sqlite3")).unwrap();
+    let conn = crate::support::connect_db(&dir.path().join("data/sessiond.sqlite3"));
     let admin = users::find_by_username(&conn, "admin").unwrap().unwrap();
     users::set_password(&conn, admin.id, "known-password").unwrap();
     let cookie = login_cookie_header(&server, "known-password");
@@ -238,6 +240,7 @@ fn a_malformed_env_line_is_named_by_its_key_and_never_echoed() {
 #[cfg(unix)]
 #[test]
 fn the_database_is_readable_by_its_owner_only() {
+    crate::support::sqlite_only!("the SQLite file's mode");
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     Cli::new(dir.path())

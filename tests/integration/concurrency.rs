@@ -79,7 +79,7 @@ impl UnderLoad {
     fn start(users: &[&str]) -> UnderLoad {
         let dir = tempfile::tempdir().unwrap();
         let db_path = prepare_database(dir.path());
-        let conn = sessiond::db::open(&db_path).unwrap();
+        let conn = crate::support::open_db(&db_path);
         for name in users {
             users::create(&conn, name, "", &format!("{name}-password"), Role::User, 0).unwrap();
         }

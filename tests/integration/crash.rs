@@ -309,6 +309,7 @@ fn kill_during_a_cleanup(
 /// batches: a kill lands between two of them.
 #[test]
 fn sigkill_during_a_batched_cleanup_loses_nothing_acknowledged() {
+    crate::support::sqlite_only!("the SQLite file's integrity after a kill mid-cleanup");
     let backlog = 8 * sessiond::cleanup::BATCH_SIZE as i64;
     let live = sessiond::cleanup::KEEP_LIVE_MAX as i64 + 1;
     let left =
@@ -323,6 +324,7 @@ fn sigkill_during_a_batched_cleanup_loses_nothing_acknowledged() {
 /// kill while it holds the write lock must leave every row as it was.
 #[test]
 fn sigkill_while_a_cleanup_empties_the_table_loses_nothing_acknowledged() {
+    crate::support::sqlite_only!("SQLite's emptying of the table in one step");
     // Enough rows that emptying the table holds the lock for many polls (the
     // batch size has nothing to do with this way of cleaning).
     let backlog = 80_000;

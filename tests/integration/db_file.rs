@@ -42,7 +42,7 @@ fn three_servers_starting_at_once_on_a_new_file_agree() {
         let passwords: Vec<String> =
             outputs.iter().filter_map(|output| first_admin_password(output)).collect();
         assert_eq!(passwords.len(), 1, "round {round}: one first-run admin: {outputs:#?}");
-        let conn = sessiond::db::connect(&dir.path().join("sessiond.sqlite3")).unwrap();
+        let conn = crate::support::connect_db(&dir.path().join("sessiond.sqlite3"));
         assert_eq!(crate::support::count(&conn, "users"), 1, "round {round}");
 
         // They share the generated signing key: a token from one server is
@@ -115,6 +115,7 @@ fn two_servers_on_one_file_run_each_scheduled_cleanup_once() {
 
 #[test]
 fn healthz_answers_503_once_the_database_file_is_deleted() {
+    crate::support::sqlite_only!("the SQLite file deleted under the server");
     let server = TestServer::start();
     assert_eq!(server.get("/healthz", &[]).status, 200, "the control");
     std::fs::remove_file(&server.db_path).unwrap();
@@ -129,6 +130,7 @@ fn healthz_answers_503_once_the_database_file_is_deleted() {
 
 #[test]
 fn a_server_whose_database_file_is_deleted_says_so() {
+    crate::support::sqlite_only!("the SQLite file deleted under the server");
     let dir = tempfile::tempdir().unwrap();
     crate::support::prepare_database(dir.path());
     let mut server = ServeProcess::start(dir.path(), &[]);
@@ -146,13 +148,14 @@ fn a_server_whose_database_file_is_deleted_says_so() {
 
 #[test]
 fn a_server_whose_database_file_is_replaced_says_so() {
+    crate::support::sqlite_only!("the SQLite file replaced under the server");
     let dir = tempfile::tempdir().unwrap();
     let db = crate::support::prepare_database(dir.path());
     let server = ServeProcess::start(dir.path(), &[]);
     assert_eq!(server.get("/healthz", &[]).status, 200);
     // A restore done wrong: another file renamed over the one in use.
     let other = dir.path().join("other.sqlite3");
-    sessiond::db::open(&other).unwrap();
+    crate::support::open_db(&other);
     std::fs::rename(&other, &db).unwrap();
     assert_eq!(server.get("/healthz", &[]).status, 503);
     server.output_once_it_shows("was replaced by another file");
@@ -160,6 +163,7 @@ fn a_server_whose_database_file_is_replaced_says_so() {
 
 #[test]
 fn commands_refuse_a_database_that_does_not_exist() {
+    crate::support::sqlite_only!("a SQLite file that does not exist");
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("gone.sqlite3");
     let db = missing.to_str().unwrap();

@@ -305,6 +305,7 @@ impl Drop for Immutable {
 
 #[test]
 fn read_only_database_refuses_writes_with_503_and_recovers() {
+    crate::support::sqlite_only!("a read-only SQLite file");
     let server = TestServer::start();
     let cookie = server.login("root", "root-password");
     let before = crate::support::count(&server.conn(), "web_sessions");
@@ -370,6 +371,7 @@ fn failed_login_costs_the_same_whether_the_user_exists_or_not() {
 
 #[test]
 fn a_refused_write_is_logged_with_its_reason() {
+    crate::support::sqlite_only!("an immutable SQLite file (chattr +i)");
     let dir = tempfile::tempdir().unwrap();
     let db_path = crate::support::prepare_database(dir.path());
     let mut server = crate::support::ServeProcess::start(dir.path(), &[]);

@@ -3,6 +3,7 @@
 //! `127.0.0.1:0` with a temporary database file, or by running the built
 //! binary.
 
+mod pg_cluster;
 mod raw_http;
 mod support;
 
@@ -35,6 +36,8 @@ mod jwt;
 mod logs;
 mod memory;
 mod metrics;
+mod postgres;
+mod postgres_cluster;
 mod postgres_url;
 mod properties;
 mod proxies;

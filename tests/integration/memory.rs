@@ -55,7 +55,7 @@ fn memory_returns_after_a_burst_of_logins() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db_path = support::prepare_database(dir.path());
-    let conn = sessiond::db::connect(&db_path).unwrap();
+    let conn = crate::support::connect_db(&db_path);
     let now = chrono::Utc::now().timestamp();
     let threads = 8;
     for number in 0..threads {

@@ -152,8 +152,6 @@ pub fn deploy_file(name: &str, replacements: &[(&str, String)]) -> String {
 /// nginx running `deploy/nginx.conf` inside a minimal main configuration
 /// whose pid, logs and temp paths are in the proxy's temp dir.
 pub fn start_nginx(sessiond: SocketAddr, app: SocketAddr, port: u16) -> Proxy {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().display().to_string();
     let site = deploy_file(
         "nginx.conf",
         &[
@@ -164,6 +162,15 @@ pub fn start_nginx(sessiond: SocketAddr, app: SocketAddr, port: u16) -> Proxy {
             ("127.0.0.1:3000", app.to_string()),
         ],
     );
+    start_nginx_site(&site, port)
+}
+
+/// nginx running `site` (the text of a deploy file, its names and addresses
+/// replaced, listening on `port`) inside the same minimal main
+/// configuration.
+pub fn start_nginx_site(site: &str, port: u16) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
     std::fs::write(dir.path().join("sessiond.conf"), site).unwrap();
     let main = format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {root}/nginx.pid;\n\

@@ -123,7 +123,7 @@ fn parse_refuses_out_of_range_and_impossible_fields_with_the_reason() {
 #[test]
 fn a_database_without_a_schedule_uses_the_default_and_off_is_stored_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = sessiond::db::open(&dir.path().join("db.sqlite3")).unwrap();
+    let conn = crate::support::open_db(&dir.path().join("db.sqlite3"));
     assert_eq!(schedule::load(&conn).unwrap(), Schedule::Cron(DEFAULT_CRON.to_owned()));
     schedule::store(&conn, &Schedule::Off).unwrap();
     assert_eq!(schedule::load(&conn).unwrap(), Schedule::Off);
@@ -359,12 +359,12 @@ fn timer_stops_promptly_on_shutdown() {
 
 /// A new database for the commands (which refuse one that does not exist).
 fn cli_db(dir: &std::path::Path) -> String {
-    drop(sessiond::db::open(&dir.join("db.sqlite3")).unwrap());
+    drop(crate::support::open_db(&dir.join("db.sqlite3")));
     dir.join("db.sqlite3").display().to_string()
 }
 
 fn stored_schedule(dir: &std::path::Path) -> Schedule {
-    schedule::load(&sessiond::db::open(&dir.join("db.sqlite3")).unwrap()).unwrap()
+    schedule::load(&crate::support::open_db(&dir.join("db.sqlite3"))).unwrap()
 }
 
 #[test]

@@ -1,6 +1,18 @@
 //! Test helpers: an in-process server with a manual clock and a temporary
 //! database, a small HTTP client, and [`Cli`], a run of the built binary
 //! that fails the test on an unexpected exit status or stderr output.
+//!
+//! The engine: the suite runs on SQLite files, and with
+//! `SESSIOND_TEST_ENGINE=postgres` on PostgreSQL (see [`engine`]). Tests
+//! name their databases by path as ever; on PostgreSQL every such path
+//! stands for a fresh database of its own on the shared throwaway cluster
+//! ([`db_for`]), and support hands that database's URL wherever the path
+//! went: the settings of [`TestServer`], `--db` and `SESSIOND_DB` of
+//! [`Cli`] and [`ServeProcess`], [`open_db`] and [`TestServer::conn`]. A
+//! test about SQLite itself (the file, WAL, backup, modes) opens with
+//! [`sqlite_only!`]; a test about PostgreSQL itself with
+//! [`postgres_only!`]. Support never reads or writes a table but through
+//! sessiond's own functions and `db` connections.
 
 #![allow(dead_code)]
 
@@ -9,22 +21,131 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sessiond::clock::ManualClock;
-use sessiond::settings::{Overrides, Settings};
+use sessiond::settings::{Overrides, PostgresUrl, Settings};
 use sessiond::startup::{self, Running, StartOptions};
 use sessiond::users::{self, Role, User};
 
 /// 2026-11-27T12:00:00Z; tests start their clocks here.
 pub const START: i64 = 1_795_780_800;
 
+/// The engine of the suite's databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// `SESSIOND_TEST_ENGINE`: unset or `sqlite` for SQLite files, `postgres`
+/// for databases on a throwaway PostgreSQL cluster (`pg_cluster`). Asked
+/// for PostgreSQL where it is not installed: with CI=true the test fails,
+/// on a developer's machine it says loudly (once) that the PostgreSQL half
+/// did not run, and the tests run on SQLite.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    *ENGINE.get_or_init(|| match std::env::var("SESSIOND_TEST_ENGINE").as_deref() {
+        Err(_) | Ok("" | "sqlite") => Engine::Sqlite,
+        Ok("postgres") => {
+            let half = "the PostgreSQL half of the suite (SESSIOND_TEST_ENGINE=postgres; its \
+                        tests ran on SQLite instead)";
+            if crate::pg_cluster::installed(half) { Engine::Postgres } else { Engine::Sqlite }
+        }
+        Ok(other) => {
+            panic!("`SESSIOND_TEST_ENGINE` is `{other}`: expected `sqlite` or `postgres`")
+        }
+    })
+}
+
+/// Where the database a test names by `path` is, as `--db` takes it: on
+/// SQLite the path itself; on PostgreSQL the URL of a database of its own
+/// on the shared cluster, made the first time the path is named, the same
+/// URL ever after. A PostgreSQL URL is left as it is.
+pub fn db_for(path: &Path) -> String {
+    let text = path.to_str().expect("a UTF-8 database path");
+    let a_url = !matches!(PostgresUrl::parse(text), Ok(None));
+    if engine() == Engine::Sqlite || a_url {
+        return text.to_owned();
+    }
+    static DATABASES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    let mut databases = DATABASES.get_or_init(Mutex::default).lock().unwrap();
+    let url = databases
+        .entry(path.to_path_buf())
+        .or_insert_with(|| crate::pg_cluster::shared().new_database());
+    url.clone()
+}
+
+/// Opens (creating and migrating) the database a test names by `path`,
+/// on the suite's engine: what `sessiond::db::open` is to a file.
+#[track_caller]
+pub fn open_db(path: &Path) -> sessiond::db::Conn {
+    sessiond::db::open(Path::new(&db_for(path))).expect("open the test database")
+}
+
+/// A new connection (not migrated) to the database a test names by `path`.
+#[track_caller]
+pub fn connect_db(path: &Path) -> sessiond::db::Conn {
+    sessiond::db::connect(Path::new(&db_for(path))).expect("connect to the test database")
+}
+
+/// Whether a test about SQLite itself should stop here: on PostgreSQL it
+/// says (one line, past the output capture) that it was skipped and why.
+pub fn skipped_on_postgres(why: &str) -> bool {
+    if engine() == Engine::Sqlite {
+        return false;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "skipped on PostgreSQL: {test}: {why}");
+    true
+}
+
+/// Whether a test about PostgreSQL itself should stop here: it runs in the
+/// PostgreSQL half (`SESSIOND_TEST_ENGINE=postgres`), and says so in the
+/// SQLite half.
+pub fn skipped_on_sqlite() -> bool {
+    if engine() == Engine::Postgres {
+        return false;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(
+        std::io::stderr(),
+        "runs in the PostgreSQL half only (SESSIOND_TEST_ENGINE=postgres): {test}"
+    );
+    true
+}
+
+/// The first line of a test about SQLite itself (its file, WAL, pragmas,
+/// `backup`, file modes): on PostgreSQL it returns, saying so.
+macro_rules! sqlite_only {
+    ($why:literal) => {
+        if crate::support::skipped_on_postgres($why) {
+            return;
+        }
+    };
+}
+pub(crate) use sqlite_only;
+
+/// The first line of a test about PostgreSQL itself: it runs only in the
+/// PostgreSQL half of the suite.
+macro_rules! postgres_only {
+    () => {
+        if crate::support::skipped_on_sqlite() {
+            return;
+        }
+    };
+}
+pub(crate) use postgres_only;
+
 /// A server started for one test; stopped on drop.
 pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
     pub db_path: PathBuf,
+    /// The database as the server was given it: [`db_for`] of `db_path`,
+    /// or the location [`TestServer::start_at`] took as it is.
+    pub db_location: String,
     pub addr: SocketAddr,
     pub settings: Settings,
     /// The metrics listener's address, when `SESSIOND_METRICS_BIND` is set.
@@ -55,7 +176,7 @@ impl TestServer {
         let db_path = dir.path().join("sessiond.sqlite3");
         // Create the schema and a superuser before start, so that no random
         // first-run admin is made.
-        let conn = sessiond::db::open(&db_path).expect("open db");
+        let conn = open_db(&db_path);
         users::create(&conn, "root", "root@example.com", "root-password", Role::Admin, START)
             .expect("create root");
         drop(conn);
@@ -74,6 +195,7 @@ impl TestServer {
         TestServer {
             clock,
             dir,
+            db_location: db_for(&db_path),
             db_path,
             addr,
             settings,
@@ -109,6 +231,7 @@ impl TestServer {
             clock,
             dir,
             db_path: self.db_path.clone(),
+            db_location: self.db_location.clone(),
             addr,
             settings: self.settings.clone(),
             metrics_addr,
@@ -121,8 +244,19 @@ impl TestServer {
     /// e.g. one that `sessiond import` filled; its clock starts at [`START`].
     #[track_caller]
     pub fn start_on_file(db_path: &Path, settings: &[(&str, &str)]) -> TestServer {
+        let mut server = TestServer::start_at(&db_for(db_path), settings);
+        server.db_path = db_path.to_path_buf();
+        server
+    }
+
+    /// A server on the database at `location` taken as it is, never put on
+    /// the suite's engine (a SQLite path stays a file, a URL a PostgreSQL
+    /// database), with no user added; its clock starts at [`START`]. For
+    /// the tests that move an installation from one engine to the other.
+    #[track_caller]
+    pub fn start_at(location: &str, settings: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let settings = settings_for(db_path, settings);
+        let settings = settings_at(location, settings);
         let clock = Arc::new(ManualClock::new(START));
         let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let options = StartOptions {
@@ -137,7 +271,8 @@ impl TestServer {
         TestServer {
             clock,
             dir,
-            db_path: db_path.to_path_buf(),
+            db_path: PathBuf::from(location),
+            db_location: location.to_owned(),
             addr,
             settings,
             metrics_addr,
@@ -157,7 +292,12 @@ impl TestServer {
 
     /// A new connection to the server's database.
     pub fn conn(&self) -> sessiond::db::Conn {
-        sessiond::db::connect(&self.db_path).expect("connect")
+        sessiond::db::connect(Path::new(&self.db_location)).expect("connect to the database")
+    }
+
+    /// The server's database as `--db` takes it (see [`db_for`]).
+    pub fn db(&self) -> String {
+        self.db_location.clone()
     }
 
     /// Creates a user with this password.
@@ -230,10 +370,16 @@ impl Drop for TestServer {
 
 /// Settings for a test database, from `.env`-style pairs.
 pub fn settings_for(db_path: &Path, pairs: &[(&str, &str)]) -> Settings {
+    settings_at(&db_for(db_path), pairs)
+}
+
+/// Settings for the database at `location` taken as it is (a path or a
+/// URL), from `.env`-style pairs.
+pub fn settings_at(location: &str, pairs: &[(&str, &str)]) -> Settings {
     let mut file: Vec<(String, String)> =
         pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
     file.push(("SESSIOND_BIND".into(), "127.0.0.1:0".into()));
-    let overrides = Overrides { db: Some(db_path.to_path_buf()), bind: None };
+    let overrides = Overrides { db: Some(PathBuf::from(location)), bind: None };
     Settings::resolve(Path::new(".env"), &file, |_| None, &overrides).expect("valid test settings")
 }
 
@@ -416,6 +562,7 @@ pub struct Cli {
     status: i32,
     stderr_any: bool,
     stderr_needles: Vec<String>,
+    db_as_given: bool,
 }
 
 /// What a [`Cli`] run printed.
@@ -437,7 +584,15 @@ impl Cli {
             status: 0,
             stderr_any: false,
             stderr_needles: Vec::new(),
+            db_as_given: false,
         }
+    }
+
+    /// Takes `--db` and `SESSIOND_DB` as they are, never putting them on the
+    /// suite's engine ([`db_for`]): a SQLite path stays a file.
+    pub fn db_as_given(mut self) -> Cli {
+        self.db_as_given = true;
+        self
     }
 
     pub fn arg(mut self, arg: &str) -> Cli {
@@ -505,13 +660,20 @@ impl Cli {
     #[track_caller]
     pub fn output(self) -> CliOutput {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-        command.current_dir(&self.dir).args(&self.args);
+        if self.db_as_given {
+            command.current_dir(&self.dir).args(&self.args);
+        } else {
+            command.current_dir(&self.dir).args(on_the_engine(&self.dir, &self.args, &self.env));
+        }
         for (key, _) in std::env::vars() {
             if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
                 command.env_remove(key);
             }
         }
-        command.envs(self.env.iter().map(|(key, value)| (key, value)));
+        command.envs(self.env.iter().map(|(key, value)| match key.as_str() {
+            "SESSIOND_DB" if !self.db_as_given => (key.clone(), db_in(&self.dir, value)),
+            _ => (key.clone(), value.clone()),
+        }));
         command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         if self.stdout_closed {
             let (reader, writer) = std::io::pipe().expect("a pipe");
@@ -572,6 +734,47 @@ impl Cli {
         }
         CliOutput { stdout, stderr }
     }
+}
+
+/// The arguments with the value of `--db` (a path, relative to `dir` or
+/// absolute) put on the suite's engine by [`db_for`]. On PostgreSQL a run
+/// that names no database (no `--db`, no `SESSIOND_DB` in `env`) gets the
+/// one that stands for the default `data/sessiond.sqlite3` in `dir`, except
+/// `init` and `config`, which show where the database is.
+pub fn on_the_engine(dir: &Path, args: &[String], env: &[(String, String)]) -> Vec<String> {
+    if engine() == Engine::Sqlite {
+        return args.to_vec();
+    }
+    let mut mapped = Vec::with_capacity(args.len() + 2);
+    let mut after_db = false;
+    let mut named = env.iter().any(|(key, _)| key == "SESSIOND_DB");
+    for arg in args {
+        if after_db {
+            mapped.push(db_in(dir, arg));
+        } else if let Some(value) = arg.strip_prefix("--db=") {
+            mapped.push(format!("--db={}", db_in(dir, value)));
+            named = true;
+        } else {
+            mapped.push(arg.clone());
+        }
+        after_db = arg == "--db";
+        named |= after_db;
+    }
+    let shows_the_database = args.iter().any(|arg| arg == "init" || arg == "config");
+    if !named && !shows_the_database {
+        let default = db_for(&dir.join("data/sessiond.sqlite3"));
+        mapped.splice(0..0, [String::from("--db"), default]);
+    }
+    mapped
+}
+
+/// [`db_for`] of a `--db` or `SESSIOND_DB` value given in `dir`: a path
+/// relative to it or absolute, or a URL (left as it is).
+fn db_in(dir: &Path, value: &str) -> String {
+    if engine() == Engine::Sqlite || !matches!(PostgresUrl::parse(value), Ok(None)) {
+        return value.to_owned();
+    }
+    db_for(&dir.join(value))
 }
 
 /// Counts rows in a table.
@@ -648,14 +851,21 @@ impl ServeProcess {
     /// `--db` it uses the default `data/sessiond.sqlite3` there).
     #[track_caller]
     pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-        command.current_dir(dir).args(args).args(["serve", "--bind", "127.0.0.1:0"]);
+        let named_env: Vec<(String, String)> =
+            env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        command.current_dir(dir).args(on_the_engine(dir, &args, &named_env));
+        command.args(["serve", "--bind", "127.0.0.1:0"]);
         for (key, _) in std::env::vars() {
             if key.starts_with("DJANGO_") || key.starts_with("SESSIOND_") {
                 command.env_remove(key);
             }
         }
-        command.envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        command.envs(env.iter().map(|(key, value)| match *key {
+            "SESSIOND_DB" => (key.to_string(), db_in(dir, value)),
+            _ => (key.to_string(), value.to_string()),
+        }));
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("run sessiond serve");
         let output = Arc::new(std::sync::Mutex::new(String::new()));
@@ -781,7 +991,7 @@ impl Drop for ServeProcess {
 /// expects it.
 pub fn prepare_database(dir: &Path) -> PathBuf {
     let db_path = dir.join("sessiond.sqlite3");
-    let conn = sessiond::db::open(&db_path).expect("open db");
+    let conn = open_db(&db_path);
     let now = chrono::Utc::now().timestamp();
     users::create(&conn, "root", "", "root-password", Role::Admin, now).expect("create root");
     for name in ["alice", "bob"] {

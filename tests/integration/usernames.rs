@@ -102,6 +102,7 @@ fn user_version(path: &std::path::Path) -> i64 {
 
 #[test]
 fn the_migration_refuses_case_duplicates_naming_them_until_one_is_renamed() {
+    crate::support::sqlite_only!("a SQLite file at an old `user_version`");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.sqlite3");
     database_with_case_duplicates(&path);

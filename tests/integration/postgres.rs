@@ -1,0 +1,333 @@
+//! PostgreSQL itself (SPEC 11), in the PostgreSQL half of the suite only:
+//! two real `sessiond serve` processes on one database, where what ends
+//! access through one (a logout, a revocation) or through a command (a new
+//! password, a deactivation) is refused by the other on its next request,
+//! and the login throttle counts across both; the database stopped under a
+//! running server (503 within seconds, `/healthz` 503, no crash) and
+//! started again (the same server answers, old cookies still work); and an
+//! installation moved from SQLite to PostgreSQL and back with `export` and
+//! `import`, its cookie and token working after each move; and the two
+//! instances behind nginx with the README's `deploy/nginx-two-instances.conf`.
+//!
+//! Also run on PostgreSQL by the rest of the suite (support puts every test
+//! database there): several servers starting at once on an empty database
+//! (`db_file::three_servers_starting_at_once_on_a_new_file_agree`) and one
+//! scheduled cleanup run across instances
+//! (`db_file::two_servers_on_one_file_run_each_scheduled_cleanup_once`,
+//! in-process servers, as `serve` takes no manual clock).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::pg_cluster::Cluster;
+use crate::proxies::{NGINX, deploy_file, free_port, start_nginx_site};
+use crate::support::{
+    Cli, Response, ServeProcess, TestServer, installed, jwt_login, postgres_only, request_to_host,
+};
+
+const LOGIN: &str =
+    "mutation ($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
+
+/// Two `sessiond serve` processes on one new database with users `root`,
+/// `alice` and `bob` (password `<name>-password`).
+fn two_instances() -> (tempfile::TempDir, ServeProcess, ServeProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::prepare_database(dir.path());
+    let first = ServeProcess::start(dir.path(), &[]);
+    let second = ServeProcess::start(dir.path(), &[]);
+    (dir, first, second)
+}
+
+/// Signs in through the form; returns the `Cookie` header.
+#[track_caller]
+fn cookie_from(server: &ServeProcess, user: &str) -> String {
+    let password = format!("{user}-password");
+    let login = server.post_form("/login", &[("username", user), ("password", &password)], &[]);
+    assert_eq!(login.status, 303, "{}", login.body);
+    format!("sessionid={}", login.cookie_value("sessionid").expect("a cookie"))
+}
+
+/// Signs in through GraphQL; returns the `Authorization` header.
+#[track_caller]
+fn bearer_from(server: &ServeProcess, user: &str) -> String {
+    let password = format!("{user}-password");
+    let login = server.post_graphql(LOGIN, serde_json::json!({ "u": user, "p": password }), None);
+    let token = login.json()["data"]["login"]["token"].as_str().map(str::to_owned);
+    format!("Bearer {}", token.unwrap_or_else(|| panic!("no token: {}", login.body)))
+}
+
+fn whoami(server: &ServeProcess, header: &str) -> Response {
+    let name = if header.starts_with("Bearer ") { "Authorization" } else { "Cookie" };
+    server.get("/api/whoami", &[(name, header)])
+}
+
+#[test]
+fn a_logout_and_a_revocation_through_one_instance_are_refused_by_the_other() {
+    postgres_only!();
+    let (_dir, first, second) = two_instances();
+    let cookie = cookie_from(&first, "alice");
+    let bearer = bearer_from(&second, "alice");
+    // The controls: each instance honours what the other started, and the
+    // first now remembers the token as one that passed.
+    assert_eq!(whoami(&second, &cookie).status, 200);
+    assert_eq!(whoami(&first, &bearer).status, 200);
+    assert_eq!(whoami(&first, &bearer).status, 200);
+
+    let logout = first.post_form("/logout", &[], &[("Cookie", &cookie)]);
+    assert_eq!(logout.status, 303, "{}", logout.body);
+    assert_eq!(whoami(&second, &cookie).status, 401, "logged out through the first");
+
+    let revoke =
+        second.post_graphql("mutation { logout }", serde_json::json!({}), Some(&bearer[7..]));
+    assert_eq!(revoke.status, 200, "{}", revoke.body);
+    assert_eq!(revoke.json()["data"]["logout"], true, "{}", revoke.body);
+    let refused = whoami(&first, &bearer);
+    assert_eq!(refused.status, 401, "revoked through the second: {}", refused.body);
+}
+
+#[test]
+fn a_password_change_and_a_deactivation_by_command_are_refused_by_both_instances() {
+    postgres_only!();
+    let (dir, first, second) = two_instances();
+    let alice = [cookie_from(&first, "alice"), bearer_from(&second, "alice")];
+    let bob = [cookie_from(&second, "bob"), bearer_from(&first, "bob")];
+    for header in alice.iter().chain(&bob) {
+        for server in [&first, &second] {
+            assert_eq!(whoami(server, header).status, 200, "the control");
+        }
+    }
+    let db = dir.path().join("sessiond.sqlite3");
+    let db = db.to_str().unwrap();
+    Cli::new(dir.path())
+        .args(&["--db", db, "changepassword", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "a-new-password")
+        .run();
+    for header in &alice {
+        for server in [&first, &second] {
+            assert_eq!(whoami(server, header).status, 401, "the new password ended {header}");
+        }
+    }
+    for header in &bob {
+        assert_eq!(whoami(&first, header).status, 200, "bob is untouched");
+    }
+    Cli::new(dir.path()).args(&["--db", db, "deactivateuser", "bob"]).run();
+    for header in &bob {
+        for server in [&first, &second] {
+            assert_eq!(whoami(server, header).status, 401, "deactivated: {header}");
+        }
+    }
+    let refused =
+        second.post_form("/login", &[("username", "bob"), ("password", "bob-password")], &[]);
+    assert_ne!(refused.status, 303, "a deactivated user cannot sign in through either");
+    let login =
+        first.post_form("/login", &[("username", "alice"), ("password", "a-new-password")], &[]);
+    assert_eq!(login.status, 303, "the new password works: {}", login.body);
+}
+
+#[test]
+fn the_login_throttle_counts_failures_across_two_instances() {
+    postgres_only!();
+    let (_dir, first, second) = two_instances();
+    let wrong = [("username", "alice"), ("password", "guess")];
+    for server in [&first, &first, &first, &second, &second] {
+        assert_eq!(server.post_form("/login", &wrong, &[]).status, 401);
+    }
+    let right = [("username", "alice"), ("password", "alice-password")];
+    for server in [&first, &second] {
+        let response = server.post_form("/login", &right, &[]);
+        assert_eq!(response.status, 429, "five failures in all: {}", response.body);
+    }
+    // The control: bob was never throttled.
+    cookie_from(&second, "bob");
+}
+
+/// Waits (by the real clock, `within` at most) until `answer` gives
+/// `status`; returns how long it took.
+#[track_caller]
+fn until_status(within: Duration, status: u16, answer: impl Fn() -> Response) -> Duration {
+    let started = Instant::now();
+    loop {
+        let response = answer();
+        if response.status == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "no {status} within {within:?}; last answer {}: {}",
+            response.status,
+            response.body
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_stopped_database_gets_503_quickly_and_the_server_recovers_when_it_is_back() {
+    postgres_only!();
+    let cluster = Cluster::start();
+    let url = cluster.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    Cli::new(dir.path())
+        .args(&["--db", &url, "createuser", "--username", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+        .run();
+    let mut server = ServeProcess::start_with_args(dir.path(), &["--db", &url], &[]);
+    let cookie = cookie_from(&server, "alice");
+    let bearer = bearer_from(&server, "alice");
+    assert_eq!(server.get("/healthz", &[]).status, 200, "the control");
+
+    cluster.stop();
+    for (what, header) in [("cookie", &cookie), ("token", &bearer)] {
+        let started = Instant::now();
+        let response = whoami(&server, header);
+        let took = started.elapsed();
+        assert_eq!(response.status, 503, "{what} with the database stopped: {}", response.body);
+        assert!(took < Duration::from_secs(5), "{what}: 503 after {took:?}");
+    }
+    let started = Instant::now();
+    let health = server.get("/healthz", &[]);
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let login =
+        server.post_form("/login", &[("username", "alice"), ("password", "alice-password")], &[]);
+    assert_eq!(login.status, 503, "a login needs the database too: {}", login.body);
+    assert!(login.set_cookie("sessionid").is_none(), "no session handed out");
+
+    cluster.start_again();
+    until_status(Duration::from_secs(15), 200, || server.get("/healthz", &[]));
+    assert_eq!(whoami(&server, &cookie).status, 200, "the old cookie still works");
+    assert_eq!(whoami(&server, &bearer).status, 200, "the old token still works");
+    cookie_from(&server, "alice");
+    let output = server.signal_and_wait("TERM");
+    assert!(!output.contains("panicked"), "{output}");
+    assert!(!output.contains("alice-password"), "{output}");
+}
+
+/// Runs `sessiond --db DB ARGS` with the database taken as given.
+#[track_caller]
+fn run_on(dir: &Path, db: &str, args: &[&str]) -> String {
+    Cli::new(dir).db_as_given().args(&["--db", db]).args(args).run()
+}
+
+#[test]
+fn an_installation_moves_from_sqlite_to_postgres_and_back_with_its_cookie_and_token() {
+    postgres_only!();
+    let work = tempfile::tempdir().unwrap();
+    let sqlite = work.path().join("before.sqlite3");
+    let sqlite = sqlite.to_str().unwrap();
+    Cli::new(work.path())
+        .db_as_given()
+        .args(&["--db", sqlite, "createuser", "--username", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+        .run();
+    run_on(work.path(), sqlite, &["schedule", "set", "15 3 * * *"]);
+    let (cookie, token) = {
+        let server = TestServer::start_at(sqlite, &[]);
+        (server.login("alice", "alice-password"), jwt_login(&server, "alice", "alice-password"))
+    };
+    let signed_in = |server: &TestServer| {
+        let by_cookie = server.get_with_cookie("/api/whoami", &cookie);
+        assert_eq!(by_cookie.status, 200, "the cookie works: {}", by_cookie.body);
+        assert_eq!(by_cookie.json()["username"], "alice");
+        let bearer = format!("Bearer {token}");
+        let by_token = server.get("/api/whoami", &[("Authorization", &bearer)]);
+        assert_eq!(by_token.status, 200, "the token works: {}", by_token.body);
+        server.login("alice", "alice-password");
+    };
+
+    let to_postgres = work.path().join("to-postgres.json");
+    run_on(work.path(), sqlite, &["export", to_postgres.to_str().unwrap()]);
+    let postgres = crate::pg_cluster::shared().new_database();
+    let imported = run_on(work.path(), &postgres, &["import", to_postgres.to_str().unwrap()]);
+    assert!(imported.contains("Imported 1 user(s)"), "{imported}");
+    let shown = run_on(work.path(), &postgres, &["schedule", "show"]);
+    assert!(shown.contains("15 3 * * *"), "the schedule came along: {shown}");
+    signed_in(&TestServer::start_at(&postgres, &[]));
+
+    let back = work.path().join("back.json");
+    run_on(work.path(), &postgres, &["export", back.to_str().unwrap()]);
+    let again = work.path().join("after.sqlite3");
+    let again = again.to_str().unwrap();
+    run_on(work.path(), again, &["import", back.to_str().unwrap()]);
+    assert!(Path::new(again).exists(), "back in a SQLite file");
+    signed_in(&TestServer::start_at(again, &[]));
+    for key in ["DJANGO_SECRET_KEY", "DJANGO_JWT_SECRET_KEY"] {
+        let before = run_on(work.path(), sqlite, &["config", "get", key]);
+        assert_eq!(run_on(work.path(), &postgres, &["config", "get", key]), before, "{key}");
+        assert_eq!(run_on(work.path(), again, &["config", "get", key]), before, "{key}");
+    }
+}
+
+#[test]
+fn two_instances_behind_nginx_share_a_sign_in_survive_one_stopping_and_share_the_sign_out() {
+    postgres_only!();
+    if !installed(NGINX, "nginx", "two_instances_behind_nginx_share_a_sign_in...") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let file = std::fs::read_to_string(root.join("deploy/nginx-two-instances.conf")).unwrap();
+    assert!(readme.contains(&format!("```nginx\n{file}```")), "the README shows the file as it is");
+    let (_dir, first, mut second) = two_instances();
+    let port = free_port();
+    let site = deploy_file(
+        "nginx-two-instances.conf",
+        &[
+            ("listen 80;", format!("listen 127.0.0.1:{port};")),
+            ("auth.example.com", String::from("auth.example.test")),
+            ("127.0.0.1:8001", first.addr.to_string()),
+            ("127.0.0.1:8002", second.addr.to_string()),
+        ],
+    );
+    let proxy = start_nginx_site(&site, port);
+    let proxy_addr: std::net::SocketAddr = ([127, 0, 0, 1], proxy.port).into();
+    let through = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        request_to_host(proxy_addr, "auth.example.test", method, path, headers, body)
+    };
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = through("POST", "/login", &form, b"username=alice&password=alice-password");
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = format!("sessionid={}", login.cookie_value("sessionid").expect("a cookie"));
+    // Round robin: the cookie works on whichever instance answers.
+    for _ in 0..4 {
+        let response = through("GET", "/api/whoami", &[("Cookie", &cookie)], b"");
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    for server in [&first, &second] {
+        assert_eq!(whoami(server, &cookie).status, 200, "each instance knows the cookie");
+    }
+
+    second.signal_and_wait("KILL");
+    for _ in 0..4 {
+        let response = through("GET", "/api/whoami", &[("Cookie", &cookie)], b"");
+        assert_eq!(response.status, 200, "the other instance answers: {}", response.body);
+    }
+    let logout = through("POST", "/logout", &[("Cookie", &cookie), form[0]], b"");
+    assert_eq!(logout.status, 303, "{}", logout.body);
+    assert_eq!(through("GET", "/api/whoami", &[("Cookie", &cookie)], b"").status, 401);
+    assert_eq!(whoami(&first, &cookie).status, 401, "signed out everywhere");
+}
+
+#[test]
+fn a_database_missing_from_a_running_server_is_one_line_without_the_password() {
+    postgres_only!();
+    let port = crate::pg_cluster::shared().port;
+    let url = format!("postgres://postgres:s3cret-pw@127.0.0.1:{port}/no_such_database");
+    let commands: &[&[&str]] = &[
+        &["serve", "--bind", "127.0.0.1:0"],
+        &["sessions", "list"],
+        &["createuser", "--username", "carol"],
+    ];
+    for args in commands {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Cli::new(dir.path())
+            .db_as_given()
+            .args(args)
+            .env("SESSIOND_DB", &url)
+            .env("DJANGO_SUPERUSER_PASSWORD", "a-password")
+            .status(1)
+            .stderr_contains(&format!("`no_such_database` on `127.0.0.1:{port}`"))
+            .output();
+        assert!(!output.stderr.contains("s3cret-pw"), "{args:?}: {}", output.stderr);
+    }
+}
