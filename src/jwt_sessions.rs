@@ -150,11 +150,7 @@ pub fn expired_batch(
 
 /// Deletes the rows of `seqs` that have still expired by `now`; returns how
 /// many went. For the cleanup, inside its transaction.
-pub fn delete_expired_rows(
-    conn: &Conn,
-    now: UnixTime,
-    seqs: &[i64],
-) -> crate::db::Result<usize> {
+pub fn delete_expired_rows(conn: &Conn, now: UnixTime, seqs: &[i64]) -> crate::db::Result<usize> {
     let mut statement =
         conn.prepare_cached("DELETE FROM jwt_sessions WHERE seq = $1 AND expires_at <= $2")?;
     let mut deleted = 0;
