@@ -181,28 +181,8 @@ impl TestServer {
             .expect("create root");
         drop(conn);
         let settings = settings_for(&db_path, settings);
-        let clock = Arc::new(ManualClock::new(START));
-        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let options = StartOptions {
-            clock: clock.clone(),
-            workers: 4,
-            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
-            ..StartOptions::default()
-        };
-        let running = startup::start(settings.clone(), options).expect("server starts");
-        let addr = running.addr();
-        let metrics_addr = running.metrics_addr();
-        TestServer {
-            clock,
-            dir,
-            db_location: db_for(&db_path),
-            db_path,
-            addr,
-            settings,
-            metrics_addr,
-            access_log,
-            running: Some(running),
-        }
+        let db_location = db_for(&db_path);
+        TestServer::launch(dir, db_path, db_location, settings, START)
     }
 
     /// The access log lines written so far.
@@ -216,28 +196,8 @@ impl TestServer {
     #[track_caller]
     pub fn another_on_the_same_file(&self) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let clock = Arc::new(ManualClock::new(self.clock_now()));
-        let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let options = StartOptions {
-            clock: clock.clone(),
-            workers: 4,
-            access_log: sessiond::http::access_log::Destination::Memory(access_log.clone()),
-            ..StartOptions::default()
-        };
-        let running = startup::start(self.settings.clone(), options).expect("server starts");
-        let addr = running.addr();
-        let metrics_addr = running.metrics_addr();
-        TestServer {
-            clock,
-            dir,
-            db_path: self.db_path.clone(),
-            db_location: self.db_location.clone(),
-            addr,
-            settings: self.settings.clone(),
-            metrics_addr,
-            access_log,
-            running: Some(running),
-        }
+        let (db_path, db_location) = (self.db_path.clone(), self.db_location.clone());
+        TestServer::launch(dir, db_path, db_location, self.settings.clone(), self.clock_now())
     }
 
     /// A server on an existing database file as it is (no user is added),
@@ -257,7 +217,20 @@ impl TestServer {
     pub fn start_at(location: &str, settings: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = settings_at(location, settings);
-        let clock = Arc::new(ManualClock::new(START));
+        TestServer::launch(dir, PathBuf::from(location), location.to_owned(), settings, START)
+    }
+
+    /// Starts the server every constructor above describes: 4 workers, a
+    /// manual clock at `clock_start`, the access log kept in memory.
+    #[track_caller]
+    fn launch(
+        dir: tempfile::TempDir,
+        db_path: PathBuf,
+        db_location: String,
+        settings: Settings,
+        clock_start: i64,
+    ) -> TestServer {
+        let clock = Arc::new(ManualClock::new(clock_start));
         let access_log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let options = StartOptions {
             clock: clock.clone(),
@@ -266,13 +239,12 @@ impl TestServer {
             ..StartOptions::default()
         };
         let running = startup::start(settings.clone(), options).expect("server starts");
-        let addr = running.addr();
-        let metrics_addr = running.metrics_addr();
+        let (addr, metrics_addr) = (running.addr(), running.metrics_addr());
         TestServer {
             clock,
             dir,
-            db_path: PathBuf::from(location),
-            db_location: location.to_owned(),
+            db_path,
+            db_location,
             addr,
             settings,
             metrics_addr,
