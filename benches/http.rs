@@ -571,7 +571,11 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
         return Ok(());
     }
     let cluster = pg_cluster::Cluster::start();
-    let url = cluster.new_database();
+    let tcp_url = cluster.new_database();
+    let database = tcp_url.rsplit('/').next().expect("a database name").to_owned();
+    // A server on the same machine is reached through its socket (the
+    // README's advice); the TCP figure for a bearer run is reported beside.
+    let url = cluster.socket_url(&database);
     let dir = bench.dir.join("postgres");
     std::fs::create_dir(&dir)?;
     eprintln!("seeding PostgreSQL: {USERS} users, each with one web and one JWT session...");
@@ -584,7 +588,11 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
     let running = startup::start(bench_settings(Path::new(&url)), options)
         .context("sessiond did not start on PostgreSQL")?;
     let addr = running.addr();
-    eprintln!("sessiond on PostgreSQL listening on http://{addr}");
+    eprintln!("sessiond on PostgreSQL (its Unix socket) listening on http://{addr}");
+    let options =
+        StartOptions { clock: clock.clone(), workers: bench.workers, ..StartOptions::default() };
+    let over_tcp = startup::start(bench_settings(Path::new(&tcp_url)), options)
+        .context("sessiond did not start on PostgreSQL over TCP")?;
     let (cookies, tokens) = (dir.join("cookies.txt"), dir.join("tokens.txt"));
     verify_all(addr, &cookies, "Cookie", "sessionid=", |status, _, _| {
         ensure!(status == 200, "a seeded cookie got {status} on PostgreSQL");
@@ -594,15 +602,16 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
     write_script(&dir, "cookie", &cookies, "Cookie", "sessionid=")?;
     write_script(&dir, "bearer", &tokens, "Authorization", "Bearer ")?;
     let seconds = bench.plan.wrk_seconds;
-    let on_postgres = |script: &str| -> anyhow::Result<WrkResult> {
+    let on = |addr: SocketAddr, script: &str| -> anyhow::Result<WrkResult> {
         let cpu_before = Cpu::now(std::process::id())?;
         let script = dir.join(format!("{script}.lua"));
         let child = spawn_wrk(addr, &script, seconds, WRK_CONNECTIONS)?;
         finish_wrk(child, std::process::id(), cpu_before)
     };
+    let on_postgres = |script: &str| on(addr, script);
     let (mut sqlite_cookie, mut postgres_cookie) = (Vec::new(), Vec::new());
     let (mut sqlite_bearer, mut postgres_bearer) = (Vec::new(), Vec::new());
-    let mut postgres_fresh = Vec::new();
+    let (mut postgres_fresh, mut postgres_tcp_bearer) = (Vec::new(), Vec::new());
     for round in 1..=bench.plan.rounds {
         // As in `request_path`: every stored expiry lags, so each cookie
         // run writes every session once, on both engines.
@@ -618,7 +627,10 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
         eprintln!("running: bearer whoami, SQLite then PostgreSQL ({round})");
         sqlite_bearer.push(bench.wrk("bearer")?);
         postgres_bearer.push(on_postgres("bearer")?);
+        eprintln!("running: bearer whoami on PostgreSQL over TCP ({round})");
+        postgres_tcp_bearer.push(on(over_tcp.addr(), "bearer")?);
     }
+    over_tcp.stop();
     let note = |runs: &[WrkResult], of: &str| {
         format!("mean of {}; alternated with {of} in this run", each_rate(runs))
     };
@@ -637,6 +649,14 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
         format!(
             "mean of {}; right after the run above, so every stored expiry is fresh",
             each_rate(&postgres_fresh)
+        ),
+    );
+    bench.row(
+        "bearer whoami on PostgreSQL over TCP (127.0.0.1), 10,000 tokens",
+        Some(mean(&postgres_tcp_bearer)),
+        format!(
+            "mean of {}; the same database through the loopback instead of the socket",
+            each_rate(&postgres_tcp_bearer)
         ),
     );
     let (of, to) = (Some(mean(&postgres_cookie)), Some(mean(&sqlite_cookie)));

@@ -30,7 +30,8 @@ pub struct App {
     pub decoy: DecoyHash,
     /// The session counts of `/admin/`, reused for a few seconds.
     pub session_counts: crate::session_counts::CountsCache,
-    /// Taken around each sliding-expiry write of this process, so that a
+    /// Taken around each sliding-expiry write of this process on SQLite
+    /// ([`crate::db::writes_one_at_a_time`]), so that a
     /// worker waiting for another's slide sleeps here and wakes as soon as it
     /// is done. Without it the wait is SQLite's busy handler, which retries
     /// after growing sleeps (1, 2, 5, 10 ms and on); the README's

@@ -56,6 +56,8 @@ pub fn find_live(
     jti: &str,
     now: UnixTime,
 ) -> crate::db::Result<Option<(JwtSession, User)>> {
+    // `+expires_at`: a filter, never the index to search (see
+    // `web_sessions::find_live`).
     conn.prepare_cached(
         "SELECT jwt_sessions.jti, jwt_sessions.user_id, jwt_sessions.created,
                 jwt_sessions.last_activity, jwt_sessions.expires_at, jwt_sessions.revoked_at,
@@ -64,7 +66,7 @@ pub fn find_live(
                 users.is_active
          FROM jwt_sessions JOIN users ON users.id = jwt_sessions.user_id
          WHERE jwt_sessions.jti = $1 AND jwt_sessions.revoked_at IS NULL
-           AND jwt_sessions.expires_at > $2 AND users.is_active <> 0",
+           AND +jwt_sessions.expires_at > $2 AND users.is_active <> 0",
     )?
     .query_row(params![jti, now], |row| Ok((session_from_row(row)?, user_from_columns(row, 8)?)))
     .optional()
@@ -160,18 +162,30 @@ pub fn delete_expired_rows(conn: &Conn, now: UnixTime, seqs: &[i64]) -> crate::d
     Ok(deleted)
 }
 
-/// PostgreSQL: deletes up to `limit` rows whose `expires_at` has passed
-/// (revoked or not); returns how many.
-pub fn delete_expired_batch(conn: &Conn, now: UnixTime, limit: usize) -> crate::db::Result<usize> {
-    // By row address on PostgreSQL: see `web_sessions::delete_expired_batch`.
-    conn.prepare_cached(conn.by_engine(
-        "DELETE FROM jwt_sessions WHERE seq IN
-           (SELECT seq FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2)",
+/// PostgreSQL: how many pages the table holds now.
+pub fn pages(conn: &Conn) -> crate::db::Result<i64> {
+    conn.prepare_cached(
+        "SELECT pg_relation_size('jwt_sessions') / current_setting('block_size')::bigint",
+    )?
+    .query_row([], |row| row.get(0))
+}
+
+/// PostgreSQL: deletes the rows stored in pages `from` up to (not
+/// including) `to` whose `expires_at` has passed (revoked or not); returns
+/// how many. By page range: see `web_sessions::delete_expired_in_pages`.
+pub fn delete_expired_in_pages(
+    conn: &Conn,
+    now: UnixTime,
+    from: i64,
+    to: i64,
+) -> crate::db::Result<usize> {
+    conn.prepare_cached(
         "DELETE FROM jwt_sessions
-         WHERE ctid = ANY (ARRAY (SELECT ctid FROM jwt_sessions WHERE expires_at <= $1 LIMIT $2))
-           AND expires_at <= $1",
-    ))?
-    .execute(params![now, limit as i64])
+         WHERE ctid >= ('(' || $1::bigint || ',0)')::tid
+           AND ctid < ('(' || $2::bigint || ',0)')::tid
+           AND expires_at <= $3",
+    )?
+    .execute(params![from, to, now])
 }
 
 /// How many rows have expired by `now`, and how many have not; both are

@@ -438,6 +438,8 @@ impl Settings {
 /// it can be shown and logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresUrl {
+    /// The host name or address, or the socket folder of a server on this
+    /// machine (`/run/postgresql`).
     pub host: String,
     pub port: u16,
     /// The database name; empty means libpq's default (the user's name).
@@ -462,7 +464,21 @@ impl PostgresUrl {
         if url.cannot_be_a_base() || url.fragment().is_some() {
             return Err(expected.to_owned());
         }
-        let host = url.host_str().filter(|host| !host.is_empty()).unwrap_or("localhost");
+        // The host as the driver reads it: percent-decoded (a socket
+        // folder, `%2Frun%2Fpostgresql`), or the `host` and `port`
+        // parameters when the URL has no host of its own.
+        let parameter = |wanted: &str| {
+            url.query_pairs().find(|(name, _)| name == wanted).map(|(_, value)| value.into_owned())
+        };
+        let host = match url.host_str().filter(|host| !host.is_empty()) {
+            Some(host) => percent_decoded(host).ok_or("the host is not UTF-8")?,
+            None => parameter("host").unwrap_or_else(|| String::from("localhost")),
+        };
+        let port = match (url.port(), parameter("port")) {
+            (Some(port), _) => port,
+            (None, Some(port)) => port.parse().map_err(|_| format!("invalid port; {expected}"))?,
+            (None, None) => 5432,
+        };
         let database = url.path().strip_prefix('/').unwrap_or(url.path());
         let database = percent_decoded(database).ok_or("the database name is not UTF-8")?;
         if database.contains('/') {
@@ -495,12 +511,7 @@ impl PostgresUrl {
             masked.push('?');
             masked.push_str(&query);
         }
-        Ok(Some(PostgresUrl {
-            host: host.to_owned(),
-            port: url.port().unwrap_or(5432),
-            database,
-            masked,
-        }))
+        Ok(Some(PostgresUrl { host, port, database, masked }))
     }
 }
 

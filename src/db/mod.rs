@@ -16,8 +16,11 @@
 //! IMMEDIATE transaction ([`Behavior::Immediate`]) is, on PostgreSQL, a
 //! transaction that first takes one fixed advisory lock
 //! ([`pg::WRITE_LOCK`]), so writers that relied on SQLite's global write
-//! lock (check, then write) keep relying on it; [`unless_busy`] tries that
-//! lock and gives up at once, as SQLite's zero busy timeout does.
+//! lock (check, then write) keep relying on it. [`unless_busy`], for a
+//! one-row write that may be put off (a sliding expiry), gives up at once
+//! on SQLite when another writer holds the lock; PostgreSQL locks rows, so
+//! there it writes at once, without the advisory lock, which no
+//! check-then-write needs for one row.
 //!
 //! Connections commit with `synchronous=NORMAL` on SQLite; a write that ends
 //! access (SPEC 8) runs in a [`DurableTransaction`] (`synchronous=FULL` for
@@ -715,32 +718,26 @@ impl<T> OptionalExtension<T> for Result<T> {
     }
 }
 
-/// Runs `write` on `conn` without waiting for another writer: `Ok(None)`
-/// when the write lock is held elsewhere at this moment, where a plain write
-/// would wait up to [`BUSY_TIMEOUT`]. For writes that may be put off, such
-/// as a sliding expiry still within its allowed lag.
+/// Runs `write`, one statement that changes one row, on `conn` without
+/// waiting for another writer: on SQLite `Ok(None)` when the write lock is
+/// held elsewhere at this moment, where a plain write would wait up to
+/// [`BUSY_TIMEOUT`]. For writes that may be put off, such as a sliding
+/// expiry still within its allowed lag. PostgreSQL locks the row alone,
+/// which only a writer of that same row holds, and briefly: the write runs
+/// at once, as its own statement (one round trip), and never takes the
+/// advisory write lock.
 pub fn unless_busy<T>(conn: &Conn, write: impl FnOnce(&Conn) -> Result<T>) -> Result<Option<T>> {
     match &conn.inner {
         Inner::Sqlite(sqlite) => sqlite::unless_busy(sqlite, || write(conn)),
-        Inner::Postgres(pg) => {
-            // READ COMMITTED, as a plain write: the lock, once taken, sees
-            // every commit of the writer that held it before.
-            let tx = if conn.is_autocommit() {
-                pg.begin(None)?;
-                Some(Transaction { conn, open: true })
-            } else {
-                None
-            };
-            if !pg.try_write_lock()? {
-                return Ok(None);
-            }
-            let value = write(conn)?;
-            if let Some(tx) = tx {
-                tx.commit()?;
-            }
-            Ok(Some(value))
-        }
+        Inner::Postgres(_) => write(conn).map(Some),
     }
+}
+
+/// Whether the engine runs one write at a time for the whole database
+/// (SQLite), so that a process's own writers are better queued in the
+/// process than in the engine's busy handler.
+pub fn writes_one_at_a_time(conn: &Conn) -> bool {
+    conn.engine() == Engine::Sqlite
 }
 
 /// Lets the open transaction's commit return before its WAL reaches the

@@ -347,14 +347,6 @@ impl PgConn {
         result
     }
 
-    /// Takes the write lock for the open transaction if no other one holds
-    /// it, without waiting.
-    pub(super) fn try_write_lock(&self) -> Result<bool> {
-        let rows =
-            self.query("SELECT pg_try_advisory_xact_lock($1)", &[Value::Integer(WRITE_LOCK)])?;
-        Ok(rows.first().map(|row| row.get::<_, bool>(0)).unwrap_or(false))
-    }
-
     /// Whether commits wait for the WAL flush (`synchronous_commit` other
     /// than `off`).
     pub(super) fn synchronous_commit_on(&self) -> Result<bool> {

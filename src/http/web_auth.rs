@@ -82,8 +82,10 @@ pub fn authenticate(
             };
             // The turn is held only for a write that does not wait on
             // SQLite, so a slide never waits behind another process's lock
-            // while holding up this process's slides.
-            let turn = app.slide_writes.lock().unwrap_or_else(PoisonError::into_inner);
+            // while holding up this process's slides. PostgreSQL writes
+            // rows side by side: no turn there.
+            let turn = crate::db::writes_one_at_a_time(conn)
+                .then(|| app.slide_writes.lock().unwrap_or_else(PoisonError::into_inner));
             let saved = crate::db::unless_busy(conn, save)?;
             drop(turn);
             let saved = match saved {

@@ -168,6 +168,14 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// The URL of a database on this cluster through its Unix socket, as a
+    /// server on the same machine is best reached.
+    pub fn socket_url(&self, database: &str) -> String {
+        let folder = self.socket_dir();
+        let folder = folder.to_str().expect("a UTF-8 socket folder");
+        format!("postgres:///{database}?host={folder}&port={}&user=postgres", self.port)
+    }
+
     /// Runs one SQL statement with psql (over the cluster's own socket) and
     /// returns what it printed, unaligned and without headers.
     #[track_caller]

@@ -203,6 +203,153 @@ fn a_stopped_database_gets_503_quickly_and_the_server_recovers_when_it_is_back()
     assert!(!output.contains("alice-password"), "{output}");
 }
 
+#[test]
+fn a_server_reaches_postgres_through_its_unix_socket() {
+    postgres_only!();
+    let cluster = crate::pg_cluster::shared();
+    let name = cluster.new_database();
+    let name = name.rsplit('/').next().unwrap();
+    let url = cluster.socket_url(name);
+    let dir = tempfile::tempdir().unwrap();
+    Cli::new(dir.path())
+        .db_as_given()
+        .args(&["--db", &url, "createuser", "--username", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+        .run();
+    let server = TestServer::start_at(&url, &[]);
+    let cookie = server.login("alice", "alice-password");
+    let response = server.get_with_cookie("/api/whoami", &cookie);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()["username"], "alice");
+    // The control: the same users are in the database over TCP.
+    let listed = Cli::new(dir.path())
+        .db_as_given()
+        .args(&["--db", &cluster.url(name), "sessions", "list"])
+        .run();
+    assert!(listed.contains("alice"), "{listed}");
+}
+
+/// How many index scans each of `table`'s indexes has had, as the server's
+/// statistics say.
+fn index_scans(cluster: &Cluster, database: &str, table: &str) -> Vec<(String, u64)> {
+    let sql = format!(
+        "SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = '{table}' ORDER BY 1"
+    );
+    let listed = cluster.psql(database, &sql);
+    listed
+        .lines()
+        .map(|line| {
+            let (name, scans) = line.split_once('|').expect("name|scans");
+            (name.to_owned(), scans.trim().parse().expect("a count"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_session_look_ups_keep_to_the_key_when_most_stored_rows_have_expired() {
+    postgres_only!();
+    let cluster = crate::pg_cluster::shared();
+    let url = cluster.new_database();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    Cli::new(dir.path())
+        .db_as_given()
+        .args(&["--db", &url, "createuser", "--username", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+        .run();
+    let server = TestServer::start_at(&url, &[]);
+    let cookie = format!("sessionid={}", server.login("alice", "alice-password"));
+    let bearer = format!("Bearer {}", jwt_login(&server, "alice", "alice-password"));
+    // A day's backlog before the cleanup, and statistics that know it: to
+    // the planner, "expiry after now" is then next to no row.
+    cluster.psql(
+        &database,
+        "INSERT INTO web_sessions (key_hash, user_id, created, last_activity, expire_date)
+           SELECT sha256(i::text::bytea), (SELECT id FROM users), 1, 1, 1 + i
+           FROM generate_series(1, 20000) i;
+         INSERT INTO jwt_sessions (jti, user_id, created, last_activity, expires_at)
+           SELECT 'expired-' || i, (SELECT id FROM users), 1, 1, 1 + i
+           FROM generate_series(1, 20000) i;
+         ANALYZE web_sessions; ANALYZE jwt_sessions",
+    );
+    for (table, header, key_index) in [
+        ("web_sessions", ("Cookie", cookie.as_str()), "web_sessions_key_hash_key"),
+        ("jwt_sessions", ("Authorization", bearer.as_str()), "jwt_sessions_jti_key"),
+    ] {
+        let before = index_scans(cluster, &database, table);
+        let scans_of = |scans: &[(String, u64)], index: &str| {
+            scans.iter().find(|(name, _)| name == index).map(|(_, count)| *count).unwrap_or(0)
+        };
+        // Statistics reach the view when a backend flushes them (at most
+        // once a second while busy): ask until 20 look-ups have shown up.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let after = loop {
+            let response = server.get("/api/whoami", &[header]);
+            assert_eq!(response.status, 200, "{table}: {}", response.body);
+            let now = index_scans(cluster, &database, table);
+            if scans_of(&now, key_index) >= scans_of(&before, key_index) + 20 {
+                break now;
+            }
+            assert!(Instant::now() < deadline, "{table}: the key index shows no look-ups: {now:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        for ((index, was), (_, is)) in before.iter().zip(&after) {
+            if index != key_index && !index.ends_with("_pkey") {
+                assert_eq!(
+                    was, is,
+                    "{table}: look-ups searched `{index}`: {before:?} -> {after:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_cleanup_goes_through_every_page_range_and_keeps_every_live_row() {
+    postgres_only!();
+    let cluster = crate::pg_cluster::shared();
+    let url = cluster.new_database();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    Cli::new(dir.path())
+        .db_as_given()
+        .args(&["--db", &url, "createuser", "--username", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+        .run();
+    // Expired and live rows side by side on every page, over more page
+    // ranges than one batch takes.
+    cluster.psql(
+        &database,
+        "INSERT INTO web_sessions (key_hash, user_id, created, last_activity, expire_date)
+           SELECT sha256(i::text::bytea), (SELECT id FROM users), 1, 1,
+                  CASE WHEN i % 2 = 0 THEN 2 ELSE 4000000000 END
+           FROM generate_series(1, 40000) i;
+         INSERT INTO jwt_sessions (jti, user_id, created, last_activity, expires_at)
+           SELECT 'row-' || i, (SELECT id FROM users), 1, 1,
+                  CASE WHEN i % 2 = 0 THEN 2 ELSE 4000000000 END
+           FROM generate_series(1, 40000) i",
+    );
+    for table in ["web_sessions", "jwt_sessions"] {
+        let pages = cluster.psql(
+            &database,
+            &format!("SELECT pg_relation_size('{table}') / current_setting('block_size')::bigint"),
+        );
+        let pages: i64 = pages.trim().parse().unwrap();
+        assert!(pages > 2 * sessiond::cleanup::PG_BATCH_PAGES, "{table}: {pages} pages");
+    }
+    let printed = run_on(dir.path(), &url, &["clear_expired_sessions"]);
+    assert!(printed.contains("Cleared 20000 expired web session(s)."), "{printed}");
+    assert!(printed.contains("Cleared 20000 expired GraphQL login session(s)."), "{printed}");
+    let left = cluster.psql(
+        &database,
+        "SELECT (SELECT count(*) FROM web_sessions WHERE expire_date = 4000000000),
+                (SELECT count(*) FROM web_sessions),
+                (SELECT count(*) FROM jwt_sessions WHERE expires_at = 4000000000),
+                (SELECT count(*) FROM jwt_sessions)",
+    );
+    assert_eq!(left.trim(), "20000|20000|20000|20000");
+}
+
 /// Runs `sessiond --db DB ARGS` with the database taken as given.
 #[track_caller]
 fn run_on(dir: &Path, db: &str, args: &[&str]) -> String {

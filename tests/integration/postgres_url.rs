@@ -93,6 +93,26 @@ fn every_command_and_serve_on_an_unreachable_database_fail_naming_host_port_and_
 }
 
 #[test]
+fn a_socket_folder_given_in_either_form_is_named_decoded_in_the_error() {
+    for url in [
+        "postgres://alice:s3cret-pw@%2Fno%2Fsuch%2Ffolder:5433/sessions",
+        "postgres:///sessions?host=/no/such/folder&port=5433&user=alice&password=s3cret-pw",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Cli::new(dir.path())
+            .args(&["sessions", "list"])
+            .env("SESSIOND_DB", url)
+            .status(1)
+            .stderr_contains(
+                "cannot reach the PostgreSQL database `sessions` on `/no/such/folder:5433`",
+            )
+            .output();
+        assert!(!output.stderr.contains(PASSWORD), "{url}: {}", output.stderr);
+        assert_nothing_created(dir.path());
+    }
+}
+
+#[test]
 fn backup_on_a_postgres_url_points_to_export() {
     let dir = tempfile::tempdir().unwrap();
     let output = Cli::new(dir.path())
