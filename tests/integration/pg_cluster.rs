@@ -202,6 +202,31 @@ impl Cluster {
         check("pg_ctl stop", &stop).unwrap_or_else(|problem| panic!("{problem}"));
     }
 
+    /// Freezes every process of the server (SIGSTOP), as when its host
+    /// hangs: the kernel still accepts connections and acknowledges what is
+    /// sent, but nothing answers.
+    pub fn freeze(&self) {
+        self.signal_all("STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal_all("CONT");
+    }
+
+    /// Sends `signal` to the postmaster and its children (a cluster that is
+    /// not running has no `postmaster.pid`: nothing to do).
+    fn signal_all(&self, signal: &str) {
+        let Ok(pid_file) = std::fs::read_to_string(self.data_dir().join("postmaster.pid")) else {
+            return;
+        };
+        let pid = pid_file.lines().next().unwrap_or("").trim().to_owned();
+        // The children first, so that none is left running while its
+        // postmaster is frozen (or frozen while it runs).
+        let _ = Command::new("pkill").args([&format!("-{signal}"), "-P", &pid]).status();
+        let _ = Command::new("kill").args(["-s", signal, &pid]).status();
+    }
+
     /// Starts the stopped server again on the same port.
     #[track_caller]
     pub fn start_again(&self) {
@@ -258,6 +283,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A frozen server would take the stop's signal only once thawed.
+        self.thaw();
         let _stopped = self.as_owner(&self.bin.join("pg_ctl")).then(|command| {
             command.arg("-D").arg(self.data_dir()).args(["-m", "immediate", "-w", "stop"])
         });

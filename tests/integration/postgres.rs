@@ -350,6 +350,62 @@ fn the_cleanup_goes_through_every_page_range_and_keeps_every_live_row() {
     assert_eq!(left.trim(), "20000|20000|20000|20000");
 }
 
+#[test]
+fn a_hung_database_gets_503_within_15_seconds_and_the_server_recovers() {
+    postgres_only!();
+    let cluster = Cluster::start();
+    let url = cluster.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    Cli::new(dir.path())
+        .args(&["--db", &url, "createuser", "--username", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+        .run();
+    let mut server = ServeProcess::start_with_args(dir.path(), &["--db", &url], &[]);
+    let cookie = cookie_from(&server, "alice");
+    let bearer = bearer_from(&server, "alice");
+    assert_eq!(whoami(&server, &cookie).status, 200, "the control");
+    assert_eq!(server.get("/healthz", &[]).status, 200, "the control");
+
+    /// Thaws the cluster however the test ends.
+    struct Thaw<'a>(&'a Cluster);
+    impl Drop for Thaw<'_> {
+        fn drop(&mut self) {
+            self.0.thaw();
+        }
+    }
+    cluster.freeze();
+    let thaw = Thaw(&cluster);
+    // At once, so that the waits overlap: each may take a worker's whole
+    // deadline.
+    let answers: Vec<(&str, u16, Duration)> = std::thread::scope(|scope| {
+        let asking = [("cookie", cookie.as_str()), ("token", bearer.as_str()), ("healthz", "")]
+            .map(|(what, header)| {
+                let server = &server;
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let response = match what {
+                        "healthz" => server.get("/healthz", &[]),
+                        _ => whoami(server, header),
+                    };
+                    (what, response.status, started.elapsed())
+                })
+            });
+        asking.into_iter().map(|handle| handle.join().unwrap()).collect()
+    });
+    for (what, status, took) in answers {
+        assert_eq!(status, 503, "{what} with the database hung");
+        assert!(took < Duration::from_secs(15), "{what}: 503 after {took:?}");
+    }
+
+    drop(thaw);
+    until_status(Duration::from_secs(15), 200, || server.get("/healthz", &[]));
+    assert_eq!(whoami(&server, &cookie).status, 200, "the old cookie still works");
+    assert_eq!(whoami(&server, &bearer).status, 200, "the old token still works");
+    let output = server.signal_and_wait("TERM");
+    assert!(!output.contains("panicked"), "{output}");
+    assert!(!output.contains("alice-password"), "{output}");
+}
+
 /// Runs `sessiond --db DB ARGS` with the database taken as given.
 #[track_caller]
 fn run_on(dir: &Path, db: &str, args: &[&str]) -> String {
