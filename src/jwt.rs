@@ -128,22 +128,53 @@ fn verify_with_start(
 }
 
 /// How many passed tokens a [`Verifier`] remembers; when full, it forgets
-/// them all and starts again. At about 190 bytes each (hash, claims, the
-/// map's own room), about 3 MiB when full.
-pub const REMEMBERED_MAX: usize = 16_384;
+/// them all and starts again. Each takes 56 bytes in a table of 2^17 slots
+/// (7/8 of them full at most): about 7 MiB when full, allocated as it
+/// fills. Enough for 100,000 tokens in use at once, where a full check
+/// costs about 6.3 µs against 0.4 µs for a remembered one (a release build
+/// here).
+pub const REMEMBERED_MAX: usize = 114_688;
 
 /// Verifies tokens as [`verify`] does, remembering those that passed.
 pub struct Verifier {
     key: HS256Key,
     capacity: usize,
-    passed: Mutex<HashMap<[u8; 32], Passed>>,
+    /// By the first 16 bytes of the token's SHA-256: another token with the
+    /// same would be a 128-bit second preimage.
+    passed: Mutex<HashMap<[u8; 16], Passed>>,
 }
 
-/// A token that passed [`verify`], and the times between which it holds.
-#[derive(Clone)]
+/// A token that passed [`verify`], in a compact form: its `sub` as the
+/// number it spells and its `jti` as the UUID's bytes (tokens whose claims
+/// are not in that canonical form are not remembered), and the times
+/// between which it holds.
+#[derive(Clone, Copy)]
 struct Passed {
-    token: VerifiedToken,
+    sub: i64,
+    jti: [u8; 16],
+    exp: UnixTime,
     start: UnixTime,
+}
+
+impl Passed {
+    fn new(token: &VerifiedToken, start: UnixTime) -> Option<Passed> {
+        let sub: i64 = token.sub.parse().ok().filter(|id: &i64| id.to_string() == token.sub)?;
+        let jti = uuid::Uuid::try_parse(&token.jti).ok()?;
+        (jti.hyphenated().to_string() == token.jti).then_some(Passed {
+            sub,
+            jti: jti.into_bytes(),
+            exp: token.exp,
+            start,
+        })
+    }
+
+    fn token(&self) -> VerifiedToken {
+        VerifiedToken {
+            sub: self.sub.to_string(),
+            jti: uuid::Uuid::from_bytes(self.jti).hyphenated().to_string(),
+            exp: self.exp,
+        }
+    }
 }
 
 impl Verifier {
@@ -168,16 +199,20 @@ impl Verifier {
             return None;
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let remembered = self.remembered().get(&digest).cloned();
-        if let Some(Passed { token, start }) = remembered {
-            return (start <= now && now < token.exp).then_some(token);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        let remembered = self.remembered().get(&key).copied();
+        if let Some(passed) = remembered {
+            return (passed.start <= now && now < passed.exp).then(|| passed.token());
         }
         let (verified, start) = verify_with_start(&self.key, token, now)?;
-        let mut passed = self.remembered();
-        if passed.len() >= self.capacity {
-            passed.clear();
+        if let Some(passed) = Passed::new(&verified, start) {
+            let mut remembered = self.remembered();
+            if remembered.len() >= self.capacity {
+                remembered.clear();
+            }
+            remembered.insert(key, passed);
         }
-        passed.insert(digest, Passed { token: verified.clone(), start });
         Some(verified)
     }
 
@@ -186,7 +221,7 @@ impl Verifier {
         self.remembered().len()
     }
 
-    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Passed>> {
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Passed>> {
         // The map is never left half-changed, so a panic elsewhere while it
         // was held does not make it wrong.
         self.passed.lock().unwrap_or_else(PoisonError::into_inner)
@@ -208,6 +243,11 @@ mod tests {
         HS256Key::from_bytes(b"0123456789abcdef0123456789abcdef")
     }
 
+    /// A `jti` as sessiond issues them (a UUID in its hyphenated form).
+    fn jti(n: u8) -> String {
+        uuid::Uuid::from_bytes([n; 16]).hyphenated().to_string()
+    }
+
     fn alice() -> User {
         User {
             id: 7,
@@ -220,9 +260,8 @@ mod tests {
 
     #[test]
     fn issued_token_verifies_until_its_exp() {
-        let token = issue(&key(), &alice(), "jti-1", NOW, NOW + 900).unwrap();
-        let expected =
-            VerifiedToken { sub: String::from("7"), jti: String::from("jti-1"), exp: NOW + 900 };
+        let token = issue(&key(), &alice(), &jti(1), NOW, NOW + 900).unwrap();
+        let expected = VerifiedToken { sub: String::from("7"), jti: jti(1), exp: NOW + 900 };
         assert_eq!(verify(&key(), &token, NOW), Some(expected.clone()));
         assert_eq!(verify(&key(), &token, NOW + 899), Some(expected));
         assert_eq!(verify(&key(), &token, NOW + 900), None, "no leeway at exp");
@@ -232,14 +271,14 @@ mod tests {
     #[test]
     fn token_from_another_key_is_refused() {
         let other = HS256Key::from_bytes(b"another key, also 32 bytes long!");
-        let token = issue(&other, &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        let token = issue(&other, &alice(), &jti(1), NOW, NOW + 900).unwrap();
         assert_eq!(verify(&key(), &token, NOW), None);
     }
 
     #[test]
     fn verifier_answers_as_verify_does_before_and_after_remembering() {
         let verifier = Verifier::new(key());
-        let token = issue(&key(), &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        let token = issue(&key(), &alice(), &jti(1), NOW, NOW + 900).unwrap();
         assert!(verifier.verify(&token, NOW).is_some());
         assert_eq!(verifier.remembered_count(), 1);
         for now in [NOW - 1, NOW, NOW + 1, NOW + 899, NOW + 900, NOW + 901] {
@@ -251,8 +290,8 @@ mod tests {
     fn verifier_remembers_only_tokens_that_passed() {
         let verifier = Verifier::new(key());
         let other = HS256Key::from_bytes(b"another key, also 32 bytes long!");
-        let foreign = issue(&other, &alice(), "jti-1", NOW, NOW + 900).unwrap();
-        let expired = issue(&key(), &alice(), "jti-2", NOW - 900, NOW).unwrap();
+        let foreign = issue(&other, &alice(), &jti(1), NOW, NOW + 900).unwrap();
+        let expired = issue(&key(), &alice(), &jti(2), NOW - 900, NOW).unwrap();
         for _ in 0..2 {
             assert_eq!(verifier.verify(&foreign, NOW), None);
             assert_eq!(verifier.verify(&expired, NOW), None);
@@ -263,7 +302,7 @@ mod tests {
     #[test]
     fn a_remembered_token_changed_anywhere_is_refused() {
         let verifier = Verifier::new(key());
-        let token = issue(&key(), &alice(), "jti-1", NOW, NOW + 900).unwrap();
+        let token = issue(&key(), &alice(), &jti(1), NOW, NOW + 900).unwrap();
         assert!(verifier.verify(&token, NOW).is_some());
         for index in 0..token.len() {
             let mut bytes = token.clone().into_bytes();
@@ -276,11 +315,33 @@ mod tests {
     }
 
     #[test]
+    fn a_token_whose_claims_are_not_in_canonical_form_is_checked_in_full_each_time() {
+        let verifier = Verifier::new(key());
+        let mut bob = alice();
+        bob.id = 8;
+        let tokens = [
+            issue(&key(), &alice(), "jti-1", NOW, NOW + 900).unwrap(),
+            issue(&key(), &alice(), &jti(0xab).to_uppercase(), NOW, NOW + 900).unwrap(),
+            issue(&key(), &alice(), &jti(1).replace('-', ""), NOW, NOW + 900).unwrap(),
+        ];
+        for token in &tokens {
+            for now in [NOW, NOW + 1, NOW + 900] {
+                assert_eq!(verifier.verify(token, now), verify(&key(), token, now), "at {now}");
+            }
+        }
+        assert_eq!(verifier.remembered_count(), 0);
+        // The control: a canonical one is remembered, and answered the same.
+        let token = issue(&key(), &bob, &jti(1), NOW, NOW + 900).unwrap();
+        assert_eq!(verifier.verify(&token, NOW), verify(&key(), &token, NOW));
+        assert_eq!(verifier.remembered_count(), 1);
+        assert_eq!(verifier.verify(&token, NOW).unwrap().sub, "8");
+    }
+
+    #[test]
     fn a_full_verifier_forgets_and_still_answers() {
         let verifier = Verifier::with_capacity(key(), 2);
-        let tokens: Vec<String> = (0..3)
-            .map(|n| issue(&key(), &alice(), &format!("jti-{n}"), NOW, NOW + 900).unwrap())
-            .collect();
+        let tokens: Vec<String> =
+            (0..3).map(|n| issue(&key(), &alice(), &jti(n), NOW, NOW + 900).unwrap()).collect();
         for token in &tokens {
             assert!(verifier.verify(token, NOW).is_some());
         }
@@ -299,7 +360,7 @@ mod tests {
             issuer: None,
             subject: Some(String::from("7")),
             audiences: Some(Audiences::AsString(AUDIENCE.to_owned())),
-            jwt_id: Some(String::from("jti-1")),
+            jwt_id: Some(jti(1)),
             nonce: None,
             custom: UserClaims { sub_name: String::from("alice"), sub_email: String::new() },
         };
