@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,10 +111,9 @@ impl ClientConnection {
     ) -> Result<(), ReadError> {
         let start = head.len();
         loop {
-            let mut byte = [0u8; 1];
-            match self.next_header_source.read(&mut byte) {
-                Ok(0) => return Err(ReadError::Gone),
-                Ok(_) => {}
+            let available = match self.next_header_source.fill_buf() {
+                Ok([]) => return Err(ReadError::Gone),
+                Ok(available) => available,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // A stall in the middle of a request is a timeout (408); a
                 // silent idle connection is just closed.
@@ -125,7 +124,7 @@ impl ClientConnection {
                     return Err(ReadError::timeout())
                 }
                 Err(_) => return Err(ReadError::Gone),
-            }
+            };
 
             // The first byte of a request (not every byte of it: without
             // a head timeout `deadline` stays `None`, and reading the clock
@@ -140,8 +139,17 @@ impl ClientConnection {
                 }
             }
 
-            head.push(byte[0]);
-            if byte[0] == b'\n' {
+            // Up to the end of the line, never past the limit: the bytes
+            // after it stay in the buffer for the next line or the body.
+            let room = max_bytes - (head.len() - start);
+            let window = &available[..available.len().min(room)];
+            let (taken, ended) = match window.iter().position(|&byte| byte == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (window.len(), false),
+            };
+            head.extend_from_slice(&window[..taken]);
+            self.next_header_source.consume(taken);
+            if ended {
                 return Ok(());
             }
             if head.len() - start >= max_bytes {

@@ -99,15 +99,16 @@ where
     )?;
 
     // writing headers
+    // (sessiond patch: the separators written as bytes, not formatted)
     for header in headers.iter() {
         writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
+        writer.write_all(b": ")?;
         writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+        writer.write_all(b"\r\n")?;
     }
 
     // separator between header and data
-    write!(&mut writer, "\r\n")?;
+    writer.write_all(b"\r\n")?;
 
     Ok(())
 }
