@@ -88,9 +88,13 @@ fn write_message_header<W>(
 where
     W: Write,
 {
+    // (sessiond patch: the head is put together in memory and written at
+    // once; each write to the connection's writer takes its lock)
+    let mut head = Vec::with_capacity(512);
+
     // writing status line
     write!(
-        &mut writer,
+        &mut head,
         "HTTP/{}.{} {} {}\r\n",
         http_version.0,
         http_version.1,
@@ -99,18 +103,17 @@ where
     )?;
 
     // writing headers
-    // (sessiond patch: the separators written as bytes, not formatted)
     for header in headers.iter() {
-        writer.write_all(header.field.as_str().as_ref())?;
-        writer.write_all(b": ")?;
-        writer.write_all(header.value.as_str().as_ref())?;
-        writer.write_all(b"\r\n")?;
+        head.extend_from_slice(header.field.as_str().as_ref());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(header.value.as_str().as_ref());
+        head.extend_from_slice(b"\r\n");
     }
 
     // separator between header and data
-    writer.write_all(b"\r\n")?;
+    head.extend_from_slice(b"\r\n");
 
-    Ok(())
+    writer.write_all(&head)
 }
 
 fn choose_transfer_encoding(
