@@ -161,17 +161,30 @@ fn until_status(within: Duration, status: u16, answer: impl Fn() -> Response) ->
     }
 }
 
-#[test]
-fn a_stopped_database_gets_503_quickly_and_the_server_recovers_when_it_is_back() {
-    postgres_only!();
+/// Creates `alice` (password `alice-password`) in the database at `url`.
+fn create_alice(dir: &Path, url: &str) {
+    Cli::new(dir)
+        .db_as_given()
+        .args(&["--db", url, "createuser", "--username", "alice"])
+        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+        .run();
+}
+
+/// A cluster of the test's own (to stop or freeze), a database on it with
+/// `alice`, and a `serve` process on that database.
+fn alice_served_on_a_cluster_of_its_own() -> (Cluster, tempfile::TempDir, ServeProcess) {
     let cluster = Cluster::start();
     let url = cluster.new_database();
     let dir = tempfile::tempdir().unwrap();
-    Cli::new(dir.path())
-        .args(&["--db", &url, "createuser", "--username", "alice"])
-        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
-        .run();
-    let mut server = ServeProcess::start_with_args(dir.path(), &["--db", &url], &[]);
+    create_alice(dir.path(), &url);
+    let server = ServeProcess::start_with_args(dir.path(), &["--db", &url], &[]);
+    (cluster, dir, server)
+}
+
+#[test]
+fn a_stopped_database_gets_503_quickly_and_the_server_recovers_when_it_is_back() {
+    postgres_only!();
+    let (cluster, _dir, mut server) = alice_served_on_a_cluster_of_its_own();
     let cookie = cookie_from(&server, "alice");
     let bearer = bearer_from(&server, "alice");
     assert_eq!(server.get("/healthz", &[]).status, 200, "the control");
@@ -211,11 +224,7 @@ fn a_server_reaches_postgres_through_its_unix_socket() {
     let name = name.rsplit('/').next().unwrap();
     let url = cluster.socket_url(name);
     let dir = tempfile::tempdir().unwrap();
-    Cli::new(dir.path())
-        .db_as_given()
-        .args(&["--db", &url, "createuser", "--username", "alice"])
-        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
-        .run();
+    create_alice(dir.path(), &url);
     let server = TestServer::start_at(&url, &[]);
     let cookie = server.login("alice", "alice-password");
     let response = server.get_with_cookie("/api/whoami", &cookie);
@@ -252,11 +261,7 @@ fn the_session_look_ups_keep_to_the_key_when_most_stored_rows_have_expired() {
     let url = cluster.new_database();
     let database = url.rsplit('/').next().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
-    Cli::new(dir.path())
-        .db_as_given()
-        .args(&["--db", &url, "createuser", "--username", "alice"])
-        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
-        .run();
+    create_alice(dir.path(), &url);
     let server = TestServer::start_at(&url, &[]);
     let cookie = format!("sessionid={}", server.login("alice", "alice-password"));
     let bearer = format!("Bearer {}", jwt_login(&server, "alice", "alice-password"));
@@ -311,11 +316,7 @@ fn the_cleanup_goes_through_every_page_range_and_keeps_every_live_row() {
     let url = cluster.new_database();
     let database = url.rsplit('/').next().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
-    Cli::new(dir.path())
-        .db_as_given()
-        .args(&["--db", &url, "createuser", "--username", "alice"])
-        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
-        .run();
+    create_alice(dir.path(), &url);
     // Expired and live rows side by side on every page, over more page
     // ranges than one batch takes.
     cluster.psql(
@@ -353,14 +354,7 @@ fn the_cleanup_goes_through_every_page_range_and_keeps_every_live_row() {
 #[test]
 fn a_hung_database_gets_503_within_15_seconds_and_the_server_recovers() {
     postgres_only!();
-    let cluster = Cluster::start();
-    let url = cluster.new_database();
-    let dir = tempfile::tempdir().unwrap();
-    Cli::new(dir.path())
-        .args(&["--db", &url, "createuser", "--username", "alice"])
-        .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
-        .run();
-    let mut server = ServeProcess::start_with_args(dir.path(), &["--db", &url], &[]);
+    let (cluster, _dir, mut server) = alice_served_on_a_cluster_of_its_own();
     let cookie = cookie_from(&server, "alice");
     let bearer = bearer_from(&server, "alice");
     assert_eq!(whoami(&server, &cookie).status, 200, "the control");
