@@ -170,6 +170,16 @@ fn create_alice(dir: &Path, url: &str) {
         .run();
 }
 
+/// A new database on `cluster` with `alice`: its URL, its name, and the
+/// folder the command ran in.
+fn database_with_alice(cluster: &Cluster) -> (String, String, tempfile::TempDir) {
+    let url = cluster.new_database();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    create_alice(dir.path(), &url);
+    (url, name, dir)
+}
+
 /// A cluster of the test's own (to stop or freeze), a database on it with
 /// `alice`, and a `serve` process on that database.
 fn alice_served_on_a_cluster_of_its_own() -> (Cluster, tempfile::TempDir, ServeProcess) {
@@ -220,11 +230,8 @@ fn a_stopped_database_gets_503_quickly_and_the_server_recovers_when_it_is_back()
 fn a_server_reaches_postgres_through_its_unix_socket() {
     postgres_only!();
     let cluster = crate::pg_cluster::shared();
-    let name = cluster.new_database();
-    let name = name.rsplit('/').next().unwrap();
-    let url = cluster.socket_url(name);
-    let dir = tempfile::tempdir().unwrap();
-    create_alice(dir.path(), &url);
+    let (_, name, dir) = database_with_alice(cluster);
+    let url = cluster.socket_url(&name);
     let server = TestServer::start_at(&url, &[]);
     let cookie = server.login("alice", "alice-password");
     let response = server.get_with_cookie("/api/whoami", &cookie);
@@ -233,7 +240,7 @@ fn a_server_reaches_postgres_through_its_unix_socket() {
     // The control: the same users are in the database over TCP.
     let listed = Cli::new(dir.path())
         .db_as_given()
-        .args(&["--db", &cluster.url(name), "sessions", "list"])
+        .args(&["--db", &cluster.url(&name), "sessions", "list"])
         .run();
     assert!(listed.contains("alice"), "{listed}");
 }
@@ -258,10 +265,7 @@ fn index_scans(cluster: &Cluster, database: &str, table: &str) -> Vec<(String, u
 fn the_session_look_ups_keep_to_the_key_when_most_stored_rows_have_expired() {
     postgres_only!();
     let cluster = crate::pg_cluster::shared();
-    let url = cluster.new_database();
-    let database = url.rsplit('/').next().unwrap().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    create_alice(dir.path(), &url);
+    let (url, database, _dir) = database_with_alice(cluster);
     let server = TestServer::start_at(&url, &[]);
     let cookie = format!("sessionid={}", server.login("alice", "alice-password"));
     let bearer = format!("Bearer {}", jwt_login(&server, "alice", "alice-password"));
@@ -313,10 +317,7 @@ fn the_session_look_ups_keep_to_the_key_when_most_stored_rows_have_expired() {
 fn the_cleanup_goes_through_every_page_range_and_keeps_every_live_row() {
     postgres_only!();
     let cluster = crate::pg_cluster::shared();
-    let url = cluster.new_database();
-    let database = url.rsplit('/').next().unwrap().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    create_alice(dir.path(), &url);
+    let (url, database, dir) = database_with_alice(cluster);
     // Expired and live rows side by side on every page, over more page
     // ranges than one batch takes.
     cluster.psql(
