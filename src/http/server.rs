@@ -406,14 +406,12 @@ impl LoginQueue {
 fn respond(raw: tiny_http::Request, reply: Reply, close: bool) {
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (name, value) in &reply.headers {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
+        // A value that could not be sent as it is (a control byte, a byte
+        // above 0x7E) is left out rather than sent changed.
+        let _ = response.add_header_text(name, value);
     }
     if close {
-        response.add_header(
-            tiny_http::Header::from_bytes(&b"Conn"[..], &b"close"[..]).expect("valid header"),
-        );
+        let _ = response.add_header_text("Connection", "close");
     }
     // A client that went away is not an error of ours.
     let _ = raw.respond(response);
@@ -436,11 +434,14 @@ fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request
     }
     let method = method_of(raw);
     let mut request = Request::new(method, raw.url());
+    // Moved, not copied: tiny_http needs nothing more from them.
     request.headers = raw
-        .headers()
-        .iter()
+        .take_headers()
+        .into_iter()
         .map(|header| {
-            (header.field.as_str().as_str().to_ascii_lowercase(), header.value.as_str().to_owned())
+            let mut name = String::from(header.field.into_inner());
+            name.make_ascii_lowercase();
+            (name, String::from(header.value))
         })
         .collect();
     request.peer_addr = raw.remote_addr().map(|addr| addr.ip());

@@ -218,6 +218,11 @@ impl HeaderField {
         &self.0
     }
 
+    /// The name, moved out (sessiond patch).
+    pub fn into_inner(self) -> AsciiString {
+        self.0
+    }
+
     pub fn equiv(&self, other: &'static str) -> bool {
         other.eq_ignore_ascii_case(self.as_str().as_str())
     }

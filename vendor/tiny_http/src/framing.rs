@@ -130,8 +130,10 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, Refusal> {
     };
     let mut headers = Vec::with_capacity(request.headers.len());
     for header in request.headers.iter() {
-        let field: HeaderField =
-            header.name.parse().map_err(|_| Refusal::bad_request("malformed header name"))?;
+        // httparse took the name as a token, so it has no whitespace to
+        // look for (`HeaderField`'s `FromStr` does that, char by char).
+        let field = HeaderField::from_bytes(header.name)
+            .map_err(|_| Refusal::bad_request("malformed header name"))?;
         let value = trim_whitespace(header.value);
         let value = AsciiString::from_ascii(value)
             .map_err(|_| Refusal::bad_request("non-ASCII byte in the request head"))?;

@@ -376,6 +376,14 @@ impl Request {
         &self.headers
     }
 
+    /// Moves the headers out of the request (sessiond patch), for a caller
+    /// that keeps them itself: nothing is copied. What tiny_http would
+    /// still read from them, a `TE` asking for a transfer coding, is then
+    /// gone, and responses are framed as for a request without one.
+    pub fn take_headers(&mut self) -> Vec<Header> {
+        std::mem::take(&mut self.headers)
+    }
+
     /// Returns the HTTP version of the request.
     #[inline]
     pub fn http_version(&self) -> &HTTPVersion {

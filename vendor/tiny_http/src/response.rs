@@ -46,6 +46,9 @@ pub struct Response<R> {
     // sessiond patch: `Connection: close` was asked for, by the caller or
     // by the request it answers
     close: bool,
+    // sessiond patch: header lines added with `add_header_text`, already
+    // written out (`Name: value\r\n`), sent after `headers`
+    lines: Vec<u8>,
 }
 
 /// A `Response` without a template parameter.
@@ -73,47 +76,75 @@ impl FromStr for TransferEncoding {
     }
 }
 
-/// Builds a Date: header with the current date.
-fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+/// sessiond patch: the `Date` line of this second, formatted once a second
+/// per thread rather than once a response.
+fn write_date_line(head: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use std::time::UNIX_EPOCH;
+    thread_local! {
+        static DATE_LINE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    DATE_LINE.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, format!("Date: {}\r\n", HttpDate::from(now)));
+        }
+        head.extend_from_slice(cached.1.as_bytes());
+    });
 }
 
-fn write_message_header<W>(
-    mut writer: W,
-    http_version: &HTTPVersion,
-    status_code: &StatusCode,
-    headers: &[Header],
-) -> IoResult<()>
-where
-    W: Write,
-{
-    // (sessiond patch: the head is put together in memory and written at
-    // once; each write to the connection's writer takes its lock)
-    let mut head = Vec::with_capacity(512);
+/// sessiond patch: the bytes of an RFC 9110 token.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = matches!(byte as u8, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+            || matches!(byte as u8, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+')
+            || matches!(byte as u8, b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        byte += 1;
+    }
+    table
+};
 
-    // writing status line
-    write!(
-        &mut head,
+/// sessiond patch: whether `name` is a header name (an RFC 9110 token).
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&byte| TOKEN_BYTES[usize::from(byte)])
+}
+
+/// sessiond patch: whether `value` can be sent as a header value: visible
+/// ASCII, spaces and tabs, never CR, LF or another control byte. (One OR
+/// over every byte, without stopping early, which the compiler does many
+/// bytes at a time.)
+fn is_field_value(value: &[u8]) -> bool {
+    let bad = value.iter().fold(0u8, |bad, &byte| {
+        bad | (u8::from(byte < b' ') & u8::from(byte != b'\t')) | u8::from(byte > b'~')
+    });
+    bad == 0
+}
+
+/// sessiond patch: the headers `add_header` treats specially, which
+/// `add_header_text` hands to it.
+fn is_special_header(name: &str) -> bool {
+    ["Connection", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Content-Type", "Date", "Server"]
+        .iter()
+        .any(|special| special.eq_ignore_ascii_case(name))
+}
+
+/// The status line (sessiond patch: the head is put together in memory by
+/// `raw_print` and written at once; each write to the connection's writer
+/// takes its lock).
+fn write_status_line(head: &mut Vec<u8>, http_version: &HTTPVersion, status_code: &StatusCode) {
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        head,
         "HTTP/{}.{} {} {}\r\n",
         http_version.0,
         http_version.1,
         status_code.0,
         status_code.default_reason_phrase()
-    )?;
-
-    // writing headers
-    for header in headers.iter() {
-        head.extend_from_slice(header.field.as_str().as_ref());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(header.value.as_str().as_ref());
-        head.extend_from_slice(b"\r\n");
-    }
-
-    // separator between header and data
-    head.extend_from_slice(b"\r\n");
-
-    writer.write_all(&head)
+    );
 }
 
 fn choose_transfer_encoding(
@@ -214,6 +245,7 @@ where
             data_length,
             chunked_threshold: None,
             close: false,
+            lines: Vec::new(),
         };
 
         for h in headers {
@@ -302,6 +334,31 @@ where
         self.headers.push(header);
     }
 
+    /// Adds a header given as text (sessiond patch): written out at once,
+    /// without the two allocations of a [`Header`]. The headers that
+    /// [`Response::add_header`] treats specially go through it. Refuses
+    /// (and adds nothing) a name that is not a token, or a value with a
+    /// control byte (CR, LF, NUL...) or a byte above 0x7E, so a value can
+    /// never start another header.
+    #[allow(clippy::result_unit_err)]
+    pub fn add_header_text(&mut self, name: &str, value: &str) -> Result<(), ()> {
+        if !is_token(name.as_bytes()) || !is_field_value(value.as_bytes()) {
+            return Err(());
+        }
+        if is_special_header(name) {
+            self.add_header(Header::from_bytes(name, value)?);
+            return Ok(());
+        }
+        if self.lines.capacity() == 0 {
+            self.lines.reserve(512);
+        }
+        self.lines.extend_from_slice(name.as_bytes());
+        self.lines.extend_from_slice(b": ");
+        self.lines.extend_from_slice(value.as_bytes());
+        self.lines.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
     /// Whether this response closes its connection (sessiond patch).
     pub fn close_requested(&self) -> bool {
         self.close
@@ -347,6 +404,7 @@ where
             data_length,
             chunked_threshold: self.chunked_threshold,
             close: self.close,
+            lines: self.lines,
         }
     }
 
@@ -376,36 +434,42 @@ where
             self.chunked_threshold(),
         ));
 
-        // add `Date` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
-            self.headers.insert(0, build_date_header());
+        // sessiond patch: the head is put together here in one buffer,
+        // without a `Header` for the lines tiny_http adds itself: the
+        // upgrade, `Server` and `Date` (unless given), the headers, the
+        // lines of `add_header_text`, `Connection: close` and the framing.
+        let mut head = Vec::with_capacity(256 + self.lines.len());
+        write_status_line(&mut head, &http_version, &self.status_code);
+
+        // handling upgrade
+        if let Some(upgrade) = upgrade {
+            head.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
+            head.extend_from_slice(upgrade.as_bytes());
+            head.extend_from_slice(b"\r\n");
+            transfer_encoding = None;
         }
 
         // add `Server` if not in the headers
         if !self.headers.iter().any(|h| h.field.equiv("Server")) {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
-            );
+            head.extend_from_slice(b"Server: tiny-http (Rust)\r\n");
         }
+
+        // add `Date` if not in the headers
+        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
+            write_date_line(&mut head);
+        }
+
+        for header in self.headers.iter() {
+            head.extend_from_slice(header.field.as_str().as_ref());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(header.value.as_str().as_ref());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(&self.lines);
 
         // sessiond patch: say that the connection closes after this
         if self.close && upgrade.is_none() {
-            self.headers
-                .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
-        }
-
-        // handling upgrade
-        if let Some(upgrade) = upgrade {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Upgrade"[..], upgrade.as_bytes()).unwrap(),
-            );
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Connection"[..], &b"upgrade"[..]).unwrap(),
-            );
-            transfer_encoding = None;
+            head.extend_from_slice(b"Connection: close\r\n");
         }
 
         // if the transfer encoding is identity, the content length must be known ; therefore if
@@ -433,33 +497,22 @@ where
 
         // preparing headers for transfer
         match transfer_encoding {
-            Some(TransferEncoding::Chunked) => self
-                .headers
-                .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
+            Some(TransferEncoding::Chunked) => {
+                head.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+            }
 
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
                 let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
-                )
+                let _ = write!(head, "Content-Length: {}\r\n", data_length);
             }
 
             _ => (),
         };
 
-        // sending headers
-        write_message_header(
-            writer.by_ref(),
-            &http_version,
-            &self.status_code,
-            &self.headers,
-        )?;
+        // separator between header and data, then the head at once
+        head.extend_from_slice(b"\r\n");
+        writer.write_all(&head)?;
 
         // sending the body
         if !do_not_send_body {
@@ -516,6 +569,7 @@ where
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
             close: self.close,
+            lines: self.lines.clone(),
         }
     }
 }
@@ -605,6 +659,68 @@ impl Clone for Response<io::Empty> {
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
             close: self.close,
+            lines: self.lines.clone(),
         }
+    }
+}
+
+// sessiond patch: tests of the head that `raw_print` writes.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(response: Response<Cursor<Vec<u8>>>) -> String {
+        let mut out = Vec::new();
+        response.raw_print(&mut out, HTTPVersion(1, 1), &[], false, None).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_text_header_is_written_once_between_the_date_and_the_framing() {
+        let mut response = Response::from_string("hello");
+        response.add_header_text("X-Frame-Options", "DENY").unwrap();
+        let text = printed(response);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[0], "HTTP/1.1 200 OK");
+        assert_eq!(lines[1], "Server: tiny-http (Rust)");
+        assert!(lines[2].starts_with("Date: ") && lines[2].ends_with(" GMT"), "{text}");
+        assert_eq!(lines[2].len(), "Date: Tue, 01 Dec 2026 17:40:43 GMT".len(), "{text}");
+        assert!(lines.contains(&"X-Frame-Options: DENY"), "{text}");
+        assert!(lines.contains(&"Content-Length: 5"), "{text}");
+        assert!(text.ends_with("\r\n\r\nhello"), "{text}");
+        assert_eq!(text.matches("X-Frame-Options").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_text_header_that_could_start_another_header_is_refused() {
+        let mut response = Response::from_string("");
+        for (name, value) in [
+            ("X-Test", "a\r\nSet-Cookie: stolen=1"),
+            ("X-Test", "a\nb"),
+            ("X-Test", "nul\0"),
+            ("X-Test", "caf\u{e9}"),
+            ("X Test", "v"),
+            ("X-Test:", "v"),
+            ("", "v"),
+        ] {
+            assert_eq!(response.add_header_text(name, value), Err(()), "{name:?}: {value:?}");
+        }
+        let text = printed(response);
+        assert!(!text.contains("X-Test") && !text.contains("stolen"), "{text}");
+    }
+
+    #[test]
+    fn the_special_headers_keep_their_meaning_when_given_as_text() {
+        let mut response = Response::from_string("hello");
+        response.add_header_text("Content-Type", "text/plain").unwrap();
+        response.add_header_text("Content-Type", "application/json").unwrap();
+        response.add_header_text("Connection", "close").unwrap();
+        response.add_header_text("Transfer-Encoding", "gzip").unwrap();
+        assert!(response.close_requested());
+        let text = printed(response);
+        assert_eq!(text.matches("Content-Type: ").count(), 1, "{text}");
+        assert!(text.contains("Content-Type: application/json\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(!text.contains("gzip"), "{text}");
     }
 }
