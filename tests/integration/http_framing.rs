@@ -28,6 +28,22 @@ fn assert_refused_and_nothing_smuggled(head: &str, status: u16) -> Exchange {
     answer
 }
 
+/// Every header a refusal may carry, from sessiond's router or from
+/// tiny_http's own refusals.
+const REFUSAL_HEADERS: &[&str] = &[
+    "server",
+    "date",
+    "content-type",
+    "content-length",
+    "connection",
+    "vary",
+    "cache-control",
+    "x-content-type-options",
+    "referrer-policy",
+    "x-frame-options",
+    "content-security-policy",
+];
+
 #[track_caller]
 fn assert_only_answer(server: &TestServer, answer: &Exchange, status: u16) {
     assert_eq!(answer.statuses(), vec![status], "{}", answer.text());
@@ -35,6 +51,15 @@ fn assert_only_answer(server: &TestServer, answer: &Exchange, status: u16) {
     assert!(answer.closed, "the connection was kept open after: {}", answer.text());
     let response = &answer.responses()[0];
     assert_eq!(response.header("connection"), Some("close"), "{}", answer.text());
+    let said_close = response.headers.iter().filter(|(name, _)| name == "connection").count();
+    assert_eq!(said_close, 1, "{}", answer.text());
+    for (name, _) in &response.headers {
+        assert!(
+            REFUSAL_HEADERS.contains(&name.as_str()),
+            "a stray `{name}` header: {}",
+            answer.text()
+        );
+    }
     assert!(!answer.text().contains("sessionid="), "the smuggled login set a cookie");
     assert_eq!(count(&server.conn(), "web_sessions"), 0, "the smuggled login ran");
 }
