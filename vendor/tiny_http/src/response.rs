@@ -569,7 +569,7 @@ where
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
             close: self.close,
-            lines: self.lines.clone(),
+            lines: self.lines,
         }
     }
 }
