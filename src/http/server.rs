@@ -407,8 +407,13 @@ fn respond(raw: tiny_http::Request, reply: Reply, close: bool) {
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     for (name, value) in &reply.headers {
         // A value that could not be sent as it is (a control byte, a byte
-        // above 0x7E) is left out rather than sent changed.
-        let _ = response.add_header_text(name, value);
+        // above 0x7E) is left out rather than sent changed, and said: it is
+        // a fault of ours. The value is not logged (it may be a cookie).
+        if response.add_header_text(name, value).is_err() {
+            eprintln!(
+                "error: the `{name}` header was left out of an answer: its value cannot be sent"
+            );
+        }
     }
     if close {
         let _ = response.add_header_text("Connection", "close");
