@@ -740,16 +740,26 @@ pub fn writes_one_at_a_time(conn: &Conn) -> bool {
     conn.engine() == Engine::Sqlite
 }
 
-/// Lets the open transaction's commit return before its WAL reaches the
-/// disk (PostgreSQL's `synchronous_commit = off` for this transaction; the
-/// next durable commit flushes it too). SQLite connections already commit
-/// with `synchronous=NORMAL`: nothing to change. For writes that a power
-/// cut may undo harmlessly, such as deleting expired rows.
-pub fn commit_without_flush(tx: &Transaction<'_>) -> Result<()> {
-    match tx.engine() {
-        Engine::Sqlite => Ok(()),
-        Engine::Postgres => tx.execute_batch("SET LOCAL synchronous_commit = off"),
+/// Runs `work` with this connection's own commits returning before their
+/// WAL reaches the disk: PostgreSQL's `synchronous_commit = off` for the
+/// session, reset afterwards whatever `work` returns (a connection lost on
+/// the way comes back with the server's default). SQLite connections
+/// already commit with `synchronous=NORMAL`: nothing to change. For a run
+/// of single-statement writes that a power cut may undo harmlessly, such
+/// as the cleanup's deletes on PostgreSQL.
+pub fn without_flush<T>(
+    conn: &Conn,
+    work: impl FnOnce(&Conn) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if conn.engine() == Engine::Sqlite {
+        return work(conn);
     }
+    conn.execute_batch("SET synchronous_commit = off")?;
+    let result = work(conn);
+    let reset = conn.execute_batch("RESET synchronous_commit");
+    let value = result?;
+    reset?;
+    Ok(value)
 }
 
 /// An IMMEDIATE transaction whose commit survives a power loss once it

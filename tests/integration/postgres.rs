@@ -353,6 +353,53 @@ fn the_cleanup_goes_through_every_page_range_and_keeps_every_live_row() {
 }
 
 #[test]
+fn the_cleanup_leaves_a_session_whose_expiry_moved_while_it_waited_for_the_row() {
+    postgres_only!();
+    let cluster = crate::pg_cluster::shared();
+    let (url, database, dir) = database_with_alice(cluster);
+    cluster.psql(
+        &database,
+        "INSERT INTO web_sessions (key_hash, user_id, created, last_activity, expire_date)
+           SELECT sha256(i::text::bytea), (SELECT id FROM users), 1, 1, 2
+           FROM generate_series(1, 3) i",
+    );
+    // A request's slide of the middle row, not yet committed: the cleanup
+    // (its batches take no lock but the rows') must wait for this row, then
+    // see its new expiry and leave it.
+    let sliding = sessiond::db::connect(Path::new(&url)).unwrap();
+    let slide = sliding.transaction(sessiond::db::Behavior::Deferred).unwrap();
+    let moved = slide
+        .execute(
+            "UPDATE web_sessions SET expire_date = 4000000000 WHERE key_hash = sha256('2'::bytea)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    let printed = std::thread::scope(|scope| {
+        let cleanup = scope.spawn(|| run_on(dir.path(), &url, &["clear_expired_sessions"]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cluster
+            .psql(
+                &database,
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .trim()
+            != "1"
+        {
+            assert!(!cleanup.is_finished(), "the cleanup did not wait for the row being slid");
+            assert!(Instant::now() < deadline, "the cleanup never waited for the row");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        slide.commit().unwrap();
+        cleanup.join().unwrap()
+    });
+    assert!(printed.contains("Cleared 2 expired web session(s)."), "{printed}");
+    let left = cluster.psql(&database, "SELECT expire_date FROM web_sessions");
+    assert_eq!(left.trim(), "4000000000");
+}
+
+#[test]
 fn a_hung_database_gets_503_within_15_seconds_and_the_server_recovers() {
     postgres_only!();
     let (cluster, _dir, mut server) = alice_served_on_a_cluster_of_its_own();
