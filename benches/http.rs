@@ -917,18 +917,21 @@ fn scale(bench: &mut Bench) -> anyhow::Result<()> {
         // another writer holds the lock, and the pass's four connections
         // write at once.
         bench.clock.jump(CLOCK_JUMP);
-        let pass_started = bench.clock.now();
-        slide_pass(bench, &parts)?;
-        let pass_ended = bench.clock.now();
-        let before = stored_expiries(&bench.db_path, &cookies)?;
         // A slide falls due once the stored expiry lags (or leads) the
-        // exact one by half the allowed lag, 30 s. A pass on a loaded
-        // machine can take that long itself (27.0 s in one run), so the
-        // clock is set for the run to be centred on the pass: every
-        // stored expiry is then within half the pass plus 5 s of the run's
-        // clock, and none falls due in a pass of up to 50 s.
-        let centred = (pass_started + pass_ended) / 2 - 5;
-        bench.clock.jump(centred - bench.clock.now());
+        // exact one by half the allowed lag, 30 s, and a pass on a loaded
+        // machine can take longer than that (67.4 s in the run of
+        // 2026-12-01 18:28, whose "no slide due" run then wrote 9,870
+        // slides). So the clock stands still through the pass, every
+        // session slides to the same expiry, and the run starts 5 s before
+        // that time: none falls due in a run of up to 35 s.
+        let held_at = bench.clock.hold();
+        let passed = slide_pass(bench, &parts);
+        bench.clock.resume_at(held_at - 5);
+        passed?;
+        let before = stored_expiries(&bench.db_path, &cookies)?;
+        let wanted = bench.lifetime.expiry_after_save(held_at - SEED_SAVE_AGE, held_at);
+        let lagging = before.iter().filter(|expiry| **expiry != wanted).count();
+        ensure!(lagging == 0, "{lagging} stored expiries did not slide to {wanted} in the pass");
         eprintln!("running: cookie whoami, {scale_live} sessions, no slide due ({round})");
         fresh_runs.push(bench.wrk("cookie-scale")?);
         let after = stored_expiries(&bench.db_path, &cookies)?;
@@ -1622,21 +1625,41 @@ fn path_text(path: &Path) -> String {
 // The clock and the checks
 
 /// The system clock plus an offset the bench can move forward, so that the
-/// stored expiries lag again before a run without waiting a minute.
+/// stored expiries lag again before a run without waiting a minute; held
+/// still while `scale` slides every session, so that every stored expiry
+/// is the same however long that pass takes.
 #[derive(Debug, Default)]
 struct OffsetClock {
     offset: AtomicI64,
+    /// The time it reads while held, or 0.
+    held: AtomicI64,
 }
 
 impl OffsetClock {
     fn jump(&self, seconds: i64) {
         self.offset.fetch_add(seconds, Ordering::SeqCst);
     }
+
+    /// Stops the clock at the time it reads now, which it returns.
+    fn hold(&self) -> UnixTime {
+        let now = self.now();
+        self.held.store(now, Ordering::SeqCst);
+        now
+    }
+
+    /// Starts a held clock again, from `at`.
+    fn resume_at(&self, at: UnixTime) {
+        self.offset.store(at - SystemClock.now(), Ordering::SeqCst);
+        self.held.store(0, Ordering::SeqCst);
+    }
 }
 
 impl Clock for OffsetClock {
     fn now(&self) -> UnixTime {
-        SystemClock.now() + self.offset.load(Ordering::SeqCst)
+        match self.held.load(Ordering::SeqCst) {
+            0 => SystemClock.now() + self.offset.load(Ordering::SeqCst),
+            held => held,
+        }
     }
 }
 
