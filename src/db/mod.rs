@@ -30,6 +30,7 @@
 //! database.
 
 mod pg;
+mod pg_tls;
 mod sqlite;
 
 use std::path::{Path, PathBuf};

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 
+use super::pg_tls::{self, Tls};
 use super::{Behavior, Conn, Error, Result, Value};
 
 /// The advisory lock every IMMEDIATE transaction takes first: PostgreSQL's
@@ -62,6 +63,7 @@ const STATEMENTS_KEPT: usize = 256;
 
 pub(super) struct PgConn {
     config: tokio_postgres::Config,
+    tls: Tls,
     /// `--db` as given, for [`super::durable_writes`] (never printed).
     url: String,
     /// "the PostgreSQL database `D` on `H:P`", for errors.
@@ -95,25 +97,20 @@ impl From<tokio_postgres::Error> for CallError {
 }
 
 impl Session {
-    fn connect(config: &tokio_postgres::Config) -> std::result::Result<Session, String> {
+    fn connect(config: &tokio_postgres::Config, tls: &Tls) -> std::result::Result<Session, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|error| format!("cannot start its client: {error}"))?;
         // The timer is made inside the runtime, which it needs.
         let connecting = runtime.block_on(async {
-            tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls)).await
+            tokio::time::timeout(CONNECT_TIMEOUT, connect_and_drive(config, tls)).await
         });
-        let (client, connection) = match connecting {
-            Ok(Ok(connected)) => connected,
-            Ok(Err(error)) => return Err(error_text(&error)),
-            Err(_) => return Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
-        };
-        // Polled whenever a call runs on this runtime.
-        runtime.spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(Session { runtime, client })
+        match connecting {
+            Ok(Ok(client)) => Ok(Session { runtime, client }),
+            Ok(Err(error)) => Err(error_text(&error)),
+            Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        }
     }
 
     /// Runs one call to the server, waiting at most [`ANSWER_DEADLINE`].
@@ -154,6 +151,30 @@ impl Session {
     }
 }
 
+/// Connects, and spawns the task that drives the connection's socket on
+/// the current runtime, polled whenever a call runs on it.
+async fn connect_and_drive(
+    config: &tokio_postgres::Config,
+    tls: &Tls,
+) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+    match tls {
+        Tls::Off => {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+        Tls::Verified(connector) => {
+            let (client, connection) = config.connect(connector.clone()).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+    }
+}
+
 impl PgConn {
     /// Connects to the database at `url`; the error names the host, port
     /// and database.
@@ -161,8 +182,11 @@ impl PgConn {
         let parsed = crate::settings::PostgresUrl::parse(url)
             .map_err(|reason| anyhow::anyhow!("invalid PostgreSQL URL: {reason}"))?
             .ok_or_else(|| anyhow::anyhow!("not a PostgreSQL URL"))?;
+        let (for_driver, tls) = pg_tls::from_url(url).map_err(|reason| {
+            anyhow::anyhow!("invalid PostgreSQL URL `{}`: {reason}", parsed.masked)
+        })?;
         let mut config: tokio_postgres::Config =
-            url.parse().map_err(|error: tokio_postgres::Error| {
+            for_driver.parse().map_err(|error: tokio_postgres::Error| {
                 anyhow::anyhow!("invalid PostgreSQL URL `{}`: {error}", parsed.masked)
             })?;
         if config.get_password().is_none()
@@ -197,6 +221,7 @@ impl PgConn {
             format!("the PostgreSQL database `{database}` on `{}:{}`", parsed.host, parsed.port);
         let conn = PgConn {
             config,
+            tls,
             url: url.to_owned(),
             place,
             state: RefCell::new(State { session: None, statements: HashMap::new() }),
@@ -220,7 +245,7 @@ impl PgConn {
     fn reconnect(&self, state: &mut State) -> Result<()> {
         state.statements.clear();
         state.session = None;
-        match Session::connect(&self.config) {
+        match Session::connect(&self.config, &self.tls) {
             Ok(session) => {
                 state.session = Some(session);
                 Ok(())

@@ -255,6 +255,76 @@ impl Cluster {
         })
     }
 
+    /// Restarts the server with TLS on and plain TCP connections refused
+    /// (`hostnossl ... reject`; its socket still takes psql). Its
+    /// certificate, for `127.0.0.1`, is signed by a CA made here with the
+    /// `openssl` command; returns the CA certificate's PEM file.
+    #[track_caller]
+    pub fn require_tls(&self) -> PathBuf {
+        let tls = self.folder.join("tls");
+        std::fs::create_dir(&tls).expect("make the TLS folder");
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl").current_dir(&tls).args(args).output();
+            check("openssl", &output).unwrap_or_else(|problem| panic!("{problem}"));
+        };
+        let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ca = ["req", "-x509", "-days", "2", "-subj", "/CN=sessiond test CA"];
+        openssl(&[&ca[..], &key[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat());
+        let request = ["req", "-subj", "/CN=127.0.0.1"];
+        openssl(
+            &[&request[..], &key[..], &["-keyout", "server.key", "-out", "server.csr"]].concat(),
+        );
+        std::fs::write(
+            tls.join("server.ext"),
+            "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
+             extendedKeyUsage = serverAuth\n",
+        )
+        .expect("write the certificate's extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        if running_as_root() {
+            let status = Command::new("chown")
+                .args(["-R", &format!("{OWNER_WHEN_ROOT}:")])
+                .arg(&tls)
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "chown of the TLS folder failed");
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("postgresql.conf"))
+            .expect("open postgresql.conf");
+        writeln!(
+            conf,
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'",
+            tls.join("server.crt").display(),
+            tls.join("server.key").display()
+        )
+        .expect("write postgresql.conf");
+        let hba = self.data_dir().join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+        std::fs::write(&hba, format!("hostnossl all all 0.0.0.0/0 reject\n{rules}"))
+            .expect("write pg_hba.conf");
+        self.stop();
+        self.start_again();
+        tls.join("ca.pem")
+    }
+
     /// The cluster's temp folder (gone once it is stopped for good).
     pub fn folder(&self) -> &Path {
         &self.folder

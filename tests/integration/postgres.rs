@@ -6,7 +6,9 @@
 //! running server (503 within seconds, `/healthz` 503, no crash) and
 //! started again (the same server answers, old cookies still work); and an
 //! installation moved from SQLite to PostgreSQL and back with `export` and
-//! `import`, its cookie and token working after each move; and the two
+//! `import`, its cookie and token working after each move; TLS to a cluster
+//! that refuses plain connections (the certificate and host name checked);
+//! the cleanup leaving a row a slide moved while it waited; and the two
 //! instances behind nginx with the README's `deploy/nginx-two-instances.conf`.
 //!
 //! Also run on PostgreSQL by the rest of the suite (support puts every test
@@ -397,6 +399,56 @@ fn the_cleanup_leaves_a_session_whose_expiry_moved_while_it_waited_for_the_row()
     assert!(printed.contains("Cleared 2 expired web session(s)."), "{printed}");
     let left = cluster.psql(&database, "SELECT expire_date FROM web_sessions");
     assert_eq!(left.trim(), "4000000000");
+}
+
+#[test]
+fn tls_to_the_database_is_used_and_checked_when_the_url_asks_for_it() {
+    postgres_only!();
+    if !installed("/usr/bin/openssl", "openssl", "the PostgreSQL TLS test") {
+        return;
+    }
+    let cluster = Cluster::start();
+    let ca = cluster.require_tls();
+    let ca = ca.to_str().unwrap();
+    let plain = cluster.new_database().replace("postgres@", "postgres:not-this-password@");
+    let dir = tempfile::tempdir().unwrap();
+    // Exit 1 with one line `error: ...` naming the problem, never the
+    // password.
+    let refused = |url: &str, needle: &str| {
+        let output = Cli::new(dir.path())
+            .db_as_given()
+            .args(&["--db", url, "createuser", "--username", "alice"])
+            .env("DJANGO_SUPERUSER_PASSWORD", "alice-password")
+            .status(1)
+            .stderr_contains(needle)
+            .output();
+        assert!(!output.stderr.contains("not-this-password"), "{}", output.stderr);
+    };
+    // The controls: this server refuses a connection without TLS, and a
+    // certificate from a CA that is not trusted.
+    refused(&plain, "cannot reach");
+    refused(&format!("{plain}?sslmode=require"), "certificate");
+    refused(&format!("{plain}?sslmode=require&sslrootcert=/nonexistent/ca.pem"), "sslrootcert");
+    refused(&format!("{plain}?sslmode=verify-ca&sslrootcert={ca}"), "verify-full");
+    // The right CA, but a certificate for 127.0.0.1 reached as `localhost`.
+    let by_name = plain.replace("127.0.0.1", "localhost");
+    refused(
+        &format!("{by_name}?sslmode=require&sslrootcert={ca}"),
+        "certificate not valid for name \"localhost\"",
+    );
+
+    let url = format!("{plain}?sslmode=verify-full&sslrootcert={ca}");
+    create_alice(dir.path(), &url);
+    let server = ServeProcess::start_with_args(dir.path(), &["--db", &url], &[]);
+    let cookie = cookie_from(&server, "alice");
+    assert_eq!(whoami(&server, &cookie).status, 200);
+    let database = plain.rsplit('/').next().unwrap();
+    let encrypted = cluster.psql(
+        database,
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+         WHERE ssl AND application_name = 'sessiond' AND datname = current_database()",
+    );
+    assert_ne!(encrypted.trim(), "0", "no connection of the server uses TLS");
 }
 
 #[test]
