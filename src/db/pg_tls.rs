@@ -6,7 +6,7 @@
 //! name, against Mozilla's roots (compiled in) or, when the URL names one,
 //! only the CA certificates of the PEM file `sslrootcert`. sessiond never
 //! encrypts without checking: libpq's `require` without a CA file does, and
-//! lets anyone on the path read the password. Without `sslmode`, or with
+//! lets a machine on the path pose as the database. Without `sslmode`, or with
 //! `disable` or `prefer`, it connects without TLS, as before. `verify-ca`
 //! (a certificate checked without its host name) is refused rather than
 //! made stricter behind the user's back.
