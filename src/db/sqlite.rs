@@ -339,9 +339,13 @@ fn make_private_file(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Never creates the file: [`open`] makes it first (mode 0600), and any
+/// later connection (a worker's, the timer's, the stop's checkpoint) that
+/// finds it gone must fail, not leave a new empty database at the path of
+/// one deleted under the server (seen as `db_file`'s deleted-file test
+/// reporting "replaced": the timer had made an empty file there).
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;

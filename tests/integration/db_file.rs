@@ -144,6 +144,8 @@ fn a_server_whose_database_file_is_deleted_says_so() {
     assert_eq!(server.get("/healthz", &[]).status, 503);
     let output = server.signal_and_wait("TERM");
     assert_eq!(output.matches("still uses the file it opened").count(), 1, "{output}");
+    // Neither a thread nor the stop made a new, empty database there.
+    assert!(!dir.path().join("sessiond.sqlite3").exists(), "a new file at the deleted path");
 }
 
 #[test]

@@ -84,6 +84,9 @@ fn the_throttle_counts_every_case_of_a_username_as_one() {
 /// A database as an older sessiond left it: the schema before usernames
 /// became unique regardless of case, with `alice` and `ALICE` (and `bob`).
 fn database_with_case_duplicates(path: &std::path::Path) {
+    // An empty file, which SQLite takes as a new database: `connect` never
+    // creates one (only `open` does, and it migrates all the way).
+    std::fs::write(path, b"").unwrap();
     let mut conn = sessiond::db::connect(path).unwrap();
     sessiond::db::migrate_to(
         &mut conn,
