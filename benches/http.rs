@@ -280,6 +280,8 @@ struct Bench {
     lifetime: Lifetime,
     workers: usize,
     ceiling: Option<Ceiling>,
+    /// The same app answering on each connection's thread (reported).
+    same_thread_ceiling: Option<Ceiling>,
     ceiling_result: WrkResult,
     /// The 10,000-session means of `request_path`, which later scenarios
     /// compare against.
@@ -318,9 +320,19 @@ impl Bench {
     fn wrk_ceiling(&self) -> anyhow::Result<WrkResult> {
         let ceiling = self.ceiling.as_ref().context("the ceiling is running")?;
         eprintln!("running: ceiling");
+        Bench::wrk_on(ceiling, &self.script("cookie"), self.plan.wrk_seconds)
+    }
+
+    /// One wrk run of the cookie script against the same-thread ceiling.
+    fn wrk_same_thread_ceiling(&self) -> anyhow::Result<WrkResult> {
+        let ceiling = self.same_thread_ceiling.as_ref().context("the ceiling is running")?;
+        eprintln!("running: ceiling, answering on each connection's thread");
+        Bench::wrk_on(ceiling, &self.script("cookie"), self.plan.wrk_seconds)
+    }
+
+    fn wrk_on(ceiling: &Ceiling, script: &Path, seconds: u32) -> anyhow::Result<WrkResult> {
         let cpu_before = Cpu::now(ceiling.pid)?;
-        let script = self.script("cookie");
-        let child = spawn_wrk(ceiling.addr, &script, self.plan.wrk_seconds, WRK_CONNECTIONS)?;
+        let child = spawn_wrk(ceiling.addr, script, seconds, WRK_CONNECTIONS)?;
         finish_wrk(child, ceiling.pid, cpu_before)
     }
 
@@ -424,6 +436,7 @@ fn run() -> anyhow::Result<ExitCode> {
         lifetime,
         workers,
         ceiling: Some(ceiling),
+        same_thread_ceiling: Some(Ceiling::spawn_same_thread(workers)?),
         ceiling_result: WrkResult::default(),
         cookie_10k: None,
         fresh_10k: None,
@@ -447,7 +460,7 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     }
     running.stop();
-    if let Some(ceiling) = bench.ceiling.take() {
+    for ceiling in [bench.ceiling.take(), bench.same_thread_ceiling.take()].into_iter().flatten() {
         ceiling.stop()?;
     }
     let memory = bench.memory.stop();
@@ -499,6 +512,7 @@ fn request_path(bench: &mut Bench) -> anyhow::Result<()> {
     verify_cookies(bench, &cookies, USERS)?;
     verify_tokens(bench.addr, &tokens)?;
     let mut ceiling_runs = vec![bench.wrk_ceiling()?];
+    let mut same_thread_runs = vec![bench.wrk_same_thread_ceiling()?];
     let mut cookie_runs = Vec::new();
     let mut fresh_runs = Vec::new();
     let mut bearer_runs = Vec::new();
@@ -517,8 +531,10 @@ fn request_path(bench: &mut Bench) -> anyhow::Result<()> {
         eprintln!("running: bearer whoami ({round})");
         bearer_runs.push(bench.wrk("bearer")?);
         ceiling_runs.push(bench.wrk_ceiling()?);
+        same_thread_runs.push(bench.wrk_same_thread_ceiling()?);
     }
     let ceiling = mean(&ceiling_runs);
+    let same_thread = mean(&same_thread_runs);
     let cookie = mean(&cookie_runs);
     let bearer = mean(&bearer_runs);
     bench.ceiling_result = ceiling;
@@ -527,6 +543,14 @@ fn request_path(bench: &mut Bench) -> anyhow::Result<()> {
     bench.bearer_10k = Some(bearer);
     let note = format!("mean of {}, before, between and after", each_rate(&ceiling_runs));
     bench.row("ceiling (bare tiny_http)", Some(ceiling), note);
+    bench.row(
+        "ceiling answering on each connection's thread (as sessiond does)",
+        Some(same_thread),
+        format!(
+            "mean of {}, before and after each round; reported, no target",
+            each_rate(&same_thread_runs)
+        ),
+    );
     let note =
         format!("mean of {}; all 10,000 stored expiries slid in each", each_rate(&cookie_runs));
     bench.row("cookie whoami (sliding expiry), 10,000 sessions", Some(cookie), note);
@@ -545,6 +569,14 @@ fn request_path(bench: &mut Bench) -> anyhow::Result<()> {
     );
     bench.ratio_verdict("cookie whoami >= 0.60 of the ceiling", Some(cookie), Some(ceiling), 0.6);
     bench.ratio_verdict("bearer whoami >= 0.60 of the ceiling", Some(bearer), Some(ceiling), 0.6);
+    for (what, of) in [("cookie", cookie), ("bearer", bearer)] {
+        let ratio = of.requests_per_second() / same_thread.requests_per_second();
+        bench.verdict(
+            format!("{what} whoami / the ceiling answering on each connection's thread (reported)"),
+            None,
+            format!("{ratio:.3}"),
+        );
+    }
     // The ceiling keeps running for `forward_auth`, which stops it.
     Ok(())
 }
@@ -1999,8 +2031,15 @@ fn stat_fields(path: &str) -> anyhow::Result<[u64; 4]> {
 /// listener, WORKERS threads in a `recv_timeout` loop polling a stop flag.
 /// It prints its address, then serves until its stdin closes.
 fn serve_ceiling(args: &[String]) -> anyhow::Result<ExitCode> {
-    let [workers] = args else { bail!("usage: __ceiling WORKERS") };
+    let (workers, same_thread) = match args {
+        [workers] => (workers, false),
+        [workers, model] if model == "same-thread" => (workers, true),
+        _ => bail!("usage: __ceiling WORKERS [same-thread]"),
+    };
     let workers: usize = workers.parse()?;
+    if same_thread {
+        return serve_same_thread_ceiling();
+    }
     let server = tiny_http::Server::http("127.0.0.1:0")
         .map_err(|error| anyhow::anyhow!("failed to start the ceiling server: {error}"))?;
     let addr = server.server_addr().to_ip().context("the ceiling has no IP address")?;
@@ -2040,6 +2079,29 @@ fn serve_ceiling(args: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 /// The ceiling's child process.
+/// The ceiling's answer on the thread of the connection that read the
+/// request, as sessiond's own listener answers (tiny_http's
+/// `from_listener_with_handler`, a sessiond patch); no worker threads.
+fn serve_same_thread_ceiling() -> anyhow::Result<ExitCode> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let content_type =
+        tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+            .expect("valid header");
+    let handler: Arc<dyn Fn(tiny_http::Request) + Send + Sync> = Arc::new(move |request| {
+        let response =
+            tiny_http::Response::from_data(CEILING_BODY).with_header(content_type.clone());
+        let _ = request.respond(response);
+    });
+    let limits = tiny_http::Limits::default();
+    let server = tiny_http::Server::from_listener_with_handler(listener, limits, handler)
+        .map_err(|error| anyhow::anyhow!("failed to start the ceiling server: {error}"))?;
+    let addr = server.server_addr().to_ip().context("the ceiling has no IP address")?;
+    println!("{addr}");
+    std::io::stdout().flush()?;
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    Ok(ExitCode::SUCCESS)
+}
+
 struct Ceiling {
     addr: SocketAddr,
     pid: u32,
@@ -2047,10 +2109,22 @@ struct Ceiling {
 }
 
 impl Ceiling {
+    /// The bare tiny_http app: `workers` threads taking requests from
+    /// tiny_http's queue (`Server::recv`), the crate's own way.
     fn spawn(workers: usize) -> anyhow::Result<Ceiling> {
+        Ceiling::spawn_with(&[&workers.to_string()])
+    }
+
+    /// The bare app answering on each connection's own thread.
+    fn spawn_same_thread(workers: usize) -> anyhow::Result<Ceiling> {
+        Ceiling::spawn_with(&[&workers.to_string(), "same-thread"])
+    }
+
+    fn spawn_with(args: &[&str]) -> anyhow::Result<Ceiling> {
         let exe = std::env::current_exe().context("failed to find the bench binary")?;
         let mut child = Command::new(exe)
-            .args(["__ceiling", &workers.to_string()])
+            .arg("__ceiling")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -2223,6 +2297,7 @@ fn forward_auth(bench: &mut Bench) -> anyhow::Result<()> {
     // `request_path`: the machine's speed drifts within a run, and each
     // ratio is taken between runs minutes apart at most.
     let mut ceiling_runs = vec![bench.wrk_ceiling()?];
+    let mut same_thread_runs = vec![bench.wrk_same_thread_ceiling()?];
     let (mut forward_runs, mut cookie_runs) = (Vec::new(), Vec::new());
     for round in 1..=bench.plan.rounds {
         // As before each cookie run: every stored expiry lags and must slide.
@@ -2237,11 +2312,13 @@ fn forward_auth(bench: &mut Bench) -> anyhow::Result<()> {
         eprintln!("running: cookie whoami, beside /auth/forward ({round})");
         cookie_runs.push(bench.wrk("cookie")?);
         ceiling_runs.push(bench.wrk_ceiling()?);
+        same_thread_runs.push(bench.wrk_same_thread_ceiling()?);
     }
-    if let Some(ceiling) = bench.ceiling.take() {
+    for ceiling in [bench.ceiling.take(), bench.same_thread_ceiling.take()].into_iter().flatten() {
         ceiling.stop()?;
     }
     let (forward, cookie, ceiling) = (mean(&forward_runs), mean(&cookie_runs), mean(&ceiling_runs));
+    let same_thread = mean(&same_thread_runs);
     bench.row(
         "forward auth (/auth/forward, cookie, 50 rules, match last)",
         Some(forward),
@@ -2260,7 +2337,18 @@ fn forward_auth(bench: &mut Bench) -> anyhow::Result<()> {
         Some(ceiling),
         format!("mean of {}, before, between and after", each_rate(&ceiling_runs)),
     );
+    bench.row(
+        "ceiling answering on each connection's thread, alternated with /auth/forward",
+        Some(same_thread),
+        format!("mean of {}; reported, no target", each_rate(&same_thread_runs)),
+    );
     bench.ratio_verdict("/auth/forward >= 0.75 of the ceiling", Some(forward), Some(ceiling), 0.75);
+    let ratio = forward.requests_per_second() / same_thread.requests_per_second();
+    bench.verdict(
+        "/auth/forward / the ceiling answering on each connection's thread (reported)",
+        None,
+        format!("{ratio:.3}"),
+    );
     bench.ratio_verdict(
         "/auth/forward about what cookie whoami costs (>= 0.9 of it)",
         Some(forward),

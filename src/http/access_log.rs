@@ -178,6 +178,11 @@ impl AccessLog {
         }
     }
 
+    /// Whether lines wait in the buffer.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.borrow().bytes.is_empty()
+    }
+
     /// Writes the buffered lines, if any: when the worker is idle, and when
     /// it stops.
     pub fn flush(&self) {

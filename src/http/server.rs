@@ -1,11 +1,20 @@
-//! The HTTP server: tiny_http's listener shared by a pool of worker threads,
-//! each with its own SQLite connection.
+//! The HTTP server: tiny_http's listener, whose connection threads answer
+//! their own requests with a worker (its own database connection and
+//! records) taken from a pool for the length of one request.
 //!
 //! Invariant: this is the only file that knows tiny_http. It turns a tiny_http
 //! request into a bounded [`Request`] (1 MiB body, 16 KiB and 100 lines of
-//! headers), hands it to the router, and writes the [`Reply`] back. Workers
-//! poll a shared shutdown flag, so a stop finishes the requests in flight and
-//! then returns.
+//! headers), hands it to the router, and writes the [`Reply`] back.
+//!
+//! A request is answered on the thread that read it (tiny_http's
+//! `from_listener_with_handler`, a sessiond patch): handing each request to
+//! a worker thread and its answer back cost two thread switches a request,
+//! about a third of what a request cost in all (README, Performance). The
+//! body is read before a worker is taken, so a slow upload holds a thread
+//! but no database connection; the worker is given back before the answer
+//! is written. A stop closes the pool once the requests in flight are
+//! answered; a request read after that is answered 503 and its connection
+//! closed.
 //!
 //! A second, optional listener ([`MetricsServer`], `SESSIOND_METRICS_BIND`)
 //! answers only `GET /metrics` on one thread with its own connection; the
@@ -21,8 +30,8 @@
 //! `tiny_http::Limits`; SECURITY.md explains why.
 //!
 //! Requests that hash a password (`POST /login`, and `POST /graphql` whose
-//! body may hold a `login` mutation) do not run on the workers: a worker
-//! hands them to the login queue and goes back to the listener, and one
+//! body may hold a `login` mutation) take no worker: their connection's
+//! thread hands them to the login queue and waits for the answer, and one
 //! login thread per hash slot (`password_hash::slots`) answers them in
 //! order. A flood of logins therefore queues behind itself, never in front
 //! of signed-in requests, and holds no more hash memory than the pool. The
@@ -86,13 +95,17 @@ pub struct Worker {
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
     addr: SocketAddr,
-    workers: Vec<JoinHandle<()>>,
+    workers: Arc<WorkerPool<Worker>>,
+    log_flusher: Option<JoinHandle<()>>,
     logins: Arc<LoginQueue>,
     login_threads: Vec<JoinHandle<()>>,
 }
 
+/// What tiny_http calls on a connection's thread with each request.
+type Handler = Arc<dyn Fn(tiny_http::Request) + Send + Sync>;
+
 impl HttpServer {
-    /// Binds `bind` and starts `worker_count` workers, each writing its
+    /// Binds `bind` and makes `worker_count` workers, each writing its
     /// access log lines (when the setting is on) to `access_log`.
     pub fn start(
         app: Arc<App>,
@@ -101,17 +114,10 @@ impl HttpServer {
         access_log: &access_log::Destination,
     ) -> anyhow::Result<HttpServer> {
         let per_client = app.settings.max_connections_per_client;
-        let (server, addr) = listen(&app, bind, MAX_CONNECTIONS, per_client)?;
         let logins = Arc::new(LoginQueue::default());
         let mut login_threads = Vec::new();
         for number in 0..crate::password_hash::slots() {
-            let conn = crate::db::connect(&app.settings.db)?;
-            let access_log =
-                AccessLog::new(app.settings.access_log, access_log, Buffering::LineByLine)
-                    .context("failed to open the access log on stderr")?;
-            let records =
-                router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
-            let worker = Worker { app: Arc::clone(&app), conn, records };
+            let worker = Worker::new(&app, access_log, Buffering::LineByLine)?;
             let logins = Arc::clone(&logins);
             let handle = std::thread::Builder::new()
                 .name(format!("http-login-{number}"))
@@ -119,24 +125,28 @@ impl HttpServer {
                 .context("failed to start a login thread")?;
             login_threads.push(handle);
         }
-        let mut workers = Vec::with_capacity(worker_count);
-        for number in 0..worker_count {
-            let conn = crate::db::connect(&app.settings.db)?;
-            let access_log =
-                AccessLog::new(app.settings.access_log, access_log, Buffering::Buffered)
-                    .context("failed to open the access log on stderr")?;
-            let records =
-                router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
-            let worker = Worker { app: Arc::clone(&app), conn, records };
-            let server = Arc::clone(&server);
-            let logins = Arc::clone(&logins);
-            let handle = std::thread::Builder::new()
-                .name(format!("http-worker-{number}"))
-                .spawn(move || serve_requests(&server, &worker, &logins))
-                .context("failed to start a worker thread")?;
-            workers.push(handle);
+        let mut idle = Vec::with_capacity(worker_count);
+        for _ in 0..worker_count {
+            idle.push(Worker::new(&app, access_log, Buffering::Buffered)?);
         }
-        Ok(HttpServer { server, addr, workers, logins, login_threads })
+        let workers = Arc::new(WorkerPool::new(idle));
+        let handler: Handler = {
+            let (app, workers, logins) =
+                (Arc::clone(&app), Arc::clone(&workers), Arc::clone(&logins));
+            Arc::new(move |raw| answer(&app, &workers, &logins, raw))
+        };
+        let (server, addr) = listen(&app, bind, MAX_CONNECTIONS, per_client, Some(handler))?;
+        let log_flusher = if app.settings.access_log {
+            let workers = Arc::clone(&workers);
+            let handle = std::thread::Builder::new()
+                .name(String::from("http-log-flush"))
+                .spawn(move || flush_idle_logs(&workers))
+                .context("failed to start the access log's flushing thread")?;
+            Some(handle)
+        } else {
+            None
+        };
+        Ok(HttpServer { server, addr, workers, log_flusher, logins, login_threads })
     }
 
     /// The address actually bound (with the real port for `:0`).
@@ -144,18 +154,139 @@ impl HttpServer {
         self.addr
     }
 
-    /// Waits for the workers, which stop once the app's shutdown flag is set
-    /// and their request in flight is answered; then stops listening.
-    /// The login threads then answer what is left in the login queue.
+    /// Waits for the requests in flight to be answered and closes the
+    /// workers (a request read after this is answered 503 and its
+    /// connection closed); the login threads then answer what is left in
+    /// the login queue. Then stops listening.
     pub fn join(self) {
-        for worker in self.workers {
-            let _ = worker.join();
+        // Dropped here: each flushes its access log and closes its
+        // database connection.
+        drop(self.workers.close_when_idle());
+        if let Some(flusher) = self.log_flusher {
+            let _ = flusher.join();
         }
         self.logins.close();
         for thread in self.login_threads {
             let _ = thread.join();
         }
-        self.server.unblock();
+        drop(self.server);
+    }
+}
+
+impl Worker {
+    fn new(
+        app: &Arc<App>,
+        access_log: &access_log::Destination,
+        buffering: Buffering,
+    ) -> anyhow::Result<Worker> {
+        let conn = crate::db::connect(&app.settings.db)?;
+        let access_log = AccessLog::new(app.settings.access_log, access_log, buffering)
+            .context("failed to open the access log on stderr")?;
+        let records = router::WorkerRecords { metrics: app.metrics.worker_recorder(), access_log };
+        Ok(Worker { app: Arc::clone(app), conn, records })
+    }
+}
+
+/// The workers not answering a request at this moment. A connection's
+/// thread takes one for each request it has read (waiting when all are
+/// out) and gives it back before writing the answer: the request never
+/// changes threads, and the number of workers still bounds the requests
+/// that use the database at once. Generic so that its tests need no app.
+struct WorkerPool<T> {
+    state: Mutex<PoolState<T>>,
+    given_back: Condvar,
+}
+
+struct PoolState<T> {
+    idle: Vec<T>,
+    /// Taken and not yet given back.
+    out: usize,
+    /// Set by [`WorkerPool::close_when_idle`]: nothing is handed out again.
+    closed: bool,
+}
+
+impl<T> WorkerPool<T> {
+    fn new(idle: Vec<T>) -> WorkerPool<T> {
+        WorkerPool {
+            state: Mutex::new(PoolState { idle, out: 0, closed: false }),
+            given_back: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState<T>> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait<'a>(
+        &self,
+        state: std::sync::MutexGuard<'a, PoolState<T>>,
+    ) -> std::sync::MutexGuard<'a, PoolState<T>> {
+        self.given_back.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A worker, once one is free; `None` once the pool is closed.
+    fn take(&self) -> Option<T> {
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(worker) = state.idle.pop() {
+                state.out += 1;
+                return Some(worker);
+            }
+            state = self.wait(state);
+        }
+    }
+
+    fn give_back(&self, worker: T) {
+        let mut state = self.lock();
+        state.out -= 1;
+        state.idle.push(worker);
+        drop(state);
+        // All: the stop waits for every worker, a taker for one.
+        self.given_back.notify_all();
+    }
+
+    /// The idle workers for which `wanted` holds, taken (to be given back);
+    /// none once the pool is closed.
+    fn take_idle_where(&self, wanted: impl Fn(&T) -> bool) -> Vec<T> {
+        let mut state = self.lock();
+        if state.closed {
+            return Vec::new();
+        }
+        let (taken, idle) = std::mem::take(&mut state.idle).into_iter().partition(|w| wanted(w));
+        state.idle = idle;
+        state.out += taken.len();
+        taken
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Closes the pool, waits until every worker is back and hands them
+    /// all over.
+    fn close_when_idle(&self) -> Vec<T> {
+        let mut state = self.lock();
+        state.closed = true;
+        while state.out > 0 {
+            state = self.wait(state);
+        }
+        std::mem::take(&mut state.idle)
+    }
+}
+
+/// Every [`access_log::FLUSH_AFTER`], writes the lines that idle workers
+/// keep (a busy worker writes its own as it logs), until the pool closes.
+fn flush_idle_logs(workers: &WorkerPool<Worker>) {
+    while !workers.is_closed() {
+        std::thread::sleep(access_log::FLUSH_AFTER);
+        // Taken out to be written, so that a slow log holds up no taker.
+        for worker in workers.take_idle_where(|worker| worker.records.access_log.has_pending()) {
+            worker.records.access_log.flush();
+            workers.give_back(worker);
+        }
     }
 }
 
@@ -167,6 +298,7 @@ fn listen(
     bind: SocketAddr,
     max_connections: usize,
     per_client: usize,
+    handler: Option<Handler>,
 ) -> anyhow::Result<(Arc<tiny_http::Server>, SocketAddr)> {
     let listener =
         TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
@@ -183,8 +315,11 @@ fn listen(
         eviction_grace: EVICTION_GRACE,
         max_buffered_body: MAX_BODY_BYTES,
     };
-    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
-        .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
+    let server = match handler {
+        Some(handler) => tiny_http::Server::from_listener_with_handler(listener, limits, handler),
+        None => tiny_http::Server::from_listener_with_limits(listener, None, limits),
+    }
+    .map_err(|error| anyhow::anyhow!("failed to listen on `{bind}`: {error}"))?;
     let addr = match server.server_addr() {
         tiny_http::ListenAddr::IP(addr) => addr,
         other => anyhow::bail!("unexpected listen address `{other}`"),
@@ -210,7 +345,8 @@ impl MetricsServer {
     pub fn start(app: Arc<App>, bind: SocketAddr) -> anyhow::Result<MetricsServer> {
         // The main listener's limits, with fewer connections: one thread
         // answers them, and Prometheus needs one.
-        let (server, addr) = listen(&app, bind, METRICS_MAX_CONNECTIONS, METRICS_MAX_CONNECTIONS)?;
+        let (server, addr) =
+            listen(&app, bind, METRICS_MAX_CONNECTIONS, METRICS_MAX_CONNECTIONS, None)?;
         let conn = crate::db::connect(&app.settings.db)?;
         let thread = {
             let server = Arc::clone(&server);
@@ -252,55 +388,57 @@ fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Conn) {
     }
 }
 
-fn serve_requests(server: &tiny_http::Server, worker: &Worker, logins: &LoginQueue) {
-    while !worker.app.shutdown.load(Ordering::SeqCst) {
-        match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(request)) => answer(worker, request, logins),
-            // Idle for 100 ms: the buffered access log lines go out now.
-            Ok(None) => worker.records.access_log.flush(),
-            Err(error) => {
-                eprintln!("error: failed to receive a request: {error}");
-                break;
-            }
-        }
-    }
-    worker.records.access_log.flush();
-}
-
-fn answer(worker: &Worker, mut raw: tiny_http::Request, logins: &LoginQueue) {
+/// Answers one request on the thread of the connection that read it: its
+/// body is read first, without a worker, so a client slow to send one holds
+/// no database connection; a login goes to the login queue.
+fn answer(
+    app: &App,
+    workers: &WorkerPool<Worker>,
+    logins: &LoginQueue,
+    mut raw: tiny_http::Request,
+) {
     let received = Instant::now();
-    let (reply, close) = match read_request(worker, &mut raw) {
+    let read = read_request(app, &mut raw);
+    let (raw, request) = match read {
         Ok(request) if hashes_a_password(&request) => {
             let login = QueuedLogin { raw, request, since: received };
-            if let Some(refused) = logins.push(login) {
-                let busy = logins_busy(&refused.request);
-                let reply = router::refuse_unrouted(
-                    &worker.app,
-                    &refused.request,
-                    busy,
-                    &worker.records,
-                    refused.since,
-                );
-                respond(refused.raw, reply, false);
-            }
-            return;
+            let Some(refused) = logins.push(login) else { return };
+            let busy = logins_busy(&refused.request);
+            let Some(worker) = workers.take() else { return stopping(refused.raw) };
+            let reply = router::refuse_unrouted(
+                app,
+                &refused.request,
+                busy,
+                &worker.records,
+                refused.since,
+            );
+            workers.give_back(worker);
+            return respond(refused.raw, reply, false);
         }
+        Ok(request) => (raw, Ok(request)),
+        Err(error) => (raw, Err(error)),
+    };
+    let Some(worker) = workers.take() else { return stopping(raw) };
+    let (reply, close) = match request {
         Ok(request) => {
-            let reply =
-                router::route(&worker.app, &worker.conn, &request, &worker.records, received);
-            (reply, false)
+            (router::route(app, &worker.conn, &request, &worker.records, received), false)
         }
         // The rest of an oversized request is not read: close the connection.
         Err(error) => {
             // Only the request line and the peer are known to be sound.
             let mut request = Request::new(method_of(&raw), raw.url());
             request.peer_addr = raw.remote_addr().map(|addr| addr.ip());
-            let reply =
-                router::refuse_unread(&worker.app, &request, error, &worker.records, received);
-            (reply, true)
+            (router::refuse_unread(app, &request, error, &worker.records, received), true)
         }
     };
+    workers.give_back(worker);
     respond(raw, reply, close);
+}
+
+/// The answer to a request read while the server stops.
+fn stopping(raw: tiny_http::Request) {
+    let reply = Reply::new(503, "text/plain; charset=utf-8", "service unavailable: stopping");
+    respond(raw, reply, true);
 }
 
 /// True for the requests that check a password: the sign-in form, and a
@@ -424,7 +562,7 @@ fn respond(raw: tiny_http::Request, reply: Reply, close: bool) {
 
 /// Copies what the handlers need out of tiny_http's request, enforcing the
 /// size limits.
-fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request, HttpError> {
+fn read_request(app: &App, raw: &mut tiny_http::Request) -> Result<Request, HttpError> {
     let header_lines = raw.headers().len();
     let header_bytes: usize = raw
         .headers()
@@ -454,7 +592,7 @@ fn read_request(worker: &Worker, raw: &mut tiny_http::Request) -> Result<Request
         let mut body = Vec::new();
         // Most bodies were read by the connection's thread already; one sent
         // with `Expect: 100-continue` is read here, within its own deadline.
-        let deadline = Instant::now() + request_timeout(&worker.app);
+        let deadline = Instant::now() + request_timeout(app);
         let reader = DeadlineReader { inner: raw.as_reader(), deadline };
         reader.take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut body).map_err(
             |error| match error.kind() {
@@ -508,6 +646,48 @@ impl<R: Read> Read for DeadlineReader<R> {
 
 #[cfg(test)]
 mod tests {
+    use super::WorkerPool;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_taker_waits_for_a_worker_given_back_and_none_is_handed_out_after_the_stop() {
+        let pool = Arc::new(WorkerPool::new(vec![1, 2]));
+        let (one, two) = (pool.take().unwrap(), pool.take().unwrap());
+        let waiting = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || pool.take())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiting.is_finished(), "a third taker got a worker while both were out");
+        pool.give_back(one);
+        assert_eq!(waiting.join().unwrap(), Some(one));
+        let stopping = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || pool.close_when_idle())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!stopping.is_finished(), "the stop went on with two workers still out");
+        assert_eq!(pool.take(), None, "a worker was handed out during the stop");
+        pool.give_back(two);
+        pool.give_back(one);
+        let mut all = stopping.join().unwrap();
+        all.sort();
+        assert_eq!(all, [1, 2]);
+        assert_eq!(pool.take(), None);
+        assert!(pool.take_idle_where(|_| true).is_empty());
+    }
+
+    #[test]
+    fn only_the_idle_workers_asked_for_are_taken_aside() {
+        let pool = WorkerPool::new(vec![1, 2, 3, 4]);
+        let out = pool.take().unwrap();
+        let mut taken = pool.take_idle_where(|worker| worker % 2 == 0);
+        taken.sort();
+        assert_eq!(taken, if out % 2 == 0 { vec![2] } else { vec![2, 4] });
+        assert!(pool.take_idle_where(|worker| worker % 2 == 0).is_empty());
+    }
+
     #[test]
     fn the_per_client_setting_is_bounded_by_the_cap() {
         let key = crate::settings::find_key("SESSIOND_MAX_CONNECTIONS_PER_CLIENT").expect("a key");

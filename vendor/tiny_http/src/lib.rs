@@ -323,7 +323,28 @@ impl Server {
         ssl_config: Option<SslConfig>,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::build(listener.into(), ssl_config, limits, None)
+    }
+
+    /// Builds a new server whose requests never reach [`Server::recv`]:
+    /// each connection's own thread calls `handler` with every request it
+    /// reads, and reads the next one once the handler has returned and the
+    /// request is answered (a sessiond patch: a request is answered on the
+    /// thread that read it, without handing it to another thread and back).
+    pub fn from_listener_with_handler<L: Into<Listener>>(
+        listener: L,
+        limits: Limits,
+        handler: Arc<dyn Fn(Request) + Send + Sync>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::build(listener.into(), None, limits, Some(handler))
+    }
+
+    fn build(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+        handler: Option<Arc<dyn Fn(Request) + Send + Sync>>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let slots = slots::Slots::new(slots::SlotLimits {
             max_connections: limits.max_connections,
             max_connections_per_client: limits.max_connections_per_client,
@@ -432,6 +453,7 @@ impl Server {
                 match new_client {
                     Ok((client, slot)) => {
                         let messages = inside_messages.clone();
+                        let handler = handler.clone();
                         let mut client = Some(client);
                         let mut slot = Some(slot);
                         tasks_pool.spawn(Box::new(move || {
@@ -439,6 +461,14 @@ impl Server {
                             // thread is done with it, however that ends.
                             let _slot = slot.take();
                             if let Some(client) = client.take() {
+                                // sessiond patch: with a handler, this
+                                // thread answers its own requests.
+                                if let Some(handler) = &handler {
+                                    for rq in client {
+                                        handler(rq);
+                                    }
+                                    return;
+                                }
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
@@ -455,6 +485,14 @@ impl Server {
                         }));
                     }
 
+                    // sessiond patch: with a handler nobody calls `recv`
+                    // to hear of it, so the error is said and the listener
+                    // goes on after a pause (running out of descriptors
+                    // passes once connections close).
+                    Err(e) if handler.is_some() => {
+                        eprintln!("error: failed to accept a connection: {e}");
+                        thread::sleep(std::time::Duration::from_millis(100));
+                    }
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
