@@ -188,18 +188,29 @@ impl Worker {
 }
 
 /// The workers not answering a request at this moment. A connection's
-/// thread takes one for each request it has read (waiting when all are
-/// out) and gives it back before writing the answer: the request never
-/// changes threads, and the number of workers still bounds the requests
-/// that use the database at once. Generic so that its tests need no app.
+/// thread takes one for each request it has read and gives it back before
+/// writing the answer: the request never changes threads, and the number of
+/// workers still bounds the requests that use the database at once. When
+/// all are out, takers wait in turn: a worker given back goes to the one
+/// that has waited longest (with more connections than workers, a taker
+/// that could be overtaken by newcomers waited hundreds of milliseconds).
+/// Generic so that its tests need no app.
 struct WorkerPool<T> {
     state: Mutex<PoolState<T>>,
-    given_back: Condvar,
+    /// Signalled when a worker comes back to `idle`, for the stop.
+    all_back: Condvar,
 }
 
 struct PoolState<T> {
     idle: Vec<T>,
-    /// Taken and not yet given back.
+    /// Takers waiting, oldest first: each with its ticket and a condvar of
+    /// its own, so that a worker given back wakes only the one it is for.
+    /// Never non-empty while `idle` is not.
+    waiting: VecDeque<(u64, Arc<Condvar>)>,
+    /// Workers handed to a waiting taker that has not woken yet, by ticket.
+    handed: Vec<(u64, T)>,
+    next_ticket: u64,
+    /// Taken (or handed) and not yet given back.
     out: usize,
     /// Set by [`WorkerPool::close_when_idle`]: nothing is handed out again.
     closed: bool,
@@ -207,45 +218,60 @@ struct PoolState<T> {
 
 impl<T> WorkerPool<T> {
     fn new(idle: Vec<T>) -> WorkerPool<T> {
-        WorkerPool {
-            state: Mutex::new(PoolState { idle, out: 0, closed: false }),
-            given_back: Condvar::new(),
-        }
+        let state = PoolState {
+            idle,
+            waiting: VecDeque::new(),
+            handed: Vec::new(),
+            next_ticket: 0,
+            out: 0,
+            closed: false,
+        };
+        WorkerPool { state: Mutex::new(state), all_back: Condvar::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState<T>> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn wait<'a>(
-        &self,
-        state: std::sync::MutexGuard<'a, PoolState<T>>,
-    ) -> std::sync::MutexGuard<'a, PoolState<T>> {
-        self.given_back.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A worker, once one is free; `None` once the pool is closed.
+    /// A worker, once one is free and every taker before has had one;
+    /// `None` once the pool is closed.
     fn take(&self) -> Option<T> {
         let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
+        if let Some(worker) = state.idle.pop() {
+            state.out += 1;
+            return Some(worker);
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        let turn = Arc::new(Condvar::new());
+        state.waiting.push_back((ticket, Arc::clone(&turn)));
         loop {
+            if let Some(at) = state.handed.iter().position(|(handed, _)| *handed == ticket) {
+                return Some(state.handed.swap_remove(at).1);
+            }
             if state.closed {
+                state.waiting.retain(|(waiting, _)| *waiting != ticket);
                 return None;
             }
-            if let Some(worker) = state.idle.pop() {
-                state.out += 1;
-                return Some(worker);
-            }
-            state = self.wait(state);
+            state = turn.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
     }
 
     fn give_back(&self, worker: T) {
         let mut state = self.lock();
+        if let Some((ticket, turn)) = state.waiting.pop_front() {
+            // Still out: it goes straight to the next request.
+            state.handed.push((ticket, worker));
+            turn.notify_one();
+            return;
+        }
         state.out -= 1;
         state.idle.push(worker);
         drop(state);
-        // All: the stop waits for every worker, a taker for one.
-        self.given_back.notify_all();
+        self.all_back.notify_all();
     }
 
     /// The idle workers for which `wanted` holds, taken (to be given back);
@@ -265,13 +291,16 @@ impl<T> WorkerPool<T> {
         self.lock().closed
     }
 
-    /// Closes the pool, waits until every worker is back and hands them
-    /// all over.
+    /// Closes the pool (the takers still waiting get `None`), waits until
+    /// every worker is back and hands them all over.
     fn close_when_idle(&self) -> Vec<T> {
         let mut state = self.lock();
         state.closed = true;
+        for (_, turn) in &state.waiting {
+            turn.notify_one();
+        }
         while state.out > 0 {
-            state = self.wait(state);
+            state = self.all_back.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         std::mem::take(&mut state.idle)
     }
@@ -676,6 +705,35 @@ mod tests {
         assert_eq!(all, [1, 2]);
         assert_eq!(pool.take(), None);
         assert!(pool.take_idle_where(|_| true).is_empty());
+    }
+
+    #[test]
+    fn a_worker_given_back_goes_to_the_taker_that_waited_longest() {
+        let pool = Arc::new(WorkerPool::new(vec![7]));
+        let held = pool.take().unwrap();
+        let (order, answers) = std::sync::mpsc::channel();
+        let takers: Vec<_> = (0..3)
+            .map(|number| {
+                let (mine, order) = (Arc::clone(&pool), order.clone());
+                let taker = std::thread::spawn(move || {
+                    let worker = mine.take().unwrap();
+                    order.send(number).unwrap();
+                    mine.give_back(worker);
+                });
+                // Each one waiting before the next comes.
+                while pool.lock().waiting.len() < number + 1 {
+                    std::thread::yield_now();
+                }
+                taker
+            })
+            .collect();
+        pool.give_back(held);
+        for taker in takers {
+            taker.join().unwrap();
+        }
+        let served: Vec<usize> = answers.try_iter().collect();
+        assert_eq!(served, [0, 1, 2]);
+        assert_eq!(pool.close_when_idle(), [7]);
     }
 
     #[test]

@@ -508,3 +508,29 @@ fn a_client_that_never_reads_holds_the_workers_for_one_write_timeout_only() {
     assert!(answered_after < Duration::from_secs(15), "answered after {answered_after:?}");
     drop(stream);
 }
+
+#[test]
+fn clients_that_never_read_hold_no_worker_while_their_answers_wait() {
+    // Twice as many never-reading connections as the server has workers
+    // (4), each with answers that overflow the socket buffers. Each one's
+    // thread is stuck writing for up to the write timeout (10 s here), but
+    // a worker is given back before its answer is written: a legitimate
+    // request is answered at once, not after that timeout.
+    let server = TestServer::start_with(&[("SESSIOND_REQUEST_TIMEOUT", "10")]);
+    let streams: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            stream.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+            let _ = stream.write_all(&b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000));
+            stream
+        })
+        .collect();
+    // Until the socket buffers are full and each connection's thread is
+    // stuck in its write.
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    assert!(legitimate_request(server.addr), "a legitimate request was not answered");
+    let answered_after = started.elapsed();
+    assert!(answered_after < Duration::from_secs(5), "answered after {answered_after:?}");
+    drop(streams);
+}
