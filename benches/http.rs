@@ -3,8 +3,10 @@
 //! whole run, a login flood, and the same answers with a million sessions,
 //! in one run (issues 6, 13 and 15).
 //!
-//! The bench starts a bare tiny_http server with sessiond's worker-pool
-//! shape (the ceiling), then sessiond itself in-process on a temporary
+//! The bench starts a bare tiny_http server with worker threads calling
+//! `recv` (the ceiling, tiny_http's own way and the targets' yardstick),
+//! the same app answering on each connection's thread as sessiond does
+//! (reported beside it, no target), then sessiond itself in-process on a temporary
 //! database file, seeded with 10,000 users (one password, known to the
 //! bench) that each hold one web session and one JWT session, and drives
 //! both with `wrk` (2 threads, 32 keep-alive connections, 10 s) through Lua
@@ -12,9 +14,9 @@
 //! function that adds its rows to the table and its targets to the
 //! verdicts, so a new one is one more function in that list:
 //!
-//! - `request_path`: ceiling, cookie, bearer, twice, and the ceiling a third
-//!   time, rotating over all 10,000 cookies or tokens; the table shows the
-//!   means.
+//! - `request_path`: both ceilings, cookie, bearer, twice, and both
+//!   ceilings a third time, rotating over all 10,000 cookies or tokens; the
+//!   table shows the means.
 //! - `postgres`: a throwaway PostgreSQL cluster (the tests' `pg_cluster`:
 //!   initdb in a temp folder, fsync off) seeded as `request_path`'s file is,
 //!   and a second sessiond in-process on it; cookie and bearer whoami there
@@ -23,7 +25,7 @@
 //!   the cookie scenario runs on PostgreSQL.
 //! - `forward_auth`: `/auth/forward` with the 10,000 cookies rotating and 50
 //!   rules in the table (the matching one last), alternated with cookie
-//!   whoami and the ceiling (which runs from `request_path` until here); and
+//!   whoami and both ceilings (which run from `request_path` until here); and
 //!   nginx → a bare app with `deploy/nginx.conf`'s `auth_request` against
 //!   nginx → app without it, reported as a ratio.
 //! - `login_burst`: 100 real form logins (8 at once) and the resident
@@ -436,7 +438,7 @@ fn run() -> anyhow::Result<ExitCode> {
         lifetime,
         workers,
         ceiling: Some(ceiling),
-        same_thread_ceiling: Some(Ceiling::spawn_same_thread(workers)?),
+        same_thread_ceiling: Some(Ceiling::spawn_same_thread()?),
         ceiling_result: WrkResult::default(),
         cookie_10k: None,
         fresh_10k: None,
@@ -2027,19 +2029,17 @@ fn stat_fields(path: &str) -> anyhow::Result<[u64; 4]> {
 // The ceiling
 
 /// `__ceiling WORKERS`: a bare tiny_http server answering a fixed small
-/// JSON body, with the worker-pool shape of `http::server`: one shared
-/// listener, WORKERS threads in a `recv_timeout` loop polling a stop flag.
-/// It prints its address, then serves until its stdin closes.
+/// JSON body the crate's own way (and `http::server`'s until requests
+/// stayed on their connection's thread): one shared listener, WORKERS
+/// threads in a `recv_timeout` loop polling a stop flag. `__ceiling
+/// same-thread` is [`serve_same_thread_ceiling`]. It prints its address,
+/// then serves until its stdin closes.
 fn serve_ceiling(args: &[String]) -> anyhow::Result<ExitCode> {
-    let (workers, same_thread) = match args {
-        [workers] => (workers, false),
-        [workers, model] if model == "same-thread" => (workers, true),
-        _ => bail!("usage: __ceiling WORKERS [same-thread]"),
+    let workers: usize = match args {
+        [model] if model == "same-thread" => return serve_same_thread_ceiling(),
+        [workers] => workers.parse()?,
+        _ => bail!("usage: __ceiling WORKERS | __ceiling same-thread"),
     };
-    let workers: usize = workers.parse()?;
-    if same_thread {
-        return serve_same_thread_ceiling();
-    }
     let server = tiny_http::Server::http("127.0.0.1:0")
         .map_err(|error| anyhow::anyhow!("failed to start the ceiling server: {error}"))?;
     let addr = server.server_addr().to_ip().context("the ceiling has no IP address")?;
@@ -2078,7 +2078,6 @@ fn serve_ceiling(args: &[String]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The ceiling's child process.
 /// The ceiling's answer on the thread of the connection that read the
 /// request, as sessiond's own listener answers (tiny_http's
 /// `from_listener_with_handler`, a sessiond patch); no worker threads.
@@ -2102,6 +2101,7 @@ fn serve_same_thread_ceiling() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The ceiling's child process.
 struct Ceiling {
     addr: SocketAddr,
     pid: u32,
@@ -2116,8 +2116,8 @@ impl Ceiling {
     }
 
     /// The bare app answering on each connection's own thread.
-    fn spawn_same_thread(workers: usize) -> anyhow::Result<Ceiling> {
-        Ceiling::spawn_with(&[&workers.to_string(), "same-thread"])
+    fn spawn_same_thread() -> anyhow::Result<Ceiling> {
+        Ceiling::spawn_with(&["same-thread"])
     }
 
     fn spawn_with(args: &[&str]) -> anyhow::Result<Ceiling> {
