@@ -3,7 +3,7 @@
 //!
 //! Each `App` owns one [`Metrics`], so two servers in one
 //! process (the integration tests) count apart. Requests are counted per
-//! worker: every worker thread owns a [`WorkerRecorder`], the only writer of
+//! worker: every worker owns a [`WorkerRecorder`], the only writer of
 //! its own fixed arrays of atomics (one slot per route pattern, method and
 //! status, and a duration histogram per route), so recording a request is a
 //! few relaxed loads and stores on memory no other worker writes. The rare
@@ -242,7 +242,7 @@ impl Metrics {
         }
     }
 
-    /// A recorder for one more worker thread; it alone writes its counts.
+    /// A recorder for one more worker; it alone writes its counts.
     pub fn worker_recorder(&self) -> WorkerRecorder {
         let counts = Arc::new(WorkerCounts::new());
         self.workers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(counts.clone());
@@ -365,8 +365,9 @@ pub struct Scraped {
     pub last_cleanup_success: Option<UnixTime>,
 }
 
-/// The counting side of one worker thread. Not `Clone`: one recorder, one
-/// writer, which is what lets it count with plain loads and stores.
+/// The counting side of one worker. Not `Clone`: one recorder, one writer
+/// at a time (a worker moves between threads only through the pool's
+/// lock), which is what lets it count with plain loads and stores.
 pub struct WorkerRecorder {
     counts: Arc<WorkerCounts>,
 }

@@ -96,7 +96,7 @@ pub fn open_existing(db: &Path) -> anyhow::Result<Conn> {
 }
 
 /// Opens one more connection to a database that [`open`] has migrated; each
-/// worker thread, the timer and the metrics listener have their own.
+/// HTTP worker, login thread, the timer and the metrics listener have their own.
 pub fn connect(db: &Path) -> anyhow::Result<Conn> {
     if is_postgres_url(db) {
         Ok(Conn::postgres(pg::PgConn::connect(url_text(db)?)?))

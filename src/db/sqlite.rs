@@ -236,7 +236,7 @@ fn identity_of(path: &Path) -> Option<FileIdentity> {
 }
 
 /// Opens one more connection to a database that [`open`] has already
-/// migrated; used by each worker thread.
+/// migrated; used by each HTTP worker.
 ///
 /// These connections (a server's workers, its timer, its metrics) do not
 /// checkpoint when they close. SQLite 3.51's unix VFS can deadlock two

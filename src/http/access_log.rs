@@ -70,7 +70,8 @@ pub enum Buffering {
     LineByLine,
 }
 
-/// One worker's access log. Not `Sync`: one worker thread owns it.
+/// One worker's access log. Not `Sync`: one thread at a time uses it, the
+/// one holding its worker.
 pub struct AccessLog {
     sink: Option<Sink>,
     buffering: Buffering,

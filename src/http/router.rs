@@ -9,7 +9,7 @@
 //! cookie is written back, the request is counted (by its route pattern,
 //! see `metrics::ROUTES`) and written to the access log, and the common
 //! headers are added. A panic in a handler is a bug, but it costs one logged
-//! 500, not the worker thread.
+//! 500, not the connection's thread or its worker.
 
 use std::time::Instant;
 

@@ -83,8 +83,9 @@ pub const LOGIN_QUEUE_CAPACITY: usize = MAX_CONNECTIONS;
 /// `Retry-After` on a login refused because the queue was full or slow.
 const LOGIN_RETRY_AFTER_SECONDS: u64 = 5;
 
-/// What a worker thread owns: the shared app, its own connection, and its
-/// own records of the requests it answers (counts and access log).
+/// A worker, used by one thread at a time (taken from the pool for one
+/// request, or a login thread's own): the shared app, its own connection,
+/// and its own records of the requests it answers (counts and access log).
 pub struct Worker {
     pub app: Arc<App>,
     pub conn: Conn,
@@ -233,9 +234,15 @@ impl<T> WorkerPool<T> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A worker, once one is free and every taker before has had one;
-    /// `None` once the pool is closed.
-    fn take(&self) -> Option<T> {
+    /// A worker, once one is free and every taker before has had one,
+    /// given back when the [`Lent`] is dropped; `None` once the pool is
+    /// closed.
+    fn take(self: &Arc<Self>) -> Option<Lent<T>> {
+        let worker = self.take_worker()?;
+        Some(Lent { pool: Arc::clone(self), worker: Some(worker) })
+    }
+
+    fn take_worker(&self) -> Option<T> {
         let mut state = self.lock();
         if state.closed {
             return None;
@@ -303,6 +310,29 @@ impl<T> WorkerPool<T> {
             state = self.all_back.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         std::mem::take(&mut state.idle)
+    }
+}
+
+/// A worker taken from a [`WorkerPool`], given back when dropped, a panic
+/// on the way included: the pool never loses one.
+struct Lent<T> {
+    pool: Arc<WorkerPool<T>>,
+    worker: Option<T>,
+}
+
+impl<T> std::ops::Deref for Lent<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.worker.as_ref().expect("lent until dropped")
+    }
+}
+
+impl<T> Drop for Lent<T> {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pool.give_back(worker);
+        }
     }
 }
 
@@ -422,7 +452,7 @@ fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Conn) {
 /// no database connection; a login goes to the login queue.
 fn answer(
     app: &App,
-    workers: &WorkerPool<Worker>,
+    workers: &Arc<WorkerPool<Worker>>,
     logins: &LoginQueue,
     mut raw: tiny_http::Request,
 ) {
@@ -441,7 +471,7 @@ fn answer(
                 &worker.records,
                 refused.since,
             );
-            workers.give_back(worker);
+            drop(worker);
             return respond(refused.raw, reply, false);
         }
         Ok(request) => (raw, Ok(request)),
@@ -460,7 +490,9 @@ fn answer(
             (router::refuse_unread(app, &request, error, &worker.records, received), true)
         }
     };
-    workers.give_back(worker);
+    // Given back before the answer is written: a client slow to read it
+    // holds no worker.
+    drop(worker);
     respond(raw, reply, close);
 }
 
@@ -685,25 +717,25 @@ mod tests {
         let (one, two) = (pool.take().unwrap(), pool.take().unwrap());
         let waiting = {
             let pool = Arc::clone(&pool);
-            std::thread::spawn(move || pool.take())
+            std::thread::spawn(move || pool.take().map(|lent| *lent))
         };
         std::thread::sleep(Duration::from_millis(50));
         assert!(!waiting.is_finished(), "a third taker got a worker while both were out");
-        pool.give_back(one);
-        assert_eq!(waiting.join().unwrap(), Some(one));
+        let first = *one;
+        drop(one);
+        assert_eq!(waiting.join().unwrap(), Some(first));
         let stopping = {
             let pool = Arc::clone(&pool);
             std::thread::spawn(move || pool.close_when_idle())
         };
         std::thread::sleep(Duration::from_millis(50));
-        assert!(!stopping.is_finished(), "the stop went on with two workers still out");
-        assert_eq!(pool.take(), None, "a worker was handed out during the stop");
-        pool.give_back(two);
-        pool.give_back(one);
+        assert!(!stopping.is_finished(), "the stop went on with a worker still out");
+        assert!(pool.take().is_none(), "a worker was handed out during the stop");
+        drop(two);
         let mut all = stopping.join().unwrap();
         all.sort();
         assert_eq!(all, [1, 2]);
-        assert_eq!(pool.take(), None);
+        assert!(pool.take().is_none());
         assert!(pool.take_idle_where(|_| true).is_empty());
     }
 
@@ -716,9 +748,9 @@ mod tests {
             .map(|number| {
                 let (mine, order) = (Arc::clone(&pool), order.clone());
                 let taker = std::thread::spawn(move || {
-                    let worker = mine.take().unwrap();
+                    let lent = mine.take().unwrap();
                     order.send(number).unwrap();
-                    mine.give_back(worker);
+                    drop(lent);
                 });
                 // Each one waiting before the next comes.
                 while pool.lock().waiting.len() < number + 1 {
@@ -727,7 +759,7 @@ mod tests {
                 taker
             })
             .collect();
-        pool.give_back(held);
+        drop(held);
         for taker in takers {
             taker.join().unwrap();
         }
@@ -737,12 +769,26 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_comes_back_when_its_request_panics() {
+        let pool = Arc::new(WorkerPool::new(vec![1]));
+        let panicking = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                let _lent = pool.take().unwrap();
+                panic!("a handler's bug");
+            })
+        };
+        assert!(panicking.join().is_err());
+        assert_eq!(pool.close_when_idle(), [1], "the stop would wait forever");
+    }
+
+    #[test]
     fn only_the_idle_workers_asked_for_are_taken_aside() {
-        let pool = WorkerPool::new(vec![1, 2, 3, 4]);
+        let pool = Arc::new(WorkerPool::new(vec![1, 2, 3, 4]));
         let out = pool.take().unwrap();
         let mut taken = pool.take_idle_where(|worker| worker % 2 == 0);
         taken.sort();
-        assert_eq!(taken, if out % 2 == 0 { vec![2] } else { vec![2, 4] });
+        assert_eq!(taken, if *out % 2 == 0 { vec![2] } else { vec![2, 4] });
         assert!(pool.take_idle_where(|worker| worker % 2 == 0).is_empty());
     }
 
