@@ -211,8 +211,8 @@ struct PoolState<T> {
     /// Workers handed to a waiting taker that has not woken yet, by ticket.
     handed: Vec<(u64, T)>,
     next_ticket: u64,
-    /// Taken (or handed) and not yet given back.
-    out: usize,
+    /// How many workers the pool has; all are back when `idle` holds them.
+    total: usize,
     /// Set by [`WorkerPool::close_when_idle`]: nothing is handed out again.
     closed: bool,
 }
@@ -220,11 +220,11 @@ struct PoolState<T> {
 impl<T> WorkerPool<T> {
     fn new(idle: Vec<T>) -> WorkerPool<T> {
         let state = PoolState {
+            total: idle.len(),
             idle,
             waiting: VecDeque::new(),
             handed: Vec::new(),
             next_ticket: 0,
-            out: 0,
             closed: false,
         };
         WorkerPool { state: Mutex::new(state), all_back: Condvar::new() }
@@ -248,7 +248,6 @@ impl<T> WorkerPool<T> {
             return None;
         }
         if let Some(worker) = state.idle.pop() {
-            state.out += 1;
             return Some(worker);
         }
         let ticket = state.next_ticket;
@@ -270,12 +269,11 @@ impl<T> WorkerPool<T> {
     fn give_back(&self, worker: T) {
         let mut state = self.lock();
         if let Some((ticket, turn)) = state.waiting.pop_front() {
-            // Still out: it goes straight to the next request.
+            // It goes straight to the next request.
             state.handed.push((ticket, worker));
             turn.notify_one();
             return;
         }
-        state.out -= 1;
         state.idle.push(worker);
         drop(state);
         self.all_back.notify_all();
@@ -290,7 +288,6 @@ impl<T> WorkerPool<T> {
         }
         let (taken, idle) = std::mem::take(&mut state.idle).into_iter().partition(|w| wanted(w));
         state.idle = idle;
-        state.out += taken.len();
         taken
     }
 
@@ -306,7 +303,7 @@ impl<T> WorkerPool<T> {
         for (_, turn) in &state.waiting {
             turn.notify_one();
         }
-        while state.out > 0 {
+        while state.idle.len() < state.total {
             state = self.all_back.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         std::mem::take(&mut state.idle)
