@@ -2086,7 +2086,7 @@ fn serve_same_thread_ceiling() -> anyhow::Result<ExitCode> {
     let content_type =
         tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
             .expect("valid header");
-    let handler: Arc<dyn Fn(tiny_http::Request) + Send + Sync> = Arc::new(move |request| {
+    let handler: tiny_http::Handler = Arc::new(move |request| {
         let response =
             tiny_http::Response::from_data(CEILING_BODY).with_header(content_type.clone());
         let _ = request.respond(response);

@@ -102,9 +102,6 @@ pub struct HttpServer {
     login_threads: Vec<JoinHandle<()>>,
 }
 
-/// What tiny_http calls on a connection's thread with each request.
-type Handler = Arc<dyn Fn(tiny_http::Request) + Send + Sync>;
-
 impl HttpServer {
     /// Binds `bind` and makes `worker_count` workers, each writing its
     /// access log lines (when the setting is on) to `access_log`.
@@ -131,7 +128,7 @@ impl HttpServer {
             idle.push(Worker::new(&app, access_log, Buffering::Buffered)?);
         }
         let workers = Arc::new(WorkerPool::new(idle));
-        let handler: Handler = {
+        let handler: tiny_http::Handler = {
             let (app, workers, logins) =
                 (Arc::clone(&app), Arc::clone(&workers), Arc::clone(&logins));
             Arc::new(move |raw| answer(&app, &workers, &logins, raw))
@@ -237,9 +234,9 @@ impl<T> WorkerPool<T> {
     /// A worker, once one is free and every taker before has had one,
     /// given back when the [`Lent`] is dropped; `None` once the pool is
     /// closed.
-    fn take(self: &Arc<Self>) -> Option<Lent<T>> {
+    fn take(&self) -> Option<Lent<'_, T>> {
         let worker = self.take_worker()?;
-        Some(Lent { pool: Arc::clone(self), worker: Some(worker) })
+        Some(Lent { pool: self, worker: Some(worker) })
     }
 
     fn take_worker(&self) -> Option<T> {
@@ -312,12 +309,12 @@ impl<T> WorkerPool<T> {
 
 /// A worker taken from a [`WorkerPool`], given back when dropped, a panic
 /// on the way included: the pool never loses one.
-struct Lent<T> {
-    pool: Arc<WorkerPool<T>>,
+struct Lent<'p, T> {
+    pool: &'p WorkerPool<T>,
     worker: Option<T>,
 }
 
-impl<T> std::ops::Deref for Lent<T> {
+impl<T> std::ops::Deref for Lent<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -325,7 +322,7 @@ impl<T> std::ops::Deref for Lent<T> {
     }
 }
 
-impl<T> Drop for Lent<T> {
+impl<T> Drop for Lent<'_, T> {
     fn drop(&mut self) {
         if let Some(worker) = self.worker.take() {
             self.pool.give_back(worker);
@@ -354,7 +351,7 @@ fn listen(
     bind: SocketAddr,
     max_connections: usize,
     per_client: usize,
-    handler: Option<Handler>,
+    handler: Option<tiny_http::Handler>,
 ) -> anyhow::Result<(Arc<tiny_http::Server>, SocketAddr)> {
     let listener =
         TcpListener::bind(bind).with_context(|| format!("failed to listen on `{bind}`"))?;
@@ -449,30 +446,21 @@ fn serve_metrics(server: &tiny_http::Server, app: &App, conn: &Conn) {
 /// no database connection; a login goes to the login queue.
 fn answer(
     app: &App,
-    workers: &Arc<WorkerPool<Worker>>,
+    workers: &WorkerPool<Worker>,
     logins: &LoginQueue,
     mut raw: tiny_http::Request,
 ) {
     let received = Instant::now();
-    let read = read_request(app, &mut raw);
-    let (raw, request) = match read {
+    let request = match read_request(app, &mut raw) {
         Ok(request) if hashes_a_password(&request) => {
-            let login = QueuedLogin { raw, request, since: received };
-            let Some(refused) = logins.push(login) else { return };
-            let busy = logins_busy(&refused.request);
-            let Some(worker) = workers.take() else { return stopping(refused.raw) };
-            let reply = router::refuse_unrouted(
+            return queue_login(
                 app,
-                &refused.request,
-                busy,
-                &worker.records,
-                refused.since,
+                workers,
+                logins,
+                QueuedLogin { raw, request, since: received },
             );
-            drop(worker);
-            return respond(refused.raw, reply, false);
         }
-        Ok(request) => (raw, Ok(request)),
-        Err(error) => (raw, Err(error)),
+        read => read,
     };
     let Some(worker) = workers.take() else { return stopping(raw) };
     let (reply, close) = match request {
@@ -491,6 +479,18 @@ fn answer(
     // holds no worker.
     drop(worker);
     respond(raw, reply, close);
+}
+
+/// Hands a login to the login queue; one it cannot take (full, or closed
+/// by a stop) is answered 503 here.
+fn queue_login(app: &App, workers: &WorkerPool<Worker>, logins: &LoginQueue, login: QueuedLogin) {
+    let Some(refused) = logins.push(login) else { return };
+    let Some(worker) = workers.take() else { return stopping(refused.raw) };
+    let busy = logins_busy(&refused.request);
+    let reply =
+        router::refuse_unrouted(app, &refused.request, busy, &worker.records, refused.since);
+    drop(worker);
+    respond(refused.raw, reply, false);
 }
 
 /// The answer to a request read while the server stops.

@@ -118,6 +118,11 @@ pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
+/// What a connection's thread calls with each request it reads, for a
+/// server built by [`Server::from_listener_with_handler`] (a sessiond
+/// patch).
+pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
+
 mod client;
 mod common;
 mod connection;
@@ -334,7 +339,7 @@ impl Server {
     pub fn from_listener_with_handler<L: Into<Listener>>(
         listener: L,
         limits: Limits,
-        handler: Arc<dyn Fn(Request) + Send + Sync>,
+        handler: Handler,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         Self::build(listener.into(), None, limits, Some(handler))
     }
@@ -343,7 +348,7 @@ impl Server {
         listener: Listener,
         ssl_config: Option<SslConfig>,
         limits: Limits,
-        handler: Option<Arc<dyn Fn(Request) + Send + Sync>>,
+        handler: Option<Handler>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let slots = slots::Slots::new(slots::SlotLimits {
             max_connections: limits.max_connections,
