@@ -272,8 +272,13 @@ impl<T> WorkerPool<T> {
             return;
         }
         state.idle.push(worker);
+        // Only a stop waits for `all_back`, and only once the pool is
+        // closed; a wake-up nobody waits for is still a system call.
+        let stopping = state.closed;
         drop(state);
-        self.all_back.notify_all();
+        if stopping {
+            self.all_back.notify_all();
+        }
     }
 
     /// The idle workers for which `wanted` holds, taken (to be given back);

@@ -67,8 +67,11 @@ pub(crate) struct Slot {
     /// Requests handed out whose answer is not written yet.
     in_flight: AtomicUsize,
     /// Signalled (under its mutex) when `in_flight` falls, for the
-    /// connection thread waiting to read the next request.
-    answered_lock: Mutex<()>,
+    /// connection thread waiting to read the next request. The mutex holds
+    /// whether that thread waits: an answer written on the connection's
+    /// own thread (sessiond's handler) has nobody to wake, and a wake-up
+    /// nobody waits for is still a system call (sessiond patch).
+    answered_lock: Mutex<bool>,
     answered_signal: Condvar,
     /// Set by an answer after which nothing more may be read.
     close: AtomicBool,
@@ -154,7 +157,7 @@ impl Slots {
             phase_since: AtomicU64::new(now),
             answered_at: AtomicU64::new(now),
             in_flight: AtomicUsize::new(0),
-            answered_lock: Mutex::new(()),
+            answered_lock: Mutex::new(false),
             answered_signal: Condvar::new(),
             close: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
@@ -272,8 +275,10 @@ impl Slot {
     pub(crate) fn answered(&self) {
         self.answered_at.store(self.now(), Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        let _guard = self.answered_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.answered_signal.notify_all();
+        let waiting = self.answered_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *waiting {
+            self.answered_signal.notify_all();
+        }
     }
 
     /// Blocks until every request handed out on this connection is answered
@@ -285,11 +290,13 @@ impl Slot {
     pub(crate) fn wait_until_answered(&self) {
         let mut guard = self.answered_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         while self.in_flight.load(Ordering::Acquire) > 0 {
+            *guard = true;
             guard = self
                 .answered_signal
                 .wait(guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+        *guard = false;
     }
 
     /// Nothing more is to be read on this connection.
