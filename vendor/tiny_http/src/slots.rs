@@ -383,6 +383,37 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_from_another_thread_wakes_the_connection_waiting_for_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(SlotLimits {
+            max_connections: 2,
+            max_connections_per_client: 2,
+            eviction_grace: Duration::ZERO,
+        });
+        let guard = admitted(slots.admit(ip(2), &socket(&listener)));
+        let slot = Arc::clone(&guard.slot);
+        // Answered on the connection's own thread: nobody waits, nothing to wake.
+        slot.request_handed_out();
+        slot.answered();
+        slot.wait_until_answered();
+        // Answered by another thread (sessiond's login lane) while the
+        // connection's thread waits: it must be woken, every time.
+        for _ in 0..100 {
+            slot.request_handed_out();
+            let answerer = {
+                let slot = Arc::clone(&slot);
+                std::thread::spawn(move || {
+                    std::thread::yield_now();
+                    slot.answered();
+                })
+            };
+            slot.wait_until_answered();
+            assert_eq!(slot.in_flight.load(Ordering::Acquire), 0);
+            answerer.join().unwrap();
+        }
+    }
+
+    #[test]
     fn a_connection_in_flight_never_gives_way() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let limits = SlotLimits {
