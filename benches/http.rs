@@ -636,9 +636,8 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
     write_script(&dir, "bearer", &tokens, "Authorization", "Bearer ")?;
     let seconds = bench.plan.wrk_seconds;
     // PostgreSQL's own processes share the two cores with sessiond and wrk;
-    // their CPU a request is in each PostgreSQL row's note.
-    let postgres_cpu = std::cell::RefCell::new(Vec::new());
-    let on = |addr: SocketAddr, script: &str| -> anyhow::Result<WrkResult> {
+    // a run on PostgreSQL also gives their CPU a request, for its row's note.
+    let on = |addr: SocketAddr, script: &str| -> anyhow::Result<(WrkResult, f64)> {
         let cpu_before = Cpu::now(std::process::id())?;
         let postgres_before = cluster_cpu_ticks(cluster.port)?;
         let script = dir.join(format!("{script}.lua"));
@@ -647,17 +646,19 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
         let ticks = cluster_cpu_ticks(cluster.port)?.saturating_sub(postgres_before);
         let per_request =
             ticks as f64 / Cpu::TICKS_PER_SECOND * 1e6 / result.requests.max(1) as f64;
-        postgres_cpu.borrow_mut().push(per_request);
-        Ok(result)
+        Ok((result, per_request))
     };
     let on_postgres = |script: &str| on(addr, script);
     let (mut sqlite_cookie, mut postgres_cookie) = (Vec::new(), Vec::new());
     let (mut sqlite_bearer, mut postgres_bearer) = (Vec::new(), Vec::new());
     let (mut postgres_fresh, mut postgres_tcp_bearer) = (Vec::new(), Vec::new());
-    // Each run's PostgreSQL CPU, by the same names as the runs.
+    // Each PostgreSQL run's CPU of PostgreSQL, by the same names as the runs.
     let (mut cookie_pg, mut fresh_pg, mut bearer_pg, mut tcp_pg) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let last_postgres_cpu = || postgres_cpu.borrow().last().copied().unwrap_or(0.0);
+    let push = |runs: &mut Vec<WrkResult>, cpu: &mut Vec<f64>, (run, pg)| {
+        runs.push(run);
+        cpu.push(pg);
+    };
     for round in 1..=bench.plan.rounds {
         // As in `request_path`: every stored expiry lags, so each cookie
         // run writes every session once, on both engines.
@@ -665,20 +666,16 @@ fn postgres(bench: &mut Bench) -> anyhow::Result<()> {
         clock.jump(CLOCK_JUMP);
         eprintln!("running: cookie whoami, SQLite then PostgreSQL ({round})");
         sqlite_cookie.push(bench.wrk("cookie")?);
-        postgres_cookie.push(on_postgres("cookie")?);
-        cookie_pg.push(last_postgres_cpu());
+        push(&mut postgres_cookie, &mut cookie_pg, on_postgres("cookie")?);
         // Every stored expiry is fresh now: the look-up path alone, which
         // tells the read from the slide's write.
         eprintln!("running: cookie whoami on PostgreSQL, no slide due ({round})");
-        postgres_fresh.push(on_postgres("cookie")?);
-        fresh_pg.push(last_postgres_cpu());
+        push(&mut postgres_fresh, &mut fresh_pg, on_postgres("cookie")?);
         eprintln!("running: bearer whoami, SQLite then PostgreSQL ({round})");
         sqlite_bearer.push(bench.wrk("bearer")?);
-        postgres_bearer.push(on_postgres("bearer")?);
-        bearer_pg.push(last_postgres_cpu());
+        push(&mut postgres_bearer, &mut bearer_pg, on_postgres("bearer")?);
         eprintln!("running: bearer whoami on PostgreSQL over TCP ({round})");
-        postgres_tcp_bearer.push(on(over_tcp.addr(), "bearer")?);
-        tcp_pg.push(last_postgres_cpu());
+        push(&mut postgres_tcp_bearer, &mut tcp_pg, on(over_tcp.addr(), "bearer")?);
     }
     over_tcp.stop();
     let postgres_note = |cpu: &[f64]| {
