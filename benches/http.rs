@@ -2370,13 +2370,8 @@ fn forward_auth(bench: &mut Bench) -> anyhow::Result<()> {
     let mut same_thread_runs = vec![bench.wrk_same_thread_ceiling()?];
     let (mut forward_runs, mut cookie_runs) = (Vec::new(), Vec::new());
     for round in 1..=bench.plan.rounds {
-        // Which of the two goes first changes each round, so that neither
-        // always runs right after the ceilings (on 2026-12-02 at 03:30 the
-        // same cookie run took 86.2 µs of server CPU a request after the
-        // ceilings in `request_path` and 74.2 µs after /auth/forward here;
-        // with the order alternated, /auth/forward still cost more in both
-        // orders, so the order was not the cause, but it counts against
-        // neither now).
+        // Which of the two goes first changes each round, so that whatever
+        // ran just before (the ceilings) counts against neither.
         let forward_first = round % 2 == 1;
         for forward in [forward_first, !forward_first] {
             // As before each cookie run: every stored expiry lags and must
