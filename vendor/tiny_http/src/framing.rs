@@ -83,22 +83,48 @@ fn looks_like_a_version(version: &[u8]) -> bool {
 /// CR only before LF. This refuses NUL and other control bytes, bare CR, bare
 /// LF as a line ending and bytes above 0x7F, which httparse would partly
 /// allow and tiny_http's ASCII headers could not hold.
+///
+/// sessiond patch: eight bytes at a time. A word of only visible ASCII and
+/// spaces (0x20 to 0x7E), most of a head, needs no look at each byte; a word
+/// with anything else (a line end, a tab, a refused byte) is checked byte by
+/// byte, in order, so the first refused byte is the one named, as before.
+/// Byte by byte all the way, this was about 12 instructions a byte
+/// (callgrind), a tenth of what sessiond spent on an `/auth/forward` head.
 pub(crate) fn check_head_bytes(head: &[u8]) -> Result<(), Refusal> {
-    let mut bytes = head.iter().peekable();
-    let mut previous = 0u8;
-    while let Some(&byte) = bytes.next() {
-        match byte {
-            b'\r' if bytes.peek() == Some(&&b'\n') => {}
-            b'\r' => return Err(Refusal::bad_request("bare CR in the request head")),
-            b'\n' if previous == b'\r' => {}
-            b'\n' => return Err(Refusal::bad_request("bare LF in the request head")),
-            b'\t' | 0x20..=0x7e => {}
-            0x80..=0xff => return Err(Refusal::bad_request("non-ASCII byte in the request head")),
-            _ => return Err(Refusal::bad_request("control byte in the request head")),
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut at = 0;
+    for word in head.chunks_exact(8) {
+        let word_bits = u64::from_ne_bytes(std::convert::TryInto::try_into(word).expect("eight bytes"));
+        // Exact for "is any byte below 0x20" and "is any byte 0x7F or
+        // above" (a borrow or carry only ever starts at such a byte).
+        let below_space = word_bits.wrapping_sub(ONES * 0x20) & !word_bits & HIGH;
+        let delete_or_high = (word_bits.wrapping_add(ONES) | word_bits) & HIGH;
+        if below_space | delete_or_high != 0 {
+            for index in at..at + 8 {
+                check_head_byte(head, index)?;
+            }
         }
-        previous = byte;
+        at += 8;
+    }
+    for index in at..head.len() {
+        check_head_byte(head, index)?;
     }
     Ok(())
+}
+
+/// The rule of [`check_head_bytes`] for the byte at `index`, which looks at
+/// its neighbours for CR and LF.
+fn check_head_byte(head: &[u8], index: usize) -> Result<(), Refusal> {
+    match head[index] {
+        b'\r' if head.get(index + 1) == Some(&b'\n') => Ok(()),
+        b'\r' => Err(Refusal::bad_request("bare CR in the request head")),
+        b'\n' if index > 0 && head[index - 1] == b'\r' => Ok(()),
+        b'\n' => Err(Refusal::bad_request("bare LF in the request head")),
+        b'\t' | 0x20..=0x7e => Ok(()),
+        0x80..=0xff => Err(Refusal::bad_request("non-ASCII byte in the request head")),
+        _ => Err(Refusal::bad_request("control byte in the request head")),
+    }
 }
 
 /// Parses a complete head (as checked by [`check_head_bytes`]) and decides
@@ -405,6 +431,70 @@ impl<R: Read> Read for ChunkedDecoder<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The check of every head byte one at a time, as it was before it
+    /// went eight at a time: [`check_head_bytes`] must agree with it.
+    fn check_head_bytes_one_at_a_time(head: &[u8]) -> Result<(), Refusal> {
+        let mut bytes = head.iter().peekable();
+        let mut previous = 0u8;
+        while let Some(&byte) = bytes.next() {
+            match byte {
+                b'\r' if bytes.peek() == Some(&&b'\n') => {}
+                b'\r' => return Err(Refusal::bad_request("bare CR in the request head")),
+                b'\n' if previous == b'\r' => {}
+                b'\n' => return Err(Refusal::bad_request("bare LF in the request head")),
+                b'\t' | 0x20..=0x7e => {}
+                0x80..=0xff => {
+                    return Err(Refusal::bad_request("non-ASCII byte in the request head"))
+                }
+                _ => return Err(Refusal::bad_request("control byte in the request head")),
+            }
+            previous = byte;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_head_check_eight_bytes_at_a_time_agrees_with_the_check_of_each_byte() {
+        // Every byte value at every position of a clean 24-byte head, then
+        // 200,000 heads drawn (xorshift, fixed seed) from the bytes at the
+        // edges of each rule, up to 40 bytes long.
+        let clean = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for index in 0..clean.len() {
+            for byte in 0..=255u8 {
+                let mut head = clean.clone();
+                head[index] = byte;
+                assert_eq!(
+                    check_head_bytes(&head),
+                    check_head_bytes_one_at_a_time(&head),
+                    "{head:?}"
+                );
+            }
+        }
+        let edges = [b'\r', b'\n', b'\t', b' ', b'a', b'~', 0x00, 0x1f, 0x7f, 0x80, 0xff];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut refused = 0;
+        for _ in 0..200_000 {
+            let length = (next() % 41) as usize;
+            let head: Vec<u8> = (0..length)
+                .map(|_| {
+                    let draw = next();
+                    // Mostly plain bytes, as in a real head.
+                    if draw % 4 == 0 { edges[(draw >> 8) as usize % edges.len()] } else { b'a' }
+                })
+                .collect();
+            let expected = check_head_bytes_one_at_a_time(&head);
+            refused += usize::from(expected.is_err());
+            assert_eq!(check_head_bytes(&head), expected, "{head:?}");
+        }
+        assert!(refused > 1_000 && refused < 199_000, "both outcomes drawn: {refused} refused");
+    }
 
     fn framing_of(head: &str) -> Result<BodyFraming, Refusal> {
         parse_head(head.as_bytes()).map(|head| head.framing)
