@@ -442,9 +442,10 @@ fn others_commits(conn: &Conn) -> anyhow::Result<Option<i64>> {
 /// as long as the batch took, within [`LONGEST_BATCH_PAUSE`], so that
 /// writers get at least half the time. A slide past its allowed lag must be
 /// written before its answer and waits for the lock: with 5 ms gaps, cookie
-/// whoami with every slide due had a p99 of 39-89 ms during the
-/// steady-state cleanup (9.7 ms without), and 20-29 ms with these pauses
-/// (see the README's "The steady-state cleanup yields to writers").
+/// whoami with most slides due had a p99 of 39-89 ms during the
+/// steady-state cleanup (9.7 ms without); with these pauses 20-22 ms in 11
+/// runs of 17, and 29-121 ms in the others (see the README's "The
+/// steady-state cleanup yields to writers").
 fn pause_after(took: Duration, others_wrote: bool) -> Duration {
     if others_wrote { took.clamp(BATCH_PAUSE, LONGEST_BATCH_PAUSE) } else { BATCH_PAUSE }
 }
