@@ -89,13 +89,13 @@ fn looks_like_a_version(version: &[u8]) -> bool {
 /// with anything else (a line end, a tab, a refused byte) is checked byte by
 /// byte, in order, so the first refused byte is the one named, as before.
 /// Byte by byte all the way, this was about 12 instructions a byte
-/// (callgrind), a tenth of what sessiond spent on an `/auth/forward` head.
+/// (callgrind): 2,700 of the 61,000 of an `/auth/forward` request.
 pub(crate) fn check_head_bytes(head: &[u8]) -> Result<(), Refusal> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let mut at = 0;
     for word in head.chunks_exact(8) {
-        let word_bits = u64::from_ne_bytes(std::convert::TryInto::try_into(word).expect("eight bytes"));
+        let word_bits = u64::from_ne_bytes(<[u8; 8]>::try_from(word).expect("eight bytes"));
         // Exact for "is any byte below 0x20" and "is any byte 0x7F or
         // above" (a borrow or carry only ever starts at such a byte).
         let below_space = word_bits.wrapping_sub(ONES * 0x20) & !word_bits & HIGH;
