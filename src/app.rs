@@ -3,7 +3,7 @@
 //! Invariant: this module knows nothing of HTTP or of the timer; both
 //! take an `Arc<App>`, and `startup` (above all three) builds the app and
 //! starts them. Everything here is read-only after start but for the
-//! throttle, the counts cache, the slides' turn and the shutdown flag.
+//! throttle, the counts cache, the slides' queue and the shutdown flag.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -30,13 +30,9 @@ pub struct App {
     pub decoy: DecoyHash,
     /// The session counts of `/admin/`, reused for a few seconds.
     pub session_counts: crate::session_counts::CountsCache,
-    /// Taken around each sliding-expiry write of this process on SQLite
-    /// ([`crate::db::writes_one_at_a_time`]), so that a
-    /// worker waiting for another's slide sleeps here and wakes as soon as it
-    /// is done. Without it the wait is SQLite's busy handler, which retries
-    /// after growing sleeps (1, 2, 5, 10 ms and on); the README's
-    /// Performance section has what that cost in the bench.
-    pub slide_writes: std::sync::Mutex<()>,
+    /// This process's sliding-expiry writes, committed in groups on SQLite
+    /// (see `slides`).
+    pub slides: crate::slides::SlideQueue,
     /// The forward-auth rules, followed within a second of a change.
     pub access_rules: crate::access_rules::RuleCache,
     /// Set once to stop the workers and the timer.

@@ -28,6 +28,7 @@ pub mod schedule;
 pub mod secrets;
 pub mod session_counts;
 pub mod settings;
+pub mod slides;
 pub mod startup;
 pub mod throttle;
 pub mod users;

@@ -80,7 +80,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         throttle: Throttle::new(),
         decoy: DecoyHash::new(),
         session_counts: Default::default(),
-        slide_writes: std::sync::Mutex::new(()),
+        slides: Default::default(),
         access_rules: Default::default(),
         shutdown: options.shutdown,
         timer_handled: Default::default(),

@@ -10,17 +10,14 @@
 //! `http::context`).
 //!
 //! The slide is written only once the stored expiry lags the exact one by
-//! more than half of `Lifetime::allowed_lag`. Slides of this process take
-//! turns on `App::slide_writes` (a mutex wakes the next one at once, where
-//! SQLite's busy handler would poll with growing sleeps), and each tries its
-//! write without waiting on SQLite. When another writer holds SQLite's lock
-//! (a cleanup, a login, another process), a slide within the allowed lag is
-//! put off to a later request and the cookie carries the stored expiry;
-//! past the allowed lag it waits for the lock like any write, after giving
-//! up its turn. So a request waits on someone else's write only
-//! when its session had no write for half the allowed lag.
-
-use std::sync::PoisonError;
+//! more than half of `Lifetime::allowed_lag`. It goes through
+//! `App::slides`, which commits the slides of this process that fall due
+//! together in one transaction (see `slides`) and never waits on SQLite's
+//! lock. When another writer holds that lock (a cleanup, a login, another
+//! process), a slide within the allowed lag is put off to a later request
+//! and the cookie carries the stored expiry; past the allowed lag it waits
+//! for the lock like any write, alone. So a request waits on someone else's
+//! write only when its session had no write for half the allowed lag.
 
 use crate::db::Conn;
 
@@ -29,6 +26,7 @@ use crate::clock::UnixTime;
 use crate::http::reply::HttpError;
 use crate::http::request::Request;
 use crate::settings::Settings;
+use crate::slides::Slide;
 use crate::web_sessions::{self, WebSession};
 
 /// The result of looking at a request's session cookie.
@@ -77,19 +75,15 @@ pub fn authenticate(
         let lag = (exact - session.expire_date).abs();
         let allowed = lifetime.allowed_lag();
         if lag > allowed / 2 {
-            let save = |conn: &Conn| {
-                web_sessions::save(conn, session.row_id, &session.key_hash, exact, now)
+            let slide = Slide {
+                row_id: session.row_id,
+                key_hash: session.key_hash,
+                expire_date: exact,
+                now,
             };
-            // The turn is held only for a write that does not wait on
-            // SQLite, so a slide never waits behind another process's lock
-            // while holding up this process's slides. PostgreSQL writes
-            // rows side by side: no turn there.
-            let turn = crate::db::writes_one_at_a_time(conn)
-                .then(|| app.slide_writes.lock().unwrap_or_else(PoisonError::into_inner));
-            let saved = crate::db::unless_busy(conn, save)?;
-            drop(turn);
-            let saved = match saved {
-                None if lag > allowed => Some(save(conn)?),
+            let saved = match app.slides.write(conn, slide)? {
+                // Past the allowed lag the slide waits for the lock, alone.
+                None if lag > allowed => Some(slide.save(conn)?),
                 saved => saved,
             };
             match saved {

@@ -1,0 +1,294 @@
+//! This process's sliding-expiry writes, committed in groups: [`SlideQueue`].
+//!
+//! On SQLite one writer holds the database at a time, and a commit costs
+//! far more than the one-row `UPDATE` a slide is: a WAL frame per page,
+//! every other connection's page cache starting again, now and then a
+//! checkpoint. So slides that fall due at the same time are written
+//! together. A worker whose slide is due puts it in the queue. If no worker
+//! is writing, it takes every slide waiting and writes them in one
+//! transaction; otherwise it sleeps until that group is written, and then
+//! either finds its own slide's outcome or takes the turn for the slides
+//! that came meanwhile. The wait is a condition variable woken as soon as a
+//! group is done, where SQLite's busy handler would poll with growing
+//! sleeps.
+//!
+//! Each slide keeps its own outcome, as if written alone: written; its row
+//! gone (a logout won the race: the `UPDATE` matches id and key hash, so it
+//! never brings a row back); or put off, because another writer holds
+//! SQLite's lock (a group never waits for it; the caller decides whether
+//! its session may wait). A group that fails for any other reason is
+//! written again by each of its workers alone, so each request meets its
+//! own error.
+//!
+//! PostgreSQL locks rows, not the database: there each slide is its own
+//! `UPDATE` and takes no turn.
+//!
+//! Invariant: no worker holds the queue's mutex while it talks to the
+//! database, and the worker writing a group hands back every outcome even
+//! when it panics, so a waiting worker always wakes.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::clock::UnixTime;
+use crate::db::{self, Behavior, Conn};
+use crate::web_sessions::{self, KeyHash};
+
+/// One due slide: the row to update and the expiry it gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Slide {
+    pub row_id: i64,
+    pub key_hash: KeyHash,
+    pub expire_date: UnixTime,
+    pub now: UnixTime,
+}
+
+impl Slide {
+    /// Writes this slide alone, waiting for another writer's lock like any
+    /// write; false when its row is gone.
+    pub fn save(&self, conn: &Conn) -> db::Result<bool> {
+        web_sessions::save(conn, self.row_id, &self.key_hash, self.expire_date, self.now)
+    }
+}
+
+/// The slides waiting to be written and who is writing; one per process.
+#[derive(Default)]
+pub struct SlideQueue {
+    state: Mutex<State>,
+    group_done: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    next_ticket: u64,
+    /// Slides no worker has taken yet, by ticket.
+    waiting: Vec<(u64, Slide)>,
+    /// Whether a worker is writing a group now.
+    writing: bool,
+    /// Outcomes of written groups, until their workers take them.
+    outcomes: HashMap<u64, Outcome>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// What writing the slide alone under `db::unless_busy` would return.
+    Done(Option<bool>),
+    /// The group's transaction failed: the slide is written again alone.
+    Failed,
+}
+
+impl SlideQueue {
+    /// Writes `slide` without waiting for another writer's lock: `Some(true)`
+    /// written, `Some(false)` its row is gone, `None` put off because
+    /// another writer holds SQLite's lock.
+    pub fn write(&self, conn: &Conn, slide: Slide) -> db::Result<Option<bool>> {
+        if !db::writes_one_at_a_time(conn) {
+            return db::unless_busy(conn, |conn| slide.save(conn));
+        }
+        let mut state = self.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push((ticket, slide));
+        loop {
+            if let Some(outcome) = state.outcomes.remove(&ticket) {
+                drop(state);
+                return match outcome {
+                    Outcome::Done(saved) => Ok(saved),
+                    Outcome::Failed => db::unless_busy(conn, |conn| slide.save(conn)),
+                };
+            }
+            if state.writing {
+                state = self.group_done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Not written and nobody writing: this slide is waiting, and
+            // this worker writes it with every other one that is.
+            state.writing = true;
+            let mut turn =
+                Turn { queue: self, group: std::mem::take(&mut state.waiting), outcomes: None };
+            drop(state);
+            turn.outcomes = Some(write_group(conn, &turn.group));
+            drop(turn);
+            state = self.lock();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A worker's turn at writing a group; hands the outcomes back when
+/// dropped, all failed if the write panicked.
+struct Turn<'q> {
+    queue: &'q SlideQueue,
+    group: Vec<(u64, Slide)>,
+    outcomes: Option<Vec<Outcome>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let outcomes = self.outcomes.take().unwrap_or_default();
+        let mut state = self.queue.lock();
+        for (index, (ticket, _)) in self.group.iter().enumerate() {
+            let outcome = outcomes.get(index).copied().unwrap_or(Outcome::Failed);
+            state.outcomes.insert(*ticket, outcome);
+        }
+        state.writing = false;
+        drop(state);
+        self.queue.group_done.notify_all();
+    }
+}
+
+/// Writes a group of slides in one transaction that does not wait for
+/// another writer's lock; an outcome per slide, in order.
+fn write_group(conn: &Conn, group: &[(u64, Slide)]) -> Vec<Outcome> {
+    let written = db::unless_busy(conn, |conn| {
+        if let [(_, slide)] = group {
+            return Ok(vec![slide.save(conn)?]);
+        }
+        let transaction = conn.transaction(Behavior::Immediate)?;
+        let saved = group
+            .iter()
+            .map(|(_, slide)| slide.save(&transaction))
+            .collect::<db::Result<Vec<bool>>>()?;
+        transaction.commit()?;
+        Ok(saved)
+    });
+    match written {
+        Ok(Some(saved)) => saved.into_iter().map(|saved| Outcome::Done(Some(saved))).collect(),
+        Ok(None) => vec![Outcome::Done(None); group.len()],
+        Err(_) => vec![Outcome::Failed; group.len()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::users::{self, Role};
+    use crate::web_sessions::Lifetime;
+
+    const NOW: UnixTime = 1_000_000;
+
+    /// A database with `count` sessions of one user, and their slides.
+    fn sessions(count: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<Slide>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let conn = db::open(&path).unwrap();
+        let hash = users::hash_password("a-long-password");
+        let user =
+            users::create_with_password_hash(&conn, "ann", "", &hash, Role::User, NOW).unwrap();
+        let lifetime = Lifetime { idle: 7200, absolute: 0 };
+        let slides = (0..count)
+            .map(|_| {
+                let (_, session) =
+                    web_sessions::create(&conn, &user, lifetime, NOW, "127.0.0.1", "").unwrap();
+                Slide {
+                    row_id: session.row_id,
+                    key_hash: session.key_hash,
+                    expire_date: NOW + 100 + 7200,
+                    now: NOW + 100,
+                }
+            })
+            .collect();
+        (dir, path, slides)
+    }
+
+    fn stored_expiry(conn: &Conn, slide: &Slide) -> Option<UnixTime> {
+        web_sessions::find_live(conn, &slide.key_hash, NOW).unwrap().map(|s| s.expire_date)
+    }
+
+    #[test]
+    fn a_group_keeps_each_slides_own_outcome() {
+        let (_dir, path, slides) = sessions(3);
+        let conn = db::connect(&path).unwrap();
+        let group: Vec<(u64, Slide)> =
+            slides.iter().copied().enumerate().map(|(i, s)| (i as u64, s)).collect();
+
+        let holder = db::connect(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let put_off = write_group(&conn, &group);
+        holder.execute_batch("ROLLBACK").unwrap();
+        assert!(put_off.iter().all(|o| matches!(o, Outcome::Done(None))), "{put_off:?}");
+        assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 7200), "nothing was written");
+
+        assert!(web_sessions::delete(&conn, &slides[1].key_hash).unwrap());
+        let outcomes = write_group(&conn, &group);
+        assert!(
+            matches!(
+                outcomes[..],
+                [Outcome::Done(Some(true)), Outcome::Done(Some(false)), Outcome::Done(Some(true))]
+            ),
+            "{outcomes:?}"
+        );
+        assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 100 + 7200));
+        assert_eq!(stored_expiry(&conn, &slides[1]), None, "an ended session stays ended");
+        assert_eq!(stored_expiry(&conn, &slides[2]), Some(NOW + 100 + 7200));
+    }
+
+    /// Slides that come while a group is being written wait, and are then
+    /// written as the next group by one of their workers; a logout that
+    /// ends a queued slide's session before that still ends it.
+    #[test]
+    fn slides_queued_behind_a_writer_go_as_one_group_and_a_logout_meanwhile_wins() {
+        let (_dir, path, slides) = sessions(3);
+        let queue = std::sync::Arc::new(SlideQueue::default());
+        queue.lock().writing = true;
+        let workers: Vec<_> = slides
+            .iter()
+            .map(|&slide| {
+                let (queue, path) = (std::sync::Arc::clone(&queue), path.clone());
+                std::thread::spawn(move || {
+                    queue.write(&db::connect(&path).unwrap(), slide).unwrap()
+                })
+            })
+            .collect();
+        while queue.lock().waiting.len() < 3 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let conn = db::connect(&path).unwrap();
+        assert!(web_sessions::delete(&conn, &slides[1].key_hash).unwrap());
+        assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 7200), "queued, not written");
+
+        // The group before ends: one waiting worker takes all three.
+        queue.lock().writing = false;
+        queue.group_done.notify_all();
+        let saved: Vec<Option<bool>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+
+        assert_eq!(saved, [Some(true), Some(false), Some(true)]);
+        assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 100 + 7200));
+        assert_eq!(stored_expiry(&conn, &slides[1]), None, "the logout still ended it");
+        assert_eq!(stored_expiry(&conn, &slides[2]), Some(NOW + 100 + 7200));
+        let state = queue.lock();
+        assert!(state.waiting.is_empty() && state.outcomes.is_empty() && !state.writing);
+    }
+
+    /// A worker that panics while writing its group still hands every
+    /// outcome back: the others wake and write their slides alone.
+    #[test]
+    fn a_failed_turn_wakes_the_others_to_write_alone() {
+        let (_dir, path, slides) = sessions(2);
+        let queue = SlideQueue::default();
+        {
+            let mut state = queue.lock();
+            state.writing = true;
+            state.waiting.push((7, slides[0]));
+            state.next_ticket = 8;
+        }
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let group = std::mem::take(&mut queue.lock().waiting);
+            let _turn = Turn { queue: &queue, group, outcomes: None };
+            panic!("a bug while writing");
+        }));
+        assert!(panicked.is_err());
+        let state = queue.lock();
+        assert!(!state.writing);
+        assert!(matches!(state.outcomes.get(&7), Some(Outcome::Failed)));
+        drop(state);
+        queue.lock().outcomes.clear();
+
+        let conn = db::connect(&path).unwrap();
+        assert_eq!(queue.write(&conn, slides[1]).unwrap(), Some(true));
+        assert_eq!(stored_expiry(&conn, &slides[1]), Some(NOW + 100 + 7200));
+    }
+}
