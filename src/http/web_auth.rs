@@ -12,12 +12,12 @@
 //! The slide is written only once the stored expiry lags the exact one by
 //! more than half of `Lifetime::allowed_lag`. It goes through
 //! `App::slides`, which commits the slides of this process that fall due
-//! together in one transaction (see `slides`) and never waits on SQLite's
-//! lock. When another writer holds that lock (a cleanup, a login, another
-//! process), a slide within the allowed lag is put off to a later request
-//! and the cookie carries the stored expiry; past the allowed lag it waits
-//! for the lock like any write, alone. So a request waits on someone else's
-//! write only when its session had no write for half the allowed lag.
+//! together in one transaction (see `slides`). When another writer holds
+//! SQLite's lock (a cleanup, a login, another process), a slide within the
+//! allowed lag is put off to a later request and the cookie carries the
+//! stored expiry; past the allowed lag it waits for the lock like any
+//! write, with its group. So a request waits on someone else's write only
+//! when its session had no write for half the allowed lag.
 
 use crate::db::Conn;
 
@@ -80,13 +80,9 @@ pub fn authenticate(
                 key_hash: session.key_hash,
                 expire_date: exact,
                 now,
+                must_write: lag > allowed,
             };
-            let saved = match app.slides.write(conn, slide)? {
-                // Past the allowed lag the slide waits for the lock, alone.
-                None if lag > allowed => Some(slide.save(conn)?),
-                saved => saved,
-            };
-            match saved {
+            match app.slides.write(conn, slide)? {
                 Some(true) => {
                     session.expire_date = exact;
                     session.last_activity = now;
