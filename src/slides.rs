@@ -21,8 +21,7 @@
 //! off. The waiting happens here, once per group, never in a worker beside
 //! the queue: lone writers beside it would take the lock from the group,
 //! put it off, and so make more lone writers, each polling SQLite's busy
-//! handler (an strace of the bench's first pass counted 44,357 such 1 ms
-//! sleeps in 8 s). A group that fails for any other reason is written
+//! handler. A group that fails for any other reason is written
 //! again by each of its workers alone, so each request meets its own
 //! error.
 //!
