@@ -21,9 +21,8 @@
 //! off. The waiting happens here, once per group, never in a worker beside
 //! the queue: lone writers beside it would take the lock from the group,
 //! put it off, and so make more lone writers, each polling SQLite's busy
-//! handler. A group that fails for any other reason is written
-//! again by each of its workers alone, so each request meets its own
-//! error.
+//! handler. A group that fails for any other reason is written again by
+//! each of its workers alone, so each request meets its own error.
 //!
 //! PostgreSQL locks rows, not the database: there each slide is its own
 //! `UPDATE` and takes no turn.
