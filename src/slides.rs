@@ -217,6 +217,11 @@ mod tests {
         (dir, path, slides)
     }
 
+    /// The slides as one group, ticketed in order.
+    fn as_group(slides: &[Slide]) -> Vec<(u64, Slide)> {
+        slides.iter().copied().enumerate().map(|(i, s)| (i as u64, s)).collect()
+    }
+
     fn stored_expiry(conn: &Conn, slide: &Slide) -> Option<UnixTime> {
         web_sessions::find_live(conn, &slide.key_hash, NOW).unwrap().map(|s| s.expire_date)
     }
@@ -225,8 +230,7 @@ mod tests {
     fn a_group_keeps_each_slides_own_outcome() {
         let (_dir, path, slides) = sessions(3);
         let conn = db::connect(&path).unwrap();
-        let group: Vec<(u64, Slide)> =
-            slides.iter().copied().enumerate().map(|(i, s)| (i as u64, s)).collect();
+        let group = as_group(&slides);
 
         let holder = db::connect(&path).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -250,14 +254,14 @@ mod tests {
     }
 
     /// A group holding a slide past its allowed lag waits for another
-    /// writer's lock and writes them all; without one it is put off.
+    /// writer's lock and writes them all (a group without one is put off:
+    /// `a_group_keeps_each_slides_own_outcome`).
     #[test]
     fn a_group_with_a_slide_that_must_be_written_waits_for_the_lock() {
         let (_dir, path, mut slides) = sessions(2);
         slides[1].must_write = true;
         let conn = db::connect(&path).unwrap();
-        let group: Vec<(u64, Slide)> =
-            slides.iter().copied().enumerate().map(|(i, s)| (i as u64, s)).collect();
+        let group = as_group(&slides);
 
         let holder = db::connect(&path).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
