@@ -321,16 +321,10 @@ pub fn delete_expired_in_pages(
     .execute(params![from, to, now])
 }
 
-/// How many sessions have expired by `now`, and how many have not; both are
-/// counted through the expiry index.
+/// How many sessions have expired by `now`, and how many have not.
 pub fn count_expired_and_live(conn: &Conn, now: UnixTime) -> crate::db::Result<(usize, usize)> {
-    conn.prepare_cached(
-        "SELECT (SELECT count(*) FROM web_sessions WHERE expire_date <= $1),
-                (SELECT count(*) FROM web_sessions WHERE expire_date > $1)",
-    )?
-    .query_row(params![now], |row| {
-        Ok((row.get::<_, i64>(0)? as usize, row.get::<_, i64>(1)? as usize))
-    })
+    let (expired, all) = count_expired_and_all(conn, now)?;
+    Ok((expired as usize, (all - expired).max(0) as usize))
 }
 
 /// Deletes every expired session at once, for when most of the table has
@@ -413,11 +407,11 @@ mod tests {
 ///
 /// Paging is by keyset on the row id, never OFFSET. The plans are chosen in
 /// the SQL: without a status filter the rowid (or `web_sessions_user`) index
-/// gives the order directly; `expired` walks a covering expiry index
-/// (`web_sessions_expire_date`, or `web_sessions_user_expiry` for one user)
-/// over expired rows only, which the cleanup keeps few, and keeps the top
-/// rows; `active` walks the rows newest first (`+expire_date` keeps the
-/// planner off the expiry index), since live sessions are the newest ones.
+/// gives the order directly; `expired` walks the covering
+/// `web_sessions_user_expiry` over expired rows only (one user's range, or
+/// each user's), which the cleanup keeps few, and keeps the top rows;
+/// `active` walks the rows newest first (`+expire_date` keeps the planner
+/// off the expiry index), since live sessions are the newest ones.
 pub fn list(conn: &Conn, query: &ListQuery, now: UnixTime) -> crate::db::Result<Vec<WebSession>> {
     if query.status == Some(Status::Revoked) {
         return Ok(Vec::new());
@@ -469,42 +463,54 @@ fn ids(conn: &Conn, sql: &str, params: impl crate::db::Params) -> crate::db::Res
     conn.prepare_cached(sql)?.query_map(params, |row| row.get(0))?.collect()
 }
 
-/// The ids of the newest expired sessions below `before`, without sorting
-/// every expired row: a first walk down the expiry index takes the `limit`
-/// most recently expired rows; the smallest id among them is a floor that
-/// the newest `limit` expired rows cannot be below (at least `limit` expired
-/// rows are at or above it). Only rows above the floor are then sorted by id,
-/// and since ids and expiries grow together those are few.
+/// The ids of the newest expired sessions below `before`. There is no index
+/// on the expiry alone (each would cost every slide an entry moved), so
+/// the expired rows are read as one range of `web_sessions_user_expiry`
+/// per user ([`EXPIRED_AND_ALL`] counts them so): a seek per user, then only
+/// expired rows, which the cleanup keeps few, sorted by id for the page.
 fn list_expired(
     conn: &Conn,
     before: i64,
     limit: i64,
     now: UnixTime,
 ) -> crate::db::Result<Vec<i64>> {
-    let recent = ids(
-        conn,
-        conn.by_engine(
-            "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
-             WHERE expire_date <= $1 AND id < $2 ORDER BY expire_date DESC LIMIT $3",
-            "SELECT id FROM web_sessions
-             WHERE expire_date <= $1 AND id < $2 ORDER BY expire_date DESC LIMIT $3",
-        ),
-        params![now, before, limit],
-    )?;
-    let floor = match recent.iter().min() {
-        Some(&smallest) if recent.len() as i64 == limit => smallest,
-        _ => i64::MIN,
-    };
     ids(
         conn,
         conn.by_engine(
-            "SELECT id FROM web_sessions INDEXED BY web_sessions_expire_date
-             WHERE expire_date <= $1 AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4",
-            "SELECT id FROM web_sessions
-             WHERE expire_date <= $1 AND id < $2 AND id >= $3 ORDER BY id DESC LIMIT $4",
+            "SELECT web_sessions.id FROM users
+             CROSS JOIN web_sessions INDEXED BY web_sessions_user_expiry
+                 ON web_sessions.user_id = users.id
+             WHERE web_sessions.expire_date <= $1 AND web_sessions.id < $2
+             ORDER BY web_sessions.id DESC LIMIT $3",
+            "SELECT web_sessions.id FROM users
+             JOIN web_sessions ON web_sessions.user_id = users.id
+             WHERE web_sessions.expire_date <= $1 AND web_sessions.id < $2
+             ORDER BY web_sessions.id DESC LIMIT $3",
         ),
-        params![now, before, floor, limit],
+        params![now, before, limit],
     )
+}
+
+/// How many sessions have expired by `$1`, read as [`list_expired`] reads
+/// them (a range of `web_sessions_user_expiry` per user; `CROSS JOIN`
+/// makes `users` the outer loop on SQLite), and how many there are: one
+/// statement, so both counts come from one snapshot.
+const EXPIRED_AND_ALL: [&str; 2] = [
+    "SELECT (SELECT count(*) FROM users
+             CROSS JOIN web_sessions INDEXED BY web_sessions_user_expiry
+                 ON web_sessions.user_id = users.id
+             WHERE web_sessions.expire_date <= $1),
+            (SELECT count(*) FROM web_sessions)",
+    "SELECT (SELECT count(*) FROM users JOIN web_sessions ON web_sessions.user_id = users.id
+             WHERE web_sessions.expire_date <= $1),
+            (SELECT count(*) FROM web_sessions)",
+];
+
+/// The number of expired sessions and of all ([`EXPIRED_AND_ALL`]).
+fn count_expired_and_all(conn: &Conn, now: UnixTime) -> crate::db::Result<(i64, i64)> {
+    let [sqlite, postgres] = EXPIRED_AND_ALL;
+    conn.prepare_cached(conn.by_engine(sqlite, postgres))?
+        .query_row(params![now], |row| Ok((row.get(0)?, row.get(1)?)))
 }
 
 fn find_all(conn: &Conn, ids: Vec<i64>) -> crate::db::Result<Vec<WebSession>> {
@@ -547,17 +553,13 @@ pub struct Counts {
     pub expired: i64,
 }
 
-/// Counts the sessions without reading the table: the total comes from
-/// SQLite's b-tree count of the smallest index, the expired ones from a
-/// range of the covering `expire_date` index (the cleanup keeps them few).
+/// Counts the sessions without reading the table: the total from SQLite's
+/// count of the smallest index, the expired ones from a range of the
+/// covering `web_sessions_user_expiry` per user (the cleanup keeps them
+/// few).
 pub fn counts(conn: &Conn, now: UnixTime) -> crate::db::Result<Counts> {
-    let total: i64 = conn
-        .prepare_cached("SELECT count(*) FROM web_sessions")?
-        .query_row([], |row| row.get(0))?;
-    let expired: i64 = conn
-        .prepare_cached("SELECT count(*) FROM web_sessions WHERE expire_date <= $1")?
-        .query_row(params![now], |row| row.get(0))?;
-    Ok(Counts { active: total - expired, expired })
+    let (expired, all) = count_expired_and_all(conn, now)?;
+    Ok(Counts { active: all - expired, expired })
 }
 
 /// Deletes one session of a given user by its key hash; a session of anyone

@@ -637,6 +637,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         policy  TEXT NOT NULL
     );
     ",
+    // 7: no index on the expiry alone; `web_sessions_user_expiry` serves.
+    "
+    DROP INDEX web_sessions_expire_date;
+    ",
 ];
 
 #[cfg(test)]

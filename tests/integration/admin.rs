@@ -505,15 +505,18 @@ fn plain_user_cannot_clear_or_change_the_schedule() {
 fn expired_list_pages_newest_first_even_when_expiry_order_differs() {
     let server = TestServer::start();
     let alice = server.create_user("alice", "alice-password", Role::User);
+    let bob = server.create_user("bob", "bob-password", Role::User);
     {
         let conn = server.conn();
         let lifetime = web_sessions::Lifetime { idle: 600, absolute: 0 };
         // Each newer row was saved earlier, so it expires earlier: expiry
-        // order is the reverse of id order.
+        // order is the reverse of id order. The rows alternate between two
+        // users, whose expired rows are read user by user and must come
+        // out merged in id order.
         for n in 0..60 {
             let saved = server.clock_now() - n * 10;
-            web_sessions::create(&conn, &alice, lifetime, saved, "", &format!("old-{n:03}"))
-                .unwrap();
+            let user = if n % 2 == 0 { &alice } else { &bob };
+            web_sessions::create(&conn, user, lifetime, saved, "", &format!("old-{n:03}")).unwrap();
         }
     }
     server.advance(601);
