@@ -264,6 +264,24 @@ fn every_counter_moves_by_exactly_what_a_known_sequence_does() {
     }
 }
 
+/// The expired web sessions are counted user by user (there is no index
+/// on the expiry alone): every user's expired rows count, and only those.
+#[test]
+fn expired_web_sessions_of_every_user_are_counted() {
+    let server = start();
+    server.create_user("alice", "alice-password", Role::User);
+    server.create_user("bob", "bob-password", Role::User);
+    let alice = server.login("alice", "alice-password");
+    let bob = server.login("bob", "bob-password");
+    server.advance(7201);
+    let root = server.login("root", "root-password");
+    server.advance(5);
+    let exposition = scrape(&server);
+    assert_eq!(exposition.value("sessiond_sessions{kind=\"web\",status=\"expired\"}"), 2.0);
+    assert_eq!(exposition.value("sessiond_sessions{kind=\"web\",status=\"active\"}"), 1.0);
+    drop((alice, bob, root));
+}
+
 #[test]
 fn session_gauges_are_the_cached_admin_counts_at_most_5_s_old() {
     let server = start();
