@@ -324,7 +324,7 @@ pub fn delete_expired_in_pages(
 /// How many sessions have expired by `now`, and how many have not.
 pub fn count_expired_and_live(conn: &Conn, now: UnixTime) -> crate::db::Result<(usize, usize)> {
     let (expired, all) = count_expired_and_all(conn, now)?;
-    Ok((expired as usize, (all - expired).max(0) as usize))
+    Ok((expired as usize, (all - expired) as usize))
 }
 
 /// Deletes every expired session at once, for when most of the table has
@@ -465,9 +465,10 @@ fn ids(conn: &Conn, sql: &str, params: impl crate::db::Params) -> crate::db::Res
 
 /// The ids of the newest expired sessions below `before`. There is no index
 /// on the expiry alone (each would cost every slide an entry moved), so
-/// the expired rows are read as one range of `web_sessions_user_expiry`
-/// per user ([`EXPIRED_AND_ALL`] counts them so): a seek per user, then only
-/// expired rows, which the cleanup keeps few, sorted by id for the page.
+/// the expired rows are read as one range of `web_sessions_user_expiry` per
+/// user ([`count_expired_and_all`] counts them so): a seek per user, then
+/// only expired rows, which the cleanup keeps few, sorted by id for the
+/// page.
 fn list_expired(
     conn: &Conn,
     before: i64,
@@ -491,26 +492,22 @@ fn list_expired(
     )
 }
 
-/// How many sessions have expired by `$1`, read as [`list_expired`] reads
+/// How many sessions have expired by `now`, read as [`list_expired`] reads
 /// them (a range of `web_sessions_user_expiry` per user; `CROSS JOIN`
 /// makes `users` the outer loop on SQLite), and how many there are: one
 /// statement, so both counts come from one snapshot.
-const EXPIRED_AND_ALL: [&str; 2] = [
-    "SELECT (SELECT count(*) FROM users
-             CROSS JOIN web_sessions INDEXED BY web_sessions_user_expiry
-                 ON web_sessions.user_id = users.id
-             WHERE web_sessions.expire_date <= $1),
-            (SELECT count(*) FROM web_sessions)",
-    "SELECT (SELECT count(*) FROM users JOIN web_sessions ON web_sessions.user_id = users.id
-             WHERE web_sessions.expire_date <= $1),
-            (SELECT count(*) FROM web_sessions)",
-];
-
-/// The number of expired sessions and of all ([`EXPIRED_AND_ALL`]).
 fn count_expired_and_all(conn: &Conn, now: UnixTime) -> crate::db::Result<(i64, i64)> {
-    let [sqlite, postgres] = EXPIRED_AND_ALL;
-    conn.prepare_cached(conn.by_engine(sqlite, postgres))?
-        .query_row(params![now], |row| Ok((row.get(0)?, row.get(1)?)))
+    conn.prepare_cached(conn.by_engine(
+        "SELECT (SELECT count(*) FROM users
+                 CROSS JOIN web_sessions INDEXED BY web_sessions_user_expiry
+                     ON web_sessions.user_id = users.id
+                 WHERE web_sessions.expire_date <= $1),
+                (SELECT count(*) FROM web_sessions)",
+        "SELECT (SELECT count(*) FROM users JOIN web_sessions ON web_sessions.user_id = users.id
+                 WHERE web_sessions.expire_date <= $1),
+                (SELECT count(*) FROM web_sessions)",
+    ))?
+    .query_row(params![now], |row| Ok((row.get(0)?, row.get(1)?)))
 }
 
 fn find_all(conn: &Conn, ids: Vec<i64>) -> crate::db::Result<Vec<WebSession>> {

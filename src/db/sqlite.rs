@@ -472,7 +472,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 7: no index on the expiry alone. Every slide moved an entry of each
     // index holding `expire_date`; `web_sessions_user_expiry` serves what
     // this one did (the expired rows of all users are its ranges, one per
-    // user: `web_sessions::EXPIRED_AND_ALL`), and slides without it wrote
+    // user: `web_sessions::count_expired_and_all`), and slides without it wrote
     // 2.1 times as fast alone and 1.15 times in groups of 16 (`cargo bench
     // --bench slide_cost`).
     "
