@@ -10,7 +10,12 @@
 //! either finds its own slide's outcome or takes the turn for the slides
 //! that came meanwhile. The wait is a condition variable woken as soon as a
 //! group is done, where SQLite's busy handler would poll with growing
-//! sleeps.
+//! sleeps. The worker whose turn it is first gathers: it waits up to
+//! [`GATHER_WAIT`] for more slides, and no longer once as many are
+//! waiting as there are workers (no more can come). Every commit costs
+//! every other connection its page cache and memory map, so fewer, larger
+//! groups cost the whole process less CPU (README, "Slides gather before
+//! their group is written").
 //!
 //! Each slide keeps its own outcome, as if written alone: written; its row
 //! gone (a logout won the race: the `UPDATE` matches id and key hash, so it
@@ -33,6 +38,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::clock::UnixTime;
 use crate::db::{self, Behavior, Conn};
@@ -67,11 +73,21 @@ impl Slide {
     }
 }
 
+/// The longest a worker whose turn it is waits for more slides before it
+/// writes the group.
+pub const GATHER_WAIT: Duration = Duration::from_micros(300);
+
 /// The slides waiting to be written and who is writing; one per process.
-#[derive(Default)]
 pub struct SlideQueue {
     state: Mutex<State>,
     group_done: Condvar,
+    /// Woken when a slide joins while a turn gathers.
+    slide_added: Condvar,
+    /// How many slides can wait at once: one per worker. A turn that
+    /// holds this many stops gathering.
+    writers: usize,
+    /// [`GATHER_WAIT`], but in tests.
+    gather_wait: Duration,
 }
 
 #[derive(Default)]
@@ -79,8 +95,10 @@ struct State {
     next_ticket: u64,
     /// Slides no worker has taken yet, by ticket.
     waiting: Vec<(u64, Slide)>,
-    /// Whether a worker is writing a group now.
+    /// Whether a worker has the turn (gathering or writing a group).
     writing: bool,
+    /// Whether the worker with the turn waits for more slides.
+    gathering: bool,
     /// Outcomes of written groups, until their workers take them.
     outcomes: HashMap<u64, Outcome>,
 }
@@ -94,6 +112,22 @@ enum Outcome {
 }
 
 impl SlideQueue {
+    /// The queue of a process whose requests use at most `writers`
+    /// database connections at once.
+    pub fn new(writers: usize) -> SlideQueue {
+        SlideQueue::gathering_for(writers, GATHER_WAIT)
+    }
+
+    fn gathering_for(writers: usize, gather_wait: Duration) -> SlideQueue {
+        SlideQueue {
+            state: Mutex::default(),
+            group_done: Condvar::new(),
+            slide_added: Condvar::new(),
+            writers: writers.max(1),
+            gather_wait,
+        }
+    }
+
     /// Writes `slide`: `Some(true)` written, `Some(false)` its row is gone,
     /// `None` put off because another writer holds SQLite's lock (never for
     /// a slide that `must_write`).
@@ -105,6 +139,9 @@ impl SlideQueue {
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.waiting.push((ticket, slide));
+        if state.gathering {
+            self.slide_added.notify_one();
+        }
         loop {
             if let Some(outcome) = state.outcomes.remove(&ticket) {
                 drop(state);
@@ -120,6 +157,7 @@ impl SlideQueue {
             // Not written and nobody writing: this slide is waiting, and
             // this worker writes it with every other one that is.
             state.writing = true;
+            state = self.gather(state);
             let mut turn =
                 Turn { queue: self, group: std::mem::take(&mut state.waiting), outcomes: None };
             drop(state);
@@ -127,6 +165,26 @@ impl SlideQueue {
             drop(turn);
             state = self.lock();
         }
+    }
+
+    /// Waits, with the turn, until as many slides wait as there are
+    /// workers or [`GATHER_WAIT`] has passed.
+    fn gather<'q>(&'q self, mut state: MutexGuard<'q, State>) -> MutexGuard<'q, State> {
+        let deadline = Instant::now() + self.gather_wait;
+        state.gathering = true;
+        while state.waiting.len() < self.writers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .slide_added
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.gathering = false;
+        state
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -285,7 +343,7 @@ mod tests {
     #[test]
     fn slides_queued_behind_a_writer_go_as_one_group_and_a_logout_meanwhile_wins() {
         let (_dir, path, slides) = sessions(3);
-        let queue = std::sync::Arc::new(SlideQueue::default());
+        let queue = std::sync::Arc::new(SlideQueue::new(3));
         queue.lock().writing = true;
         let workers: Vec<_> = slides
             .iter()
@@ -316,12 +374,60 @@ mod tests {
         assert!(state.waiting.is_empty() && state.outcomes.is_empty() && !state.writing);
     }
 
+    /// The worker whose turn it is writes nothing until more slides join,
+    /// and writes at once when every worker has one waiting.
+    #[test]
+    fn a_turn_gathers_until_every_worker_has_a_slide_waiting() {
+        let (_dir, path, slides) = sessions(2);
+        let queue = std::sync::Arc::new(SlideQueue::gathering_for(2, Duration::from_secs(600)));
+        let write = |slide: Slide| {
+            let (queue, path) = (std::sync::Arc::clone(&queue), path.clone());
+            let (sender, receiver) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let saved = queue.write(&db::connect(&path).unwrap(), slide).unwrap();
+                sender.send(saved).unwrap();
+            });
+            receiver
+        };
+        let first = write(slides[0]);
+        let started = Instant::now();
+        while !queue.lock().gathering {
+            assert!(first.try_recv().is_err(), "written before another slide could join");
+            assert!(started.elapsed() < Duration::from_secs(30), "the turn never gathered");
+            std::thread::yield_now();
+        }
+        let conn = db::connect(&path).unwrap();
+        assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 7200), "gathering, not written");
+
+        let second = write(slides[1]);
+        // Far below the 600 s gathering time: two workers, two slides.
+        let done = Duration::from_secs(30);
+        assert_eq!(first.recv_timeout(done), Ok(Some(true)));
+        assert_eq!(second.recv_timeout(done), Ok(Some(true)));
+        assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 100 + 7200));
+        assert_eq!(stored_expiry(&conn, &slides[1]), Some(NOW + 100 + 7200));
+        let state = queue.lock();
+        assert!(state.waiting.is_empty() && state.outcomes.is_empty() && !state.writing);
+    }
+
+    /// A turn that gathers no other slide writes its own once the
+    /// gathering time has passed.
+    #[test]
+    fn a_turn_writes_alone_after_the_gathering_time() {
+        let (_dir, path, slides) = sessions(1);
+        let queue = SlideQueue::gathering_for(4, Duration::from_millis(1));
+        let conn = db::connect(&path).unwrap();
+        assert_eq!(queue.write(&conn, slides[0]).unwrap(), Some(true));
+        assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 100 + 7200));
+        assert!(!queue.lock().gathering);
+    }
+
     /// A worker that panics while writing its group still hands every
     /// outcome back: the others wake and write their slides alone.
     #[test]
     fn a_failed_turn_wakes_the_others_to_write_alone() {
         let (_dir, path, slides) = sessions(2);
-        let queue = SlideQueue::default();
+        let queue = SlideQueue::new(1);
         {
             let mut state = queue.lock();
             state.writing = true;

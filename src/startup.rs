@@ -80,7 +80,7 @@ pub fn start(settings: Settings, options: StartOptions) -> anyhow::Result<Runnin
         throttle: Throttle::new(),
         decoy: DecoyHash::new(),
         session_counts: Default::default(),
-        slides: Default::default(),
+        slides: crate::slides::SlideQueue::new(options.workers),
         access_rules: Default::default(),
         shutdown: options.shutdown,
         timer_handled: Default::default(),
