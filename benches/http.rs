@@ -1184,8 +1184,9 @@ fn stored_expiries(db_path: &Path, cookies_path: &Path) -> anyhow::Result<Vec<Un
     let text = std::fs::read_to_string(cookies_path)?;
     text.lines()
         .map(|key| {
-            let hash = web_sessions::hash_cookie_value(key).context("a seeded key is malformed")?;
-            Ok(web_sessions::find_live(&conn, &hash, i64::MIN)?
+            let cookie_key =
+                web_sessions::parse_cookie_value(key).context("a seeded key is malformed")?;
+            Ok(web_sessions::find_live(&conn, &cookie_key, i64::MIN)?
                 .context("a seeded session is gone")?
                 .expire_date)
         })
@@ -1743,9 +1744,10 @@ fn check_expiry_slid(
     let mut checked = 0;
     for line in BufReader::new(file).lines() {
         let key = line?;
-        let hash = web_sessions::hash_cookie_value(&key).context("a seeded key is malformed")?;
-        let session =
-            web_sessions::find_live(&conn, &hash, saved_at)?.context("a seeded session is gone")?;
+        let cookie_key =
+            web_sessions::parse_cookie_value(&key).context("a seeded key is malformed")?;
+        let session = web_sessions::find_live(&conn, &cookie_key, saved_at)?
+            .context("a seeded session is gone")?;
         ensure!(
             session.expire_date >= wanted - lifetime.allowed_lag(),
             "a stored expiry did not slide: {} < {}",

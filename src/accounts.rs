@@ -14,7 +14,7 @@ use crate::clock::UnixTime;
 use crate::jwt_sessions;
 use crate::throttle::Throttle;
 use crate::users::{self, DecoyHash, User, UserError, Verified};
-use crate::web_sessions::{self, KeyHash, Lifetime, WebSession};
+use crate::web_sessions::{self, CookieKey, Lifetime, WebSession};
 
 /// A sign-in attempt, from the form or from GraphQL.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +94,7 @@ pub struct Ended {
 pub fn start_web_session(
     conn: &Conn,
     verified: &Verified,
-    replacing: Option<&KeyHash>,
+    replacing: Option<&CookieKey>,
     lifetime: Lifetime,
     now: UnixTime,
     client: &Client<'_>,
@@ -108,8 +108,8 @@ pub fn start_web_session(
     if !users::still_valid(&tx, verified)? {
         return Ok(None);
     }
-    if let Some(key_hash) = replacing {
-        web_sessions::delete(&tx, key_hash)?;
+    if let Some(cookie_key) = replacing {
+        web_sessions::delete(&tx, cookie_key)?;
     }
     let created =
         web_sessions::create(&tx, &verified.user, lifetime, now, client.addr, client.user_agent)?;

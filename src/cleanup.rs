@@ -22,8 +22,8 @@
 //!   whose sliding expiry must be written waits at most about that long
 //!   (`db::BUSY_RETRY` lets it in as soon as the lock is free). Deleting row
 //!   by row costs far more per row (each batch rewrites pages of the
-//!   indexes on random keys), which is why it is kept for when most rows
-//!   stay.
+//!   table and its indexes, and of the JWT ids' index at random), which is
+//!   why it is kept for when most rows stay.
 //!
 //! On PostgreSQL it always deletes page range after page range, each range
 //! one `DELETE` that takes no lock but its rows' (see `clear_table`).
@@ -44,13 +44,14 @@ use crate::db::{Behavior, Conn, Engine, params};
 use crate::clock::UnixTime;
 
 /// Rows deleted per transaction. Each batch holds the write lock while it
-/// rewrites a page of the key-hash index per row and checkpoints, and a
+/// rewrites the pages its rows are on and checkpoints, and a
 /// request whose sliding expiry is past its allowed lag waits for it: with
 /// 10,000 rows a batch held it about 400 ms beside a million live sessions,
 /// and in `cargo bench --bench http` the cookie p99 during the steady-state
 /// cleanup was 28 times its value without. With 1,000 a batch took 35 ms
 /// (the sqlite3 shell on the bench's database) and 48 ms (a bench run on a
-/// loaded machine).
+/// loaded machine), with the key-hash index that migration 8 dropped: a
+/// page of it rewritten for nearly every row.
 pub const BATCH_SIZE: usize = 1_000;
 
 /// The pages of a batch on PostgreSQL, where readers never wait for a
@@ -77,8 +78,8 @@ pub const EMPTY_EXPIRED_MAX: usize = 5_000_000;
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// The page cache of the cleaning connection while it deletes in batches,
-/// in KiB. The unique indexes on random keys (`key_hash`, `jti`) get a
-/// delete on nearly every page in each batch; with the default 2 MiB cache
+/// in KiB. The unique index on random JWT ids (`jti`) gets a delete on
+/// nearly every page in each batch; with the default 2 MiB cache
 /// each batch would read them all again. Emptying a table reads each page
 /// once and gains nothing from it, so it keeps the default: in `serve` the
 /// timer cleans on its own connection, inside the server's memory.

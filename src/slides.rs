@@ -246,7 +246,7 @@ fn write_group(conn: &Conn, group: &[(u64, Slide)]) -> Vec<Outcome> {
 mod tests {
     use super::*;
     use crate::users::{self, Role};
-    use crate::web_sessions::Lifetime;
+    use crate::web_sessions::{CookieKey, Lifetime};
 
     const NOW: UnixTime = 1_000_000;
 
@@ -280,8 +280,12 @@ mod tests {
         slides.iter().copied().enumerate().map(|(i, s)| (i as u64, s)).collect()
     }
 
+    fn cookie_key(slide: &Slide) -> CookieKey {
+        CookieKey { row_id: Some(slide.row_id), key_hash: slide.key_hash }
+    }
+
     fn stored_expiry(conn: &Conn, slide: &Slide) -> Option<UnixTime> {
-        web_sessions::find_live(conn, &slide.key_hash, NOW).unwrap().map(|s| s.expire_date)
+        web_sessions::find_live(conn, &cookie_key(slide), NOW).unwrap().map(|s| s.expire_date)
     }
 
     #[test]
@@ -297,7 +301,7 @@ mod tests {
         assert!(put_off.iter().all(|o| matches!(o, Outcome::Done(None))), "{put_off:?}");
         assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 7200), "nothing was written");
 
-        assert!(web_sessions::delete(&conn, &slides[1].key_hash).unwrap());
+        assert!(web_sessions::delete(&conn, &cookie_key(&slides[1])).unwrap());
         let outcomes = write_group(&conn, &group);
         assert!(
             matches!(
@@ -358,7 +362,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let conn = db::connect(&path).unwrap();
-        assert!(web_sessions::delete(&conn, &slides[1].key_hash).unwrap());
+        assert!(web_sessions::delete(&conn, &cookie_key(&slides[1])).unwrap());
         assert_eq!(stored_expiry(&conn, &slides[0]), Some(NOW + 7200), "queued, not written");
 
         // The group before ends: one waiting worker takes all three.

@@ -202,9 +202,11 @@ fn revoke(settings: &Settings, id: &str) -> anyhow::Result<()> {
     if id.len() == web_sessions::KEY_TEXT_LEN
         && let Some(key_hash) = KeyHash::from_hex(id)
     {
-        if web_sessions::delete(&conn, &key_hash)? {
-            say!("Deleted web session `{}`.", key_hash.fingerprint());
-            return Ok(());
+        for session in web_sessions::find_by_hashes(&conn, &[key_hash])? {
+            if web_sessions::delete(&conn, &session)? {
+                say!("Deleted web session `{}`.", key_hash.fingerprint());
+                return Ok(());
+            }
         }
         // A 64-hex value might be a cookie's key pasted by mistake: name it
         // by its start only, so that a key is never printed whole.

@@ -641,6 +641,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "
     DROP INDEX web_sessions_expire_date;
     ",
+    // 8: no index on the random key hashes; the rows already here are found
+    // by hash through a partial index (see the SQLite step).
+    "
+    ALTER TABLE web_sessions DROP CONSTRAINT web_sessions_key_hash_key;
+    ALTER TABLE web_sessions ADD COLUMN found_by_hash BIGINT NOT NULL DEFAULT 1;
+    ALTER TABLE web_sessions ALTER COLUMN found_by_hash SET DEFAULT 0;
+    CREATE UNIQUE INDEX web_sessions_found_by_hash ON web_sessions(key_hash)
+        WHERE found_by_hash = 1;
+    ",
 ];
 
 #[cfg(test)]

@@ -145,18 +145,20 @@ fn web_delete(ctx: &Ctx) -> Result<Reply, HttpError> {
             .ok_or_else(|| HttpError::BadRequest(String::from("invalid web session id")))?;
         hashes.push(hash);
     }
+    // Read before the write lock: finding rows by hash reads the table.
+    let sessions = web_sessions::find_by_hashes(ctx.conn, &hashes)?;
     let tx = crate::db::durable_transaction(ctx.conn)?;
-    for hash in &hashes {
+    for session in &sessions {
         // Checked in the transaction that deletes: nothing goes unless all may.
-        if let Some(owner) = web_sessions::owner_role(&tx, hash)?
+        if let Some(owner) = web_sessions::owner_role(&tx, session)?
             && !staff.user.may_end_sessions_of(owner)
         {
             return Err(superusers_only(&staff.user));
         }
     }
     let mut deleted = 0;
-    for hash in &hashes {
-        if web_sessions::delete(&tx, hash)? {
+    for session in &sessions {
+        if web_sessions::delete(&tx, session)? {
             deleted += 1;
         }
     }

@@ -12,7 +12,7 @@ use crate::http::next::{absolute_origin, safe_next};
 use crate::http::reply::{HttpError, Reply, content_security_policy};
 use crate::http::views;
 use crate::metrics::{LoginKind, LoginOutcome};
-use crate::web_sessions;
+use crate::web_sessions::{self, CookieKey};
 
 /// The one message for every failed login, whatever was wrong.
 pub const LOGIN_FAILED: &str = "Please enter a correct username and password.";
@@ -44,7 +44,7 @@ pub fn login_submit(ctx: &Ctx) -> Result<Reply, HttpError> {
     let client = Client { addr: &client_addr, user_agent: ctx.request.user_agent() };
     // The session the browser had, if any, ends with this login: a new login
     // always gets a new key. A failed attempt deletes a stale cookie too.
-    let replacing = ctx.web_session()?.map(|session| session.key_hash);
+    let replacing = ctx.web_session()?.map(CookieKey::of);
     let login = accounts::login(
         ctx.conn,
         (&app.throttle, &app.decoy),
@@ -93,12 +93,12 @@ pub fn logout_form(ctx: &Ctx) -> Result<Reply, HttpError> {
 /// `POST /logout`: deletes the session row and the cookie, then follows
 /// `next` (SPEC 3 and 9), else goes to the sign-in page.
 pub fn logout(ctx: &Ctx) -> Result<Reply, HttpError> {
-    if let Some(key_hash) = ctx
+    if let Some(cookie_key) = ctx
         .request
         .cookie(&ctx.app.settings.cookie_name)
-        .and_then(|value| web_sessions::hash_cookie_value(&value))
+        .and_then(|value| web_sessions::parse_cookie_value(&value))
     {
-        web_sessions::delete(ctx.conn, &key_hash)?;
+        web_sessions::delete(ctx.conn, &cookie_key)?;
     }
     ctx.signed_out();
     let form = ctx.request.form();

@@ -62,10 +62,10 @@ pub fn authenticate(
     let Some(value) = request.cookie(&settings.cookie_name) else {
         return Ok(WebAuth::anonymous());
     };
-    let Some(key_hash) = web_sessions::hash_cookie_value(&value) else {
+    let Some(cookie_key) = web_sessions::parse_cookie_value(&value) else {
         return Ok(WebAuth::stale());
     };
-    let Some(mut session) = web_sessions::find_live(conn, &key_hash, now)? else {
+    let Some(mut session) = web_sessions::find_live(conn, &cookie_key, now)? else {
         return Ok(WebAuth::stale());
     };
     let mut cookie = CookieAction::Nothing;

@@ -27,12 +27,16 @@ fn assert_deletion_cookie(response: &crate::support::Response) {
 #[test]
 fn login_creates_one_row_and_stores_only_a_hash_of_the_key() {
     let server = TestServer::start();
-    let key = server.login("root", "root-password");
+    let cookie = server.login("root", "root-password");
+    // The row id, a dot, and the key: 32 bytes in 64 hex characters.
+    let (row, key) = cookie.split_once('.').expect("`ROW.KEY`");
     assert_eq!(key.len(), 64);
     let conn = server.conn();
     assert_eq!(count(&conn, "web_sessions"), 1);
-    let stored: Vec<u8> =
-        conn.query_row("SELECT key_hash FROM web_sessions", [], |r| r.get(0)).unwrap();
+    let (stored_row, stored): (i64, Vec<u8>) = conn
+        .query_row("SELECT id, key_hash FROM web_sessions", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(row, stored_row.to_string());
     assert_ne!(hex::encode(&stored), key, "the key itself is never stored");
     let dump: String = conn
         .query_row(
@@ -45,8 +49,8 @@ fn login_creates_one_row_and_stores_only_a_hash_of_the_key() {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(!dump.to_lowercase().contains(&key), "the key appears nowhere in the row");
-    let home = server.get_with_cookie("/", &key);
+    assert!(!dump.to_lowercase().contains(key), "the key appears nowhere in the row");
+    let home = server.get_with_cookie("/", &cookie);
     assert_eq!(home.status, 200);
     assert!(home.body.contains("Signed in as root"), "{}", home.body);
 }
@@ -570,4 +574,64 @@ fn a_login_verified_before_a_password_change_cannot_start_a_session_after_it() {
     .unwrap();
     assert!(!stored);
     assert_eq!(count(&conn, "web_sessions") + count(&conn, "jwt_sessions"), 0);
+}
+
+/// The schema just before cookies carried their session's row id
+/// (migration 8, which dropped the index on the key hashes).
+const BEFORE_ROW_IDS_IN_COOKIES: usize = 7;
+
+#[test]
+fn a_cookie_issued_before_row_ids_still_signs_in_and_a_new_one_names_its_row() {
+    crate::support::sqlite_only!("a SQLite file at an old `user_version`");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    // A database as the sessiond before migration 8 left it: `alice` with a
+    // browser session whose cookie is its key alone.
+    std::fs::write(&path, b"").unwrap();
+    let mut conn = sessiond::db::connect(&path).unwrap();
+    sessiond::db::migrate_to(&mut conn, BEFORE_ROW_IDS_IN_COOKIES).unwrap();
+    let alice =
+        sessiond::users::create(&conn, "alice", "", "alice-password", Role::User, START).unwrap();
+    let (old_key, old_hash) = sessiond::web_sessions::new_key();
+    conn.execute(
+        "INSERT INTO web_sessions (key_hash, user_id, created, last_activity, expire_date)
+         VALUES ($1, $2, $3, $3, $4)",
+        sessiond::db::params![&old_hash.0[..], alice.id, START, START + 3600],
+    )
+    .unwrap();
+    drop(conn);
+
+    let server = TestServer::start_on_file(&path, &[]);
+    let whoami = server.get_with_cookie("/api/whoami", &old_key);
+    assert_eq!(whoami.status, 200, "the old cookie still signs in: {}", whoami.body);
+    assert_eq!(whoami.json()["username"], "alice");
+    assert_eq!(whoami.cookie_value("sessionid").as_deref(), Some(old_key.as_str()));
+
+    // A new login's cookie is `ROW.KEY`, and only its own row answers it.
+    let new_cookie = server.login("alice", "alice-password");
+    let (row, key) = new_cookie.split_once('.').expect("a row id, a dot, the key");
+    assert_eq!(key.len(), 64);
+    let conn = server.conn();
+    let stored_row: i64 = conn
+        .query_row(
+            "SELECT id FROM web_sessions WHERE key_hash = $1",
+            sessiond::db::params![&sessiond::web_sessions::hash_cookie_value(key).unwrap().0[..]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(row, stored_row.to_string());
+    assert_eq!(server.get_with_cookie("/api/whoami", &new_cookie).status, 200);
+    for wrong in [format!("{}.{key}", stored_row - 1), format!("{}.{key}", stored_row + 1)] {
+        let refused = server.get_with_cookie("/api/whoami", &wrong);
+        assert_eq!(refused.status, 401, "another row id with the right key: {wrong}");
+    }
+    // The new session's key alone names no session: only rows from before
+    // migration 8 (or imported) are found by their hash.
+    assert_eq!(server.get_with_cookie("/api/whoami", key).status, 401);
+
+    // The old cookie signs out like any other.
+    let logout = server.post_form("/logout", &[], &[("Cookie", &format!("sessionid={old_key}"))]);
+    assert_eq!(logout.status, 303, "{}", logout.body);
+    assert_eq!(server.get_with_cookie("/api/whoami", &old_key).status, 401);
+    assert_eq!(count(&conn, "web_sessions"), 1, "the old row went, the new one stays");
 }
