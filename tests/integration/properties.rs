@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use sessiond::http::next::safe_next;
 use sessiond::http::request::{Method, Request, last_forwarded_addr};
-use sessiond::web_sessions::hash_cookie_value;
+use sessiond::web_sessions::{hash_cookie_value, parse_cookie_value};
 
 use crate::support::{TestServer, count, parse_response, request, send_raw};
 
@@ -66,6 +66,23 @@ proptest! {
     fn only_64_lowercase_hex_characters_hash_as_a_key(value in nasty_text(100)) {
         let well_formed = value.len() == 64 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         prop_assert_eq!(hash_cookie_value(&value).is_some(), well_formed);
+    }
+
+    #[test]
+    fn a_row_id_before_the_key_is_digits_without_a_leading_zero_that_fit_an_i64(
+        row in "[0-9+-]{0,21}",
+        key in "[0-9a-fA-F]{63,65}",
+    ) {
+        let value = format!("{row}.{key}");
+        let key_ok = key.len() == 64 && !key.bytes().any(|b| b.is_ascii_uppercase());
+        let row_ok = row.bytes().all(|b| b.is_ascii_digit())
+            && !row.starts_with('0')
+            && row.parse::<i64>().is_ok();
+        let parsed = parse_cookie_value(&value);
+        prop_assert_eq!(parsed.is_some(), key_ok && row_ok, "{}", value);
+        if let Some(cookie_key) = parsed {
+            prop_assert_eq!(cookie_key.row_id, row.parse::<i64>().ok());
+        }
     }
 
     #[test]
