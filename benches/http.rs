@@ -44,8 +44,9 @@
 //!   look-up path, compared with the same run over 10,000), and with every
 //!   slide due after a clock jump (100,000 writes in the run, reported).
 //! - `observability`: cookie whoami on servers of their own with the metrics
-//!   listener and the access log on, against both off, in the order off,
-//!   on, on, off (so that a run's place counts against both alike); then the
+//!   listener and the access log on, against both off, in four runs of 5 s
+//!   each, in the order off, on, on, off, off, on, on, off (so that a run's
+//!   place and the machine's drift count against both alike); then the
 //!   cost of a `/metrics` scrape with the million sessions of `scale` in the
 //!   table (the access log goes to a file, as `2>>file` would).
 //! - `steady_cleanup`: 100,000 expired web sessions beside the million live
@@ -2608,9 +2609,10 @@ fn write_forward_script(
 // Observability (issue 16).
 
 /// Cookie whoami with the metrics listener and the access log on, against
-/// both off, on servers of their own over the bench's file, alternated over
-/// the plan's rounds in the order off, on, on, off, ... so that the
-/// machine's drift and a run's place count against both alike; then
+/// both off, on servers of their own over the bench's file, in runs of half
+/// the plan's length, twice the plan's rounds of each, in the order off, on,
+/// on, off, off, on, ... so that the machine's drift and a run's place count
+/// against both alike; then
 /// the cost of a `/metrics` scrape with the rows of `scale` in the table
 /// (the metrics listener keeps the counts fresh in the background, so a
 /// scrape reads cached counts; the recount's own cost is timed apart).
@@ -2649,11 +2651,15 @@ fn observability(bench: &mut Bench) -> anyhow::Result<()> {
     let mut off_runs = Vec::new();
     let mut on_runs = Vec::new();
     let mut runs_started = 1;
-    for round in 1..=bench.plan.rounds {
+    // Twice the plan's rounds, each run half the plan's length: the same
+    // time in all, but shorter stretches of the machine's drift between an
+    // off run and the on run beside it.
+    let (pairs, seconds) = (bench.plan.rounds * 2, (bench.plan.wrk_seconds / 2).max(1));
+    for pair in 1..=pairs {
         // Off then on, then on then off: a run's place in the sequence (what
         // the run before left in the WAL and the page cache, the machine's
         // drift over the minute) counts as much against each.
-        let order = if round % 2 == 1 { [false, true] } else { [true, false] };
+        let order = if pair % 2 == 1 { [false, true] } else { [true, false] };
         for on in order {
             let (running, clock) = start(on)?;
             // Every stored expiry lags again, as in the cookie scenario: each
@@ -2661,12 +2667,11 @@ fn observability(bench: &mut Bench) -> anyhow::Result<()> {
             runs_started += 1;
             clock.jump(CLOCK_JUMP * runs_started);
             eprintln!(
-                "running: cookie whoami, metrics and access log {} ({round})",
+                "running: cookie whoami, metrics and access log {} ({pair})",
                 if on { "on" } else { "off" }
             );
             let cpu_before = Cpu::now(std::process::id())?;
-            let child =
-                spawn_wrk(running.addr(), &script, bench.plan.wrk_seconds, WRK_CONNECTIONS)?;
+            let child = spawn_wrk(running.addr(), &script, seconds, WRK_CONNECTIONS)?;
             let result = finish_wrk(child, std::process::id(), cpu_before)?;
             if on {
                 on_runs.push(result)
