@@ -2685,12 +2685,18 @@ fn observability(bench: &mut Bench) -> anyhow::Result<()> {
     bench.row(
         "cookie whoami, metrics and access log off",
         Some(off),
-        format!("mean of {}; servers of their own on the same file", each_rate(&off_runs)),
+        format!(
+            "mean of {} ({seconds} s each); servers of their own on the same file",
+            each_rate(&off_runs)
+        ),
     );
     bench.row(
         "cookie whoami, metrics and access log on",
         Some(on),
-        format!("mean of {}; the access log written to a file", each_rate(&on_runs)),
+        format!(
+            "mean of {} ({seconds} s each); the access log written to a file",
+            each_rate(&on_runs)
+        ),
     );
     bench.ratio_verdict("metrics and access log on >= 0.9 of both off", Some(on), Some(off), 0.9);
 
