@@ -119,7 +119,10 @@ impl HttpServer {
             let logins = Arc::clone(&logins);
             let handle = std::thread::Builder::new()
                 .name(format!("http-login-{number}"))
-                .spawn(move || serve_logins(&logins, &worker))
+                .spawn(move || {
+                    lower_login_thread_priority();
+                    serve_logins(&logins, &worker)
+                })
                 .context("failed to start a login thread")?;
             login_threads.push(handle);
         }
@@ -528,6 +531,32 @@ fn logins_busy(request: &Request) -> Reply {
     reply
         .with_header("Retry-After", LOGIN_RETRY_AFTER_SECONDS.to_string())
         .with_header("Cache-Control", "private, no-store")
+}
+
+/// How far the login threads' nice value sits above the rest of the
+/// process (the connection threads that answer signed-in requests), so
+/// that a hash (tens of milliseconds of CPU) gives the core up as soon as
+/// one of them has a request to answer, and a flood of logins cannot hold
+/// signed-in requests behind its hashes. Under Linux's scheduler a thread
+/// ten nice levels down still gets about a tenth of a core that the others
+/// keep busy, so logins slow down under load but never stop.
+pub const LOGIN_THREAD_NICE_OFFSET: i32 = 10;
+
+/// Raises this thread's nice value by [`LOGIN_THREAD_NICE_OFFSET`] (to at
+/// most 19; Linux's nice is per thread, and raising one's own needs no
+/// privilege). Where that fails anyway, logins keep the priority of the
+/// rest of the process, which is how they ran before.
+fn lower_login_thread_priority() {
+    let thread = rustix::thread::gettid();
+    let lowered = rustix::process::getpriority_process(Some(thread)).and_then(|nice| {
+        rustix::process::setpriority_process(
+            Some(thread),
+            (nice + LOGIN_THREAD_NICE_OFFSET).min(19),
+        )
+    });
+    if let Err(error) = lowered {
+        eprintln!("warning: could not lower the login threads' priority: {error}");
+    }
 }
 
 /// Login threads: answer queued logins in order until the queue is closed

@@ -144,6 +144,47 @@ fn a_flood_of_logins_does_not_hold_up_signed_in_requests() {
     );
 }
 
+#[test]
+fn login_threads_run_below_the_threads_that_answer_signed_in_requests() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        assert!(std::env::var_os("CI").is_none(), "no /proc: the priority test cannot run in CI");
+        eprintln!("WARNING: login_threads_run_below_... did NOT run: no /proc here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    support::prepare_database(dir.path());
+    let server = ServeProcess::start(dir.path(), &[]);
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    // `comm` and the nice value (field 19 of `stat`, counted after the
+    // parenthesised name) of every thread of the real process.
+    let mut niceness: Vec<(String, i64)> = Vec::new();
+    let pid = server.pid();
+    let mut tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| task.unwrap().path())
+        .collect();
+    // The main thread (whose id is the process's) first.
+    tasks.sort_by_key(|task| !task.ends_with(pid.to_string()));
+    for task in tasks {
+        let name = std::fs::read_to_string(task.join("comm")).unwrap().trim().to_owned();
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+        niceness.push((name, nice));
+    }
+    // Relative to the process's own nice value, which a test run under
+    // `nice` gives every thread.
+    let main_thread = niceness[0].1;
+    let expected = (main_thread + 10).min(19);
+    let (logins, others): (Vec<_>, Vec<_>) =
+        niceness.iter().partition(|(name, _)| name.starts_with("http-login"));
+    assert_eq!(logins.len(), password_hash::slots(), "login threads: {niceness:?}");
+    for (name, nice) in &logins {
+        assert_eq!(*nice, expected, "{name} runs at nice {nice}: {niceness:?}");
+    }
+    assert!(others.iter().all(|(_, nice)| *nice == main_thread), "other threads: {niceness:?}");
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     assert!(!times.is_empty());
     times.sort();
