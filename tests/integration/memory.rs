@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use sessiond::http::server::LOGIN_THREAD_NICE_OFFSET;
 use sessiond::password_hash;
 use sessiond::users::{self, Role};
 
@@ -48,9 +49,7 @@ fn logins_beyond_the_cores_never_run_more_hashes_at_once() {
 
 #[test]
 fn memory_returns_after_a_burst_of_logins() {
-    if !std::path::Path::new("/proc/self/status").exists() {
-        assert!(std::env::var_os("CI").is_none(), "no /proc: the memory test cannot run in CI");
-        eprintln!("WARNING: memory_returns_after_a_burst_of_logins did NOT run: no /proc here");
+    if !proc_is_there("memory_returns_after_a_burst_of_logins") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -146,9 +145,7 @@ fn a_flood_of_logins_does_not_hold_up_signed_in_requests() {
 
 #[test]
 fn login_threads_run_below_the_threads_that_answer_signed_in_requests() {
-    if !std::path::Path::new("/proc/self/task").exists() {
-        assert!(std::env::var_os("CI").is_none(), "no /proc: the priority test cannot run in CI");
-        eprintln!("WARNING: login_threads_run_below_... did NOT run: no /proc here");
+    if !proc_is_there("login_threads_run_below_the_threads_that_answer_signed_in_requests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -175,7 +172,7 @@ fn login_threads_run_below_the_threads_that_answer_signed_in_requests() {
     // Relative to the process's own nice value, which a test run under
     // `nice` gives every thread.
     let main_thread = niceness[0].1;
-    let expected = (main_thread + 10).min(19);
+    let expected = (main_thread + i64::from(LOGIN_THREAD_NICE_OFFSET)).min(19);
     let (logins, others): (Vec<_>, Vec<_>) =
         niceness.iter().partition(|(name, _)| name.starts_with("http-login"));
     assert_eq!(logins.len(), password_hash::slots(), "login threads: {niceness:?}");
@@ -183,6 +180,19 @@ fn login_threads_run_below_the_threads_that_answer_signed_in_requests() {
         assert_eq!(*nice, expected, "{name} runs at nice {nice}: {niceness:?}");
     }
     assert!(others.iter().all(|(_, nice)| *nice == main_thread), "other threads: {niceness:?}");
+}
+
+/// True where `/proc` is there to read a real process's memory and threads
+/// from; where it is not, says loudly that `test` did not run, and fails
+/// when `CI` is set.
+#[track_caller]
+fn proc_is_there(test: &str) -> bool {
+    if std::path::Path::new("/proc/self/task").exists() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "no /proc: {test} cannot run in CI");
+    eprintln!("WARNING: {test} did NOT run: no /proc here");
+    false
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
